@@ -1,0 +1,40 @@
+# Everything installs itself: a fresh machine needs only Python 3.11+, Node 20+ and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY_OK  := $(VENV)/.installed
+NODE_OK := node_modules/.installed
+LAYER_OK := build/layer/.built
+
+.PHONY: demo test bench synth layer lint clean
+
+demo: $(PY_OK)
+	$(BIN)/al2023-migrate demo
+
+test: $(PY_OK) $(NODE_OK) $(LAYER_OK)
+	$(BIN)/pytest
+
+bench: $(PY_OK)
+	$(BIN)/python -m migrator.bench
+
+synth: $(PY_OK) $(NODE_OK) $(LAYER_OK)
+	PATH="$(abspath $(BIN)):$$PATH" npx cdk synth --quiet
+
+layer: $(LAYER_OK)
+
+$(PY_OK): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(NODE_OK): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(LAYER_OK): $(PY_OK) layers/requirements.txt layers/build.py $(shell find migrator -name '*.py' -not -path '*/local/*')
+	$(BIN)/python layers/build.py build/layer
+	touch $@
+
+clean:
+	rm -rf $(VENV) node_modules build cdk.out

@@ -1,0 +1,17 @@
+"""Wait until every instance of the group runs the old version again."""
+
+from aws_lambda_powertools.utilities.parser import event_parser
+
+from migrator.asg import rollout
+from migrator.asg.events import RolloutTask, clients
+from migrator.observability import task_handler
+from migrator.wiring import audit_log
+
+
+@task_handler
+@event_parser(model=RolloutTask)
+def handler(event: RolloutTask, context):
+    state = event.state
+    result = rollout.check_rollback(clients(), state.preflight, state.rollback)
+    audit_log(event.execution, state.input.target).record("rolled-back", **result, cause=state.rollback["cause"])
+    return result

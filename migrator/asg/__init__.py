@@ -1,0 +1,1 @@
+"""Auto Scaling group rollout: canary, approval, instance refresh, revert."""

@@ -1,0 +1,34 @@
+"""boto3 clients shared by every task of a Lambda container (and the local runtime)."""
+
+import threading
+from functools import lru_cache
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from migrator.config import THROTTLING_ERROR_CODES
+
+# The SDK's standard retry mode already backs off with jitter on throttling;
+# what still fails after it becomes `Throttled` for the state machine's Retry.
+_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    user_agent_extra="al2023-migrate",
+)
+_session_lock = threading.Lock()
+
+
+@lru_cache(maxsize=None)
+def client(service: str, region: str | None = None, endpoint_url: str | None = None):
+    with _session_lock:  # boto3 sessions are not thread-safe; clients are
+        return boto3.session.Session().client(
+            service, region_name=region, endpoint_url=endpoint_url, config=_CLIENT_CONFIG
+        )
+
+
+def error_code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+def is_throttling(error: BaseException) -> bool:
+    return isinstance(error, ClientError) and error_code(error) in THROTTLING_ERROR_CODES

@@ -1,0 +1,42 @@
+"""Named errors. Their class names reach Step Functions as the error name, so the
+ASL decides with Retry/Catch on them (never a sleep loop in a Lambda)."""
+
+
+class MigrationError(Exception):
+    """Base class; the message is what an operator reads in the execution."""
+
+
+class InvalidInput(MigrationError):
+    """The execution input is invalid; raised before any AWS change."""
+
+
+class NotReadyYet(MigrationError):
+    """A polled condition is not met yet; the state's Retry backs off and asks again."""
+
+
+class Throttled(MigrationError):
+    """AWS throttled a call after the SDK's own retries; the state's Retry backs off."""
+
+
+class PreflightFailed(MigrationError):
+    """The target cannot be migrated as it is; nothing was changed."""
+
+
+class AmiNotAl2023(MigrationError):
+    """The AMI resolved for the new version is not Amazon Linux 2023."""
+
+
+class CanaryUnhealthy(MigrationError):
+    """The canary instance failed a health check or an alarm fired."""
+
+
+class DeadlineExceeded(MigrationError):
+    """A polled condition did not come true before its deadline."""
+
+
+class RefreshFailed(MigrationError):
+    """The instance refresh ended in a state other than Successful."""
+
+
+class RollbackFailed(MigrationError):
+    """The rollback could not restore the group; an operator must look."""

@@ -1,0 +1,753 @@
+"""Every place where the local runtime makes moto behave like AWS, in one module.
+
+Each fix names the AWS behaviour it reproduces; tests/local/test_fidelity.py
+checks each one. `Fidelity.install()` patches moto for the life of a runtime and
+`uninstall()` puts moto back exactly as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import random
+import sys
+import threading
+import time
+import types
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import botocore.handlers
+from botocore.awsrequest import AWSResponse
+from moto.autoscaling import models as asg_models
+from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
+from moto.autoscaling.responses import AutoScalingResponse
+from moto.awslambda.models import LambdaFunction
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.core.responses import ActionResult
+from moto.ec2.models import instances as ec2_instances
+from moto.ec2.responses.launch_templates import LaunchTemplates as LaunchTemplateResponses
+from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, HeartbeatEndpoint
+from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+from moto.stepfunctions.parser.asl.utils import json_path
+
+from migrator.local.clock import SimClock
+from migrator.local.scenario import Fault, Timings
+
+THROTTLE_CODES = {"ec2": "RequestLimitExceeded", "ssm": "ThrottlingException"}
+# Services of the fleet's resources; throttling them is what `throttle` rehearses.
+THROTTLED_SERVICES = {"ec2", "autoscaling", "elasticloadbalancing", "cloudwatch", "monitoring", "ssm"}
+
+
+class InstanceRefreshInProgress(AutoscalingClientError):
+    code = "InstanceRefreshInProgress"
+
+
+class ActiveInstanceRefreshNotFound(AutoscalingClientError):
+    code = "ActiveInstanceRefreshNotFound"
+
+
+class IrreversibleInstanceRefresh(AutoscalingClientError):
+    code = "IrreversibleInstanceRefresh"
+
+
+@dataclass
+class LambdaContext:
+    """What Powertools reads from the Lambda context object."""
+
+    function_name: str
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = ""
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/local"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+@dataclass
+class CallStats:
+    total: int = 0
+    throttled: int = 0
+    per_second: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def peak_per_second(self) -> int:
+        return max(self.per_second.values(), default=0)
+
+
+# --- instance refresh ------------------------------------------------------------
+
+
+@dataclass
+class InstanceRefresh:
+    """An instance refresh as AWS runs one: with max healthy 100 % it terminates up
+    to (100 - MinHealthyPercentage) % of the group at a time (at least one), launches
+    replacements on the desired configuration, and moves on once they are InService
+    and warmed up. It rolls back on failure or alarm when AutoRollback is set."""
+
+    id: str
+    group: str
+    desired_version: str
+    previous_version: str
+    preferences: dict
+    started_at: float
+    status: str = "Pending"
+    status_reason: str = ""
+    ended_at: float | None = None
+    instances_to_update: int = 0
+    replaced: int = 0
+    launched: list[str] = field(default_factory=list)
+    batch: list[str] = field(default_factory=list)
+    batch_ready_at: float = 0.0
+    rolling_back: bool = False
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in {"Successful", "Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"}
+
+    def describe(self) -> dict:
+        result = {
+            "InstanceRefreshId": self.id,
+            "AutoScalingGroupName": self.group,
+            "Status": self.status,
+            "StartTime": dt.datetime.fromtimestamp(self.started_at, dt.UTC),
+            "PercentageComplete": self.percentage,
+            "InstancesToUpdate": max(0, self.instances_to_update - self.replaced),
+            "Preferences": self.preferences,
+            "DesiredConfiguration": {"LaunchTemplate": {"Version": self.desired_version}},
+        }
+        if self.status_reason:
+            result["StatusReason"] = self.status_reason
+        if self.ended_at is not None:
+            result["EndTime"] = dt.datetime.fromtimestamp(self.ended_at, dt.UTC)
+        return result
+
+    @property
+    def percentage(self) -> int:
+        if self.status == "Successful":
+            return 100
+        if not self.instances_to_update:
+            return 0
+        return min(100, math.floor(100 * self.replaced / self.instances_to_update))
+
+
+# --- the fidelity layer ------------------------------------------------------------
+
+
+class Fidelity:
+    def __init__(
+        self,
+        clock: SimClock,
+        timings: Timings,
+        handlers: dict[str, Callable],
+        faults: list[Fault] | None = None,
+        seed: int = 7,
+    ):
+        self.clock = clock
+        self.timings = timings
+        self.handlers = handlers  # function name -> handler(event, context)
+        self.faults = faults or []
+        self.random = random.Random(seed)
+        self.calls = CallStats()
+        self.refreshes: dict[str, list[InstanceRefresh]] = defaultdict(list)  # newest first
+        self.original_versions: dict[str, str] = {}  # group -> version the scenario built
+        self.unhealthy_instances: set[str] = set()
+        self.changed_instances: set[str] = set()  # instances the workflows terminated
+        self.handler_output: deque[str] = deque(maxlen=10_000)  # what Lambda would send to CloudWatch Logs
+        self._launch_time = threading.local()
+        self._handler_thread = threading.local()
+        self._lock = threading.RLock()
+        self._saved: list[tuple[object, str, object]] = []
+
+    # --- install / uninstall ---------------------------------------------------
+
+    def _patch(self, owner: object, name: str, value: object) -> None:
+        self._saved.append((owner, name, owner.__dict__.get(name, getattr(owner, name, None))))
+        setattr(owner, name, value)
+
+    def install(self) -> None:
+        global _ACTIVE
+        _ACTIVE = self
+        self._patch_interpreter()
+        self._patch_lambda()
+        self._patch_ec2()
+        self._patch_autoscaling()
+        self._patch_elbv2()
+        self._patch(sys, "stdout", _HandlerOutput(self, sys.stdout))
+        _install_call_hook()
+
+    def uninstall(self) -> None:
+        global _ACTIVE
+        for owner, name, value in reversed(self._saved):
+            setattr(owner, name, value)
+        self._saved.clear()
+        _ACTIVE = None
+
+    # --- Step Functions interpreter -------------------------------------------
+
+    def _patch_interpreter(self) -> None:
+        clock = self.clock
+
+        # AWS: Wait states, Retry intervals and task timeouts take simulated time.
+        def wait_interval(wait_function, env, wait_seconds):
+            clock.wait(env.program_state_event, wait_seconds)
+
+        self._patch(WaitFunction, "_wait_interval", wait_interval)
+        self._patch(retrier_decl, "time", _SimTimeModule(clock))
+        self._patch(state_task_service_callback, "time", _SimTimeModule(clock))
+        self._patch(execute_state, "threading", _SimThreadingModule(clock))
+
+        def callback_wait(endpoint, timeout=None):
+            clock.wait(endpoint._notify_event, timeout)
+            return endpoint._outcome
+
+        def heartbeat_wait(endpoint):
+            endpoint._next_heartbeat_event.clear()
+            return clock.wait(endpoint._next_heartbeat_event, endpoint._heartbeat_seconds)
+
+        self._patch(CallbackEndpoint, "wait", callback_wait)
+        self._patch(HeartbeatEndpoint, "clear_and_wait", heartbeat_wait)
+
+        # History timestamps on the simulated clock, and every event counts as activity.
+        def current_timestamp():
+            clock.touch()
+            return dt.datetime.fromtimestamp(clock.now(), dt.UTC)
+
+        self._patch(EventManager, "_get_current_timestamp", staticmethod(current_timestamp))
+
+        # AWS: `$.a[0].b` selects one value; moto returned a one-element list, so a
+        # Choice on it never matched.
+        original = json_path.extract_json
+        fixed = _fixed_extract_json(original)
+        self._patch(json_path, "extract_json", fixed)
+        for module in list(sys.modules.values()):
+            if module is not None and getattr(module, "__name__", "").startswith("moto.stepfunctions.parser"):
+                if module.__dict__.get("extract_json") is original:
+                    self._patch(module, "extract_json", fixed)
+
+    # --- Lambda ----------------------------------------------------------------
+
+    def _patch_lambda(self) -> None:
+        fidelity = self
+
+        # Lambda runs the handler (no Docker): an exception becomes the error
+        # name and message Step Functions' Retry and Catch see, as on AWS.
+        def invoke(function, event=None):
+            handler = fidelity.handlers.get(function.function_name)
+            if handler is None:
+                return json.dumps({"errorType": "ResourceNotFoundException",
+                                   "errorMessage": f"no local handler for {function.function_name}"}), True, ""
+            payload = json.loads(event) if isinstance(event, (str, bytes)) and event else (event or {})
+            context = LambdaContext(function.function_name, invoked_function_arn=function.function_arn)
+            with fidelity.clock.busy():
+                fidelity._handler_thread.active = True
+                try:
+                    return json.dumps(handler(payload, context), default=str), False, ""
+                except Exception as error:  # the error reaches the state machine
+                    body = {"errorType": type(error).__name__, "errorMessage": str(error)}
+                    return json.dumps(body), True, ""
+                finally:
+                    fidelity._handler_thread.active = False
+
+        self._patch(LambdaFunction, "_invoke_lambda", invoke)
+
+    def in_handler(self) -> bool:
+        return getattr(self._handler_thread, "active", False)
+
+    # --- EC2 -------------------------------------------------------------------
+
+    def launch_time(self) -> float:
+        return getattr(self._launch_time, "at", None) or self.clock.now()
+
+    def _patch_ec2(self) -> None:
+        fidelity = self
+        original_init = ec2_instances.Instance.__init__
+
+        def instance_init(instance, *args, **kwargs):
+            original_init(instance, *args, **kwargs)
+            instance.sim_launched_at = fidelity.launch_time()
+
+        self._patch(ec2_instances.Instance, "__init__", instance_init)
+
+        # AWS: CreateLaunchTemplateVersion with SourceVersion starts from that
+        # version's data; the request's LaunchTemplateData overrides top-level keys.
+        def create_launch_template_version(response):
+            name = response._get_param("LaunchTemplateName")
+            template_id = response._get_param("LaunchTemplateId")
+            template = (
+                response.ec2_backend.get_launch_template_by_name(name)
+                if name
+                else response.ec2_backend.get_launch_template(template_id)
+            )
+            data = response._get_param("LaunchTemplateData", {})
+            source = response._get_param("SourceVersion")
+            if source:
+                data = {**template.get_version(source).data, **data}
+            response.error_on_dryrun()
+            version = template.create_version(data, response._get_param("VersionDescription"))
+            return ActionResult(
+                {
+                    "LaunchTemplateVersion": {
+                        "CreateTime": version.create_time,
+                        "DefaultVersion": template.is_default(version),
+                        "LaunchTemplateData": version.data,
+                        "LaunchTemplateId": template.id,
+                        "LaunchTemplateName": template.name,
+                        "VersionDescription": version.description,
+                        "VersionNumber": version.number,
+                    }
+                }
+            )
+
+        self._patch(LaunchTemplateResponses, "create_launch_template_version", create_launch_template_version)
+
+    # --- Auto Scaling ----------------------------------------------------------
+
+    def booted(self, instance) -> bool:
+        launched = getattr(instance, "sim_launched_at", None)
+        return launched is None or self.clock.now() >= launched + self.timings.instance_boot
+
+    def _patch_autoscaling(self) -> None:
+        fidelity = self
+        state_cls = asg_models.InstanceState
+        original_state_init = state_cls.__init__
+
+        # AWS: each instance reports the launch-template version it was launched
+        # from (moto reported the template's default for all).
+        def state_init(state, instance, *args, **kwargs):
+            original_state_init(state, instance, *args, **kwargs)
+            group = state.auto_scaling_group
+            version = None
+            if group is not None and group.ec2_launch_template is not None:
+                version = str(group.ec2_launch_template.get_version(group.launch_template_version).number)
+            state.launched_version = version
+            fidelity._on_instance_launched(group, state)
+
+        def launch_template(state):
+            group = state.auto_scaling_group
+            if group is None or group.ec2_launch_template is None:
+                return None
+            return {
+                "LaunchTemplateId": group.ec2_launch_template.id,
+                "LaunchTemplateName": group.ec2_launch_template.name,
+                "Version": getattr(state, "launched_version", None)
+                or str(group.ec2_launch_template.default_version_number),
+            }
+
+        # AWS: a new instance is Pending until it has booted, then InService.
+        def get_lifecycle(state):
+            raw = state.__dict__.get("_lifecycle_state", "InService")
+            if raw == "InService" and not fidelity.booted(state.instance):
+                return "Pending"
+            return raw
+
+        def set_lifecycle(state, value):
+            state.__dict__["_lifecycle_state"] = value
+
+        def get_health(state):
+            raw = state.__dict__.get("_health_status", "Healthy")
+            if state.instance.id in fidelity.unhealthy_instances and fidelity.booted(state.instance):
+                return "Unhealthy"
+            return raw
+
+        def set_health(state, value):
+            state.__dict__["_health_status"] = value
+
+        self._patch(state_cls, "__init__", state_init)
+        self._patch(state_cls, "launch_template", property(launch_template))
+        self._patch(state_cls, "lifecycle_state", property(get_lifecycle, set_lifecycle))
+        self._patch(state_cls, "health_status", property(get_health, set_health))
+        # Capacity counts instances launching too, or moto would launch more.
+        self._patch(
+            asg_models.FakeAutoScalingGroup,
+            "active_instances",
+            lambda group: [s for s in group.instance_states if s.__dict__.get("_lifecycle_state") == "InService"],
+        )
+
+        original_terminate = asg_models.AutoScalingBackend.terminate_instance
+
+        def terminate_instance(backend, instance_id, should_decrement):
+            fidelity.changed_instances.add(instance_id)
+            return original_terminate(backend, instance_id, should_decrement)
+
+        self._patch(asg_models.AutoScalingBackend, "terminate_instance", terminate_instance)
+
+        # AWS: StartInstanceRefresh, DescribeInstanceRefreshes, CancelInstanceRefresh
+        # and RollbackInstanceRefresh (moto has none of them).
+        def start_instance_refresh(response):
+            return ActionResult(fidelity.start_refresh(response.autoscaling_backend, response._get_params()))
+
+        def describe_instance_refreshes(response):
+            params = response._get_params()
+            found = fidelity.describe_refreshes(
+                response.autoscaling_backend, params["AutoScalingGroupName"], params.get("InstanceRefreshIds")
+            )
+            return ActionResult({"InstanceRefreshes": found})
+
+        def cancel_instance_refresh(response):
+            return ActionResult(
+                fidelity.stop_refresh(response.autoscaling_backend, response._get_param("AutoScalingGroupName"), False)
+            )
+
+        def rollback_instance_refresh(response):
+            return ActionResult(
+                fidelity.stop_refresh(response.autoscaling_backend, response._get_param("AutoScalingGroupName"), True)
+            )
+
+        for name, method in {
+            "start_instance_refresh": start_instance_refresh,
+            "describe_instance_refreshes": describe_instance_refreshes,
+            "cancel_instance_refresh": cancel_instance_refresh,
+            "rollback_instance_refresh": rollback_instance_refresh,
+        }.items():
+            self._patch(AutoScalingResponse, name, method)
+
+    def _on_instance_launched(self, group, state) -> None:
+        """Faults at the canary step hit the first instance launched on a new version
+        outside a refresh."""
+        if group is None or group.name not in self.original_versions:
+            return
+        if state.launched_version == self.original_versions[group.name]:
+            return
+        if any(not r.terminal for r in self.refreshes[group.name]):
+            return
+        for fault in self.faults_for(f"asg/{group.name}", "canary"):
+            self._apply_instance_fault(fault, group, state.instance.id)
+
+    def faults_for(self, target: str, step: str) -> list[Fault]:
+        return [f for f in self.faults if f.target == target and f.at == step]
+
+    def _apply_instance_fault(self, fault: Fault, group, instance_id: str) -> None:
+        if fault.kind == "unhealthy":
+            self.unhealthy_instances.add(instance_id)
+        elif fault.kind == "alarm":
+            self.set_alarm(group, fault.alarm, "ALARM", f"simulated fault on {fault.target} at {fault.at}")
+
+    def set_alarm(self, group, name: str, state: str, reason: str) -> None:
+        backend = cloudwatch_backends[group.account_id][group.region]
+        backend.set_alarm_state(name, reason, json.dumps({"simulated": True}), state)
+
+    # --- instance refresh engine -----------------------------------------------
+
+    def start_refresh(self, backend, params: dict) -> dict:
+        name = params["AutoScalingGroupName"]
+        group = backend.autoscaling_groups.get(name)
+        if group is None:
+            raise ValidationError(f"AutoScalingGroup name not found - {name}")
+        with self._lock:
+            if any(not r.terminal for r in self.refreshes[name]):
+                raise InstanceRefreshInProgress("An Instance Refresh is already in progress and blocks the execution of this Instance Refresh.")
+            desired = ((params.get("DesiredConfiguration") or {}).get("LaunchTemplate") or {}).get("Version")
+            previous = str(group.ec2_launch_template.get_version(group.launch_template_version).number)
+            desired = str(group.ec2_launch_template.get_version(desired).number) if desired else previous
+            preferences = {"MinHealthyPercentage": 90, "SkipMatching": False, "AutoRollback": False,
+                           **(params.get("Preferences") or {})}
+            if preferences.get("AutoRollback") and not params.get("DesiredConfiguration"):
+                raise ValidationError("AutoRollback requires a DesiredConfiguration")
+            refresh = InstanceRefresh(
+                id=str(uuid.uuid4()), group=name, desired_version=desired, previous_version=previous,
+                preferences=preferences, started_at=self.clock.now(),
+            )
+            self.refreshes[name].insert(0, refresh)
+        return {"InstanceRefreshId": refresh.id}
+
+    def describe_refreshes(self, backend, name: str, ids: list[str] | None) -> list[dict]:
+        group = backend.autoscaling_groups.get(name)
+        found = []
+        with self._lock:
+            for refresh in self.refreshes[name]:
+                if ids and refresh.id not in ids:
+                    continue
+                if group is not None:
+                    self._advance(backend, group, refresh)
+                found.append(refresh.describe())
+        return found
+
+    def stop_refresh(self, backend, name: str, roll_back: bool) -> dict:
+        with self._lock:
+            active = [r for r in self.refreshes[name] if not r.terminal]
+            if not active:
+                raise ActiveInstanceRefreshNotFound("No in progress or pending Instance Refresh found for Auto Scaling group " + name)
+            refresh = active[0]
+            if roll_back:
+                if refresh.rolling_back:
+                    raise IrreversibleInstanceRefresh("The instance refresh is already rolling back")
+                self._begin_rollback(refresh, "Rollback requested by user")
+            else:
+                refresh.status = "Cancelling"
+        return {"InstanceRefreshId": refresh.id}
+
+    def _begin_rollback(self, refresh: InstanceRefresh, reason: str) -> None:
+        refresh.rolling_back = True
+        refresh.launched.extend(refresh.batch)  # a batch still launching goes back too
+        refresh.batch = []
+        refresh.status = "RollbackInProgress"
+        refresh.status_reason = reason
+        refresh.instances_to_update = len(refresh.launched) + len(refresh.batch)
+        refresh.replaced = 0
+
+    def _advance(self, backend, group, refresh: InstanceRefresh) -> None:
+        """Play the refresh forward to the simulated now, batch by batch."""
+        now = self.clock.now()
+        target = f"asg/{group.name}"
+        if refresh.status == "Pending":
+            refresh.status = "InProgress"
+            refresh.batch_ready_at = refresh.started_at
+            refresh.instances_to_update = len(self._outdated(group, refresh))
+            errors = [f for f in self.faults_for(target, "refresh") if f.kind == "error"]
+            if errors and not refresh.rolling_back:
+                self._fail(refresh, refresh.started_at, "Instance launch failed: simulated error (scenario fault)")
+        while not refresh.terminal:
+            if refresh.status == "Cancelling":
+                self._end(refresh, "Cancelled", now)
+                return
+            if not refresh.rolling_back and refresh.status == "InProgress":
+                alarm = self._alarm_firing(group, refresh)
+                if alarm:
+                    self._fail(refresh, now, f"Alarm {alarm} is in ALARM state")
+                    continue
+            if refresh.batch:
+                if now < refresh.batch_ready_at:
+                    return
+                if not refresh.rolling_back and any(i in self.unhealthy_instances for i in refresh.batch):
+                    self._fail(refresh, refresh.batch_ready_at, "Instances launched by the refresh failed health checks")
+                    continue
+                refresh.replaced += len(refresh.batch)
+                if not refresh.rolling_back:
+                    refresh.launched.extend(refresh.batch)
+                refresh.batch = []
+            outdated = self._outdated(group, refresh)
+            if not outdated:
+                if refresh.rolling_back:
+                    self._end(refresh, "RollbackSuccessful", refresh.batch_ready_at)
+                    for fault in self.faults_for(target, "refresh"):
+                        if fault.kind == "alarm":
+                            self.set_alarm(group, fault.alarm, "OK", "rolled back")
+                else:
+                    # AWS: a successful refresh leaves the group on the desired configuration.
+                    group.launch_template_version = refresh.desired_version
+                    group.provided_launch_template_version = refresh.desired_version
+                    self._end(refresh, "Successful", refresh.batch_ready_at)
+                return
+            self._replace_batch(backend, group, refresh, outdated)
+
+    def _outdated(self, group, refresh: InstanceRefresh) -> list[str]:
+        members = {s.instance.id: s for s in group.instance_states}
+        if refresh.rolling_back:
+            # what this refresh launched goes back to the previous configuration
+            return sorted(i for i in refresh.launched if i in members)
+        skip = refresh.preferences.get("SkipMatching")
+        return sorted(
+            i for i, s in members.items()
+            if i not in refresh.launched and not (skip and s.launched_version == refresh.desired_version)
+        )
+
+    def _replace_batch(self, backend, group, refresh: InstanceRefresh, outdated: list[str]) -> None:
+        at = refresh.batch_ready_at
+        min_healthy = int(refresh.preferences.get("MinHealthyPercentage", 90))
+        size = max(1, math.floor(group.desired_capacity * (100 - min_healthy) / 100))
+        take = outdated[:size]
+        version = refresh.previous_version if refresh.rolling_back else refresh.desired_version
+        if refresh.rolling_back:
+            refresh.launched = [i for i in refresh.launched if i not in take]
+        states = [s for s in group.instance_states if s.instance.id in take]
+        group.instance_states = [s for s in group.instance_states if s.instance.id not in take]
+        backend.ec2_backend.terminate_instances(take)
+        self.changed_instances.update(take)
+        saved = group.launch_template_version
+        group.launch_template_version = version
+        self._launch_time.at = at
+        try:
+            before = {s.instance.id for s in group.instance_states}
+            group.replace_autoscaling_group_instances(len(states), group.get_propagated_tags())
+            new = [s.instance.id for s in group.instance_states if s.instance.id not in before]
+        finally:
+            self._launch_time.at = None
+            group.launch_template_version = saved
+        backend.update_attached_target_groups(group.name)
+        for fault in self.faults_for(f"asg/{group.name}", "refresh"):
+            if not refresh.rolling_back:
+                for instance_id in new:
+                    self._apply_instance_fault(fault, group, instance_id)
+        refresh.batch = new
+        warmup = int(refresh.preferences.get("InstanceWarmup") or group.health_check_grace_period or 0)
+        refresh.batch_ready_at = at + self.timings.instance_boot + warmup
+
+    def _alarm_firing(self, group, refresh: InstanceRefresh) -> str | None:
+        names = (refresh.preferences.get("AlarmSpecification") or {}).get("Alarms") or []
+        if not names:
+            return None
+        backend = cloudwatch_backends[group.account_id][group.region]
+        for alarm in backend.get_alarms_by_alarm_names(names):
+            if alarm.state_value == "ALARM":
+                return alarm.name
+        return None
+
+    def _fail(self, refresh: InstanceRefresh, at: float, reason: str) -> None:
+        if refresh.preferences.get("AutoRollback"):
+            self._begin_rollback(refresh, reason)
+            refresh.batch_ready_at = max(refresh.batch_ready_at, at)
+        else:
+            refresh.status_reason = reason
+            self._end(refresh, "Failed", at)
+
+    def _end(self, refresh: InstanceRefresh, status: str, at: float) -> None:
+        refresh.status = status
+        refresh.ended_at = at
+
+    # --- ELBv2 -----------------------------------------------------------------
+
+    def _patch_elbv2(self) -> None:
+        fidelity = self
+        original = FakeTargetGroup.health_for
+
+        # AWS: a new target is `initial` until it passes the health checks after
+        # boot and the grace period; under an `unhealthy` fault it goes `unhealthy`.
+        def health_for(group, target, ec2_backend):
+            status = original(group, target, ec2_backend)
+            if status.status != "healthy" or not target["Id"].startswith("i-"):
+                return status
+            instance = ec2_backend.get_instance_by_id(target["Id"])
+            launched = getattr(instance, "sim_launched_at", None)
+            if launched is None:
+                return status
+            ready_at = launched + fidelity.timings.instance_boot + fidelity.timings.health_grace
+            if target["Id"] in fidelity.unhealthy_instances and fidelity.booted(instance):
+                return FakeHealthStatus(status.instance_id, status.port, status.health_check_port, "unhealthy",
+                                        "Target.FailedHealthChecks", "Health checks failed with these codes: [502]")
+            if fidelity.clock.now() < ready_at:
+                return FakeHealthStatus(status.instance_id, status.port, status.health_check_port, "initial",
+                                        "Elb.RegistrationInProgress", "Target registration is in progress")
+            return status
+
+        self._patch(FakeTargetGroup, "health_for", health_for)
+
+    # --- AWS calls: counting and the `throttle` fault ----------------------------
+
+    def throttle_rate(self) -> float:
+        return max((f.rate for f in self.faults if f.kind == "throttle"), default=0.0)
+
+    def on_call(self, service: str, operation: str):
+        if not self.in_handler():
+            return None
+        self.clock.touch()
+        with self._lock:
+            self.calls.total += 1
+            self.calls.per_second[int(self.clock.elapsed())] += 1
+            rate = self.throttle_rate()
+            throttle = rate and service in THROTTLED_SERVICES and self.random.random() < rate
+            if throttle:
+                self.calls.throttled += 1
+        if throttle:
+            code = THROTTLE_CODES.get(service, "Throttling")
+            response = AWSResponse("https://local", 400, {}, None)
+            return response, {"Error": {"Code": code, "Message": "Rate exceeded"},
+                              "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return None
+
+
+# --- helpers ------------------------------------------------------------------------
+
+_ACTIVE: Fidelity | None = None
+_HOOK_INSTALLED = False
+
+
+def _call_hook(model=None, **kwargs):
+    fidelity = _ACTIVE
+    if fidelity is None or model is None:
+        return None
+    return fidelity.on_call(model.service_model.endpoint_prefix, model.name)
+
+
+def _install_call_hook() -> None:
+    """Every botocore client created from now on reports its calls to the active
+    runtime (clients outlive a runtime, so the hook is installed once)."""
+    global _HOOK_INSTALLED
+    if not _HOOK_INSTALLED:
+        botocore.handlers.BUILTIN_HANDLERS.append(("before-call.*.*", _call_hook))
+        _HOOK_INSTALLED = True
+
+
+class _HandlerOutput:
+    """stdout: what handlers print (Powertools' EMF metrics, logs) is kept as
+    Lambda's log output instead of mixing into the CLI's output."""
+
+    def __init__(self, fidelity: Fidelity, stream):
+        self._fidelity = fidelity
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if self._fidelity.in_handler():
+            if text.strip():
+                self._fidelity.handler_output.append(text)
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+class _SimTimeModule(types.ModuleType):
+    """`time` for moto modules that sleep: sleeping follows the simulated clock."""
+
+    def __init__(self, clock: SimClock):
+        super().__init__("time")
+        self._clock = clock
+
+    def sleep(self, seconds: float) -> None:
+        self._clock.sleep(seconds)
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+class _SimThreadingModule(types.ModuleType):
+    """`threading` for execute_state: a task's TimeoutSeconds runs on the simulated clock."""
+
+    def __init__(self, clock: SimClock):
+        super().__init__("threading")
+        clock_ = clock
+
+        class SimEvent(threading.Event):
+            def wait(self, timeout=None):
+                return clock_.wait(self, timeout, soft=True)
+
+        self.Event = SimEvent
+
+    def __getattr__(self, name):
+        return getattr(threading, name)
+
+
+def _fixed_extract_json(original):
+    from jsonpath_ng.ext import parse
+    from jsonpath_ng.jsonpath import Fields, Index
+
+    def is_plain(path) -> bool:
+        # A path of fields and literal indexes selects at most one value.
+        node = path
+        while hasattr(node, "left"):
+            if not isinstance(node.right, (Fields, Index)):
+                return False
+            node = node.left
+        return True
+
+    def extract_json(path: str, data):
+        expression = parse(path)
+        if is_plain(expression) and "[" in path:
+            matches = expression.find(data)
+            if len(matches) == 1:
+                return matches[0].value
+        return original(path, data)
+
+    return extract_json
+

@@ -1,0 +1,219 @@
+"""The local runtime: the project's real state machines and handlers on moto.
+
+One process holds everything: moto's AWS backends and Step Functions
+interpreter, the handlers (invoked in-process by the Lambda fidelity fix), the
+simulated clock, the scenario's fleet and the approval bot. `serve()` exposes
+the same backends on 127.0.0.1 for the AWS CLI and boto3.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from migrator import clock as domain_clock
+from migrator import config
+from migrator.aws import client
+from migrator.local.approvals import ApprovalBot
+from migrator.local.clock import SimClock
+from migrator.local.fidelity import Fidelity
+from migrator.local.fleet import Fleet, build_fleet
+from migrator.local.scenario import Scenario
+from migrator.workflows import WORKFLOWS, Workflow, render_definition
+
+ACCOUNT = "123456789012"
+AUDIT_TABLE = "al2023-migration-audit"
+IDEMPOTENCY_TABLE = "al2023-migration-idempotency"
+TOPIC = "al2023-migration-notifications"
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+def _handler_env(region: str) -> dict[str, str]:
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "MOTO_ACCOUNT_ID": ACCOUNT,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("AL2023_LOCAL_LOG_LEVEL", "CRITICAL"),
+        config.ENV_AUDIT_TABLE: AUDIT_TABLE,
+        config.ENV_IDEMPOTENCY_TABLE: IDEMPOTENCY_TABLE,
+        config.ENV_NOTIFICATION_TOPIC: f"arn:aws:sns:{region}:{ACCOUNT}:{TOPIC}",
+        config.ENV_TAG_KEY: config.DEFAULT_MIGRATION_TAG["key"],
+        config.ENV_TAG_VALUE: config.DEFAULT_MIGRATION_TAG["value"],
+    }
+
+
+_loaded_handlers: dict[str, Callable] = {}
+
+
+def load_handlers() -> dict[str, Callable]:
+    """Each task's handler by its local function name, imported once per process."""
+    for workflow in WORKFLOWS:
+        for task in workflow.tasks:
+            if task.local_function_name not in _loaded_handlers:
+                spec = importlib.util.spec_from_file_location(f"lambdas.{task.folder}.handler", task.handler_file)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                _loaded_handlers[task.local_function_name] = module.handler
+    return dict(_loaded_handlers)
+
+
+@dataclass
+class Run:
+    target: str
+    workflow: Workflow
+    execution_arn: str
+    started_sim: float
+
+
+class LocalRuntime:
+    def __init__(self, scenario: Scenario):
+        self.scenario = scenario
+        self.region = scenario.region
+        self.clock = SimClock(speed=scenario.clock.speed)
+        self.fidelity: Fidelity | None = None
+        self.fleet: Fleet | None = None
+        self.bot: ApprovalBot | None = None
+        self.state_machines: dict[str, str] = {}
+        self.runs: list[Run] = []
+        self._mock = None
+        self._saved_env: dict[str, str | None] = {}
+        self.wall_started = time.monotonic()
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def __enter__(self) -> LocalRuntime:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def client(self, service: str):
+        return client(service, self.region)
+
+    def start(self) -> None:
+        from moto import mock_aws
+
+        for key, value in _handler_env(self.region).items():
+            self._saved_env[key] = os.environ.get(key)
+            os.environ[key] = value
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        domain_clock.use(self.clock.now)
+        self.fidelity = Fidelity(self.clock, self.scenario.timings, load_handlers(), self.scenario.faults)
+        self.fidelity.install()
+        for service in ("autoscaling", "ec2", "ssm", "elbv2", "cloudwatch", "dynamodb", "sns"):
+            client(service)  # as a warm Lambda container has them: no model loading mid-run
+        self._create_infrastructure()
+        self.fleet = build_fleet(self.scenario, self.client, config.DEFAULT_MIGRATION_TAG)
+        for name, group in self.fleet.groups.items():
+            self.fidelity.original_versions[name] = group.original_version
+        self.clock.before_jump(self.bot.poll)
+        self.clock.start_ticking()
+
+    def stop(self) -> None:
+        self.clock.stop()
+        if self.fidelity:
+            self.fidelity.uninstall()
+        domain_clock.use(None)
+        if self._mock:
+            self._mock.stop()
+            self._mock = None
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def _create_infrastructure(self) -> None:
+        dynamodb = self.client("dynamodb")
+        dynamodb.create_table(
+            TableName=AUDIT_TABLE, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}],
+        )
+        dynamodb.create_table(
+            TableName=IDEMPOTENCY_TABLE, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        )
+        sns, sqs = self.client("sns"), self.client("sqs")
+        topic = sns.create_topic(Name=TOPIC)["TopicArn"]
+        queue = sqs.create_queue(QueueName="al2023-migration-approvals")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        self.bot = ApprovalBot(self.clock, self.scenario.approvals, sqs, self.client("stepfunctions"), queue)
+
+        iam = self.client("iam")
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+             "Action": "sts:AssumeRole"}]})
+        role = iam.create_role(RoleName="al2023-migration-local", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("handler.py", "# runs in-process in the local runtime\n")
+        awslambda, sfn = self.client("lambda"), self.client("stepfunctions")
+        for workflow in WORKFLOWS:
+            values = {"NotificationTopicArn": topic}
+            for task in workflow.tasks:
+                function = awslambda.create_function(
+                    FunctionName=task.local_function_name, Runtime="python3.12", Role=role,
+                    Handler="handler.handler", Code={"ZipFile": code.getvalue()}, Description=task.description,
+                )
+                values[task.substitution] = function["FunctionArn"]
+            self.state_machines[workflow.name] = sfn.create_state_machine(
+                name=workflow.name, definition=render_definition(workflow, values), roleArn=role,
+            )["stateMachineArn"]
+
+    # --- running -----------------------------------------------------------------
+
+    def start_execution(self, workflow: Workflow, target: str, payload: dict) -> Run:
+        attempt = sum(1 for r in self.runs if r.target == target) + 1
+        name = f"{target.replace('/', '-')}-{attempt}"[:80]
+        arn = self.client("stepfunctions").start_execution(
+            stateMachineArn=self.state_machines[workflow.name], name=name, input=json.dumps(payload)
+        )["executionArn"]
+        run = Run(target, workflow, arn, self.clock.now())
+        self.runs.append(run)
+        return run
+
+    def status(self, run: Run) -> dict:
+        return self.client("stepfunctions").describe_execution(executionArn=run.execution_arn)
+
+    def wait(self, runs: list[Run], on_change: Callable[[Run, str], None] | None = None,
+             timeout: float = 1800) -> dict[str, dict]:
+        """Block (real time) until every run has ended; `on_change` sees each status change."""
+        seen: dict[str, str] = {}
+        results: dict[str, dict] = {}
+        deadline = time.monotonic() + timeout
+        while len(results) < len(runs):
+            for run in runs:
+                if run.execution_arn in results:
+                    continue
+                described = self.status(run)
+                status = described["status"]
+                if on_change and seen.get(run.execution_arn) != status:
+                    on_change(run, status)
+                seen[run.execution_arn] = status
+                if status in TERMINAL:
+                    results[run.execution_arn] = described
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"executions still running after {timeout}s real time")
+            time.sleep(0.02)
+        self.bot.poll()  # collect the last notifications
+        return results
+
+    def history(self, run: Run) -> list[dict]:
+        return self.client("stepfunctions").get_execution_history(executionArn=run.execution_arn)["events"]

@@ -1,0 +1,149 @@
+"""Scenario files (../shared/SCENARIOS.md, version 1): the fleet, faults and approvals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from migrator.validation import describe_validation_error
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+ASG_STEPS = {"canary": {"unhealthy", "alarm"}, "refresh": {"unhealthy", "alarm", "error"}}
+Decision = Literal["approve", "reject", "ignore"]  # ignore: never answered, the gate times out
+
+
+class ScenarioError(Exception):
+    """The scenario file is invalid; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Clock(_Strict):
+    speed: float = Field(default=200.0, gt=0)
+
+
+class Timings(_Strict):
+    """Simulated seconds."""
+
+    instance_boot: float = Field(default=40, ge=0)
+    health_grace: float = Field(default=60, ge=0)
+    snapshot_complete: float = Field(default=120, ge=0)
+    nodegroup_create: float = Field(default=240, ge=0)
+    refresh_warmup: float = Field(default=120, ge=0)
+    pod_termination: float = Field(default=10, ge=0)
+    retention: float = Field(default=3600, ge=0)
+    canary_bake: float = Field(default=300, ge=0)
+
+
+class Approvals(_Strict):
+    default: Decision = "approve"
+    after: float = Field(default=300, ge=0)
+    gates: dict[str, Decision] = Field(default_factory=dict)
+
+    def decision(self, gate: str) -> Decision:
+        return self.gates.get(gate, self.default)
+
+
+class AutoScalingGroupSpec(_Strict):
+    name: str = Field(pattern=NAME)
+    size: int = Field(ge=1, le=1000)
+    target_group: bool = False
+    alarms: list[str] = Field(default_factory=list, max_length=10)
+    instance_type: str = "t3.micro"
+    # How the group names its launch-template version: "$Default", "$Latest" or "1".
+    version: str = Field(default="$Default", pattern=r"^(\$Default|\$Latest|1)$")
+    os: Literal["al2", "al2023"] = "al2"  # al2023: rehearses "already migrated"
+
+    @property
+    def target(self) -> str:
+        return f"asg/{self.name}"
+
+
+class Fault(_Strict):
+    target: str
+    at: str | None = None
+    kind: Literal["unhealthy", "alarm", "pdb-blocked", "error", "throttle"]
+    alarm: str | None = None
+    rate: float = Field(default=0.0, ge=0, le=1)
+
+
+class Scenario(_Strict):
+    version: Literal[1]
+    name: str = Field(pattern=NAME)
+    region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    clock: Clock = Field(default_factory=Clock)
+    timings: Timings = Field(default_factory=Timings)
+    approvals: Approvals = Field(default_factory=Approvals)
+    standalone: list[dict] = Field(default_factory=list)
+    auto_scaling_groups: list[AutoScalingGroupSpec] = Field(default_factory=list)
+    eks_clusters: list[dict] = Field(default_factory=list)
+    faults: list[Fault] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        names = [g.name for g in self.auto_scaling_groups]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"auto_scaling_groups: duplicate name {duplicates[0]}")
+        groups = {g.target: g for g in self.auto_scaling_groups}
+        for index, fault in enumerate(self.faults):
+            where = f"faults.{index}"
+            if fault.kind == "throttle":
+                if fault.target != "any" and fault.target not in groups:
+                    raise ValueError(f"{where}.target: {fault.target} is not a target of this scenario")
+                if fault.rate <= 0:
+                    raise ValueError(f"{where}.rate: a throttle fault needs a rate above 0")
+                continue
+            group = groups.get(fault.target)
+            if group is None:
+                raise ValueError(f"{where}.target: {fault.target} is not a target of this scenario")
+            allowed = ASG_STEPS.get(fault.at or "")
+            if allowed is None:
+                raise ValueError(f"{where}.at: an Auto Scaling group fault is at one of {sorted(ASG_STEPS)}")
+            if fault.kind not in allowed:
+                raise ValueError(f"{where}.kind: {fault.kind} cannot happen at {fault.at} (one of {sorted(allowed)})")
+            if fault.kind == "alarm" and fault.alarm not in group.alarms:
+                raise ValueError(f"{where}.alarm: {fault.alarm!r} is not one of {group.name}'s alarms")
+        for gate in self.approvals.gates:
+            target = gate.rsplit("/", 1)[0]
+            if target not in groups:
+                raise ValueError(f"approvals.gates: {gate} names no target of this scenario")
+        return self
+
+    def unsupported_kinds(self) -> list[str]:
+        kinds = []
+        if self.standalone:
+            kinds.append("standalone")
+        if self.eks_clusters:
+            kinds.append("eks_clusters")
+        return kinds
+
+    def expected_outcome(self, target: str, gates: tuple[str, ...]) -> str:
+        """`rolled_back` where a fault other than throttling hits the target or one
+        of its approvals is not given; `migrated` otherwise."""
+        faulted = any(f.target == target and f.kind != "throttle" for f in self.faults)
+        refused = any(self.approvals.decision(f"{target}/{gate}") != "approve" for gate in gates)
+        return "rolled_back" if faulted or refused else "migrated"
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ScenarioError(f"{path}: cannot read: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ScenarioError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from None
+    return parse_scenario(data, source=str(path))
+
+
+def parse_scenario(data: object, source: str = "scenario") -> Scenario:
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as error:
+        raise ScenarioError(f"{source}: {describe_validation_error(error)}") from None

@@ -1,0 +1,21 @@
+"""The handlers' environment, parsed once into a typed model."""
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+
+from migrator import config
+
+
+class Settings(BaseModel):
+    audit_table: str = Field(alias=config.ENV_AUDIT_TABLE)
+    idempotency_table: str = Field(alias=config.ENV_IDEMPOTENCY_TABLE)
+    notification_topic: str = Field(alias=config.ENV_NOTIFICATION_TOPIC)
+    tag_key: str = Field(alias=config.ENV_TAG_KEY, default=config.DEFAULT_MIGRATION_TAG["key"])
+    tag_value: str = Field(alias=config.ENV_TAG_VALUE, default=config.DEFAULT_MIGRATION_TAG["value"])
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.model_validate(dict(os.environ))

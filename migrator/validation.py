@@ -1,0 +1,24 @@
+"""Turning an execution input into a typed model, or one clear error naming the field."""
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from migrator.errors import InvalidInput
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(input)"
+        problems.append(f"{field}: {item['msg']}")
+    return "; ".join(problems)
+
+
+def parse_input(model: type[Model], data: object) -> Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise InvalidInput(f"invalid input: {describe_validation_error(error)}") from None

@@ -1,0 +1,110 @@
+"""The registry of workflows: which ASL file, which Lambda tasks, what each task may do.
+
+The CDK stack and the local runtime both read this, so a workflow is wired the
+same way in AWS and in rehearsal. The ASL files refer to each task as
+``${<substitution>}`` and to the topic as ``${NotificationTopicArn}``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from migrator.config import LAMBDAS_DIR, STATE_MACHINES_DIR
+
+
+class Access(str, Enum):
+    """Permission bundles; the stack turns each into least-privilege IAM statements."""
+
+    AUDIT_WRITE = "audit-write"  # dynamodb:PutItem on the audit table
+    IDEMPOTENCY = "idempotency"  # the Powertools idempotency table
+    NOTIFY = "notify"  # sns:Publish on the notification topic
+    AMI_READ = "ami-read"  # ssm:GetParameter(s) for AMI parameters, ec2:DescribeImages
+    ASG_READ = "asg-read"  # autoscaling:Describe*, ec2:DescribeLaunchTemplate(Version)s, ec2:DescribeInstances
+    HEALTH_READ = "health-read"  # elasticloadbalancing:DescribeTargetHealth, cloudwatch:DescribeAlarms
+    LAUNCH_TEMPLATE_WRITE = "launch-template-write"  # ec2:CreateLaunchTemplateVersion, ec2:ModifyLaunchTemplate (tagged)
+    ASG_WRITE = "asg-write"  # autoscaling mutations (tagged groups) + ec2:RunInstances through a launch template
+    REFRESH_WRITE = "refresh-write"  # autoscaling:Start/Cancel/RollbackInstanceRefresh (tagged groups)
+
+
+@dataclass(frozen=True)
+class LambdaTask:
+    folder: str  # lambdas/<folder>/handler.py, function `handler`
+    substitution: str  # the ${...} name in the ASL file
+    description: str
+    access: frozenset[Access]
+
+    @property
+    def handler_file(self):
+        return LAMBDAS_DIR / self.folder / "handler.py"
+
+    @property
+    def local_function_name(self) -> str:
+        return "al2023-" + self.folder.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str  # also the state machine's name in the local runtime
+    asl_file: str
+    tasks: tuple[LambdaTask, ...]
+
+    @property
+    def asl_path(self):
+        return STATE_MACHINES_DIR / self.asl_file
+
+
+_BASE = frozenset({Access.AUDIT_WRITE})
+
+ASG_ROLLOUT = Workflow(
+    name="asg-rollout",
+    asl_file="asg_rollout.asl.json",
+    tasks=(
+        LambdaTask("asg_validate_input", "ValidateInputFunctionArn",
+                   "Validate the rollout input; no AWS change", frozenset()),
+        LambdaTask("asg_preflight", "PreflightFunctionArn",
+                   "Check the group and record what a rollback restores",
+                   _BASE | {Access.ASG_READ, Access.AMI_READ}),
+        LambdaTask("asg_create_version", "CreateVersionFunctionArn",
+                   "New launch-template version: AL2023 AMI, IMDSv2 required",
+                   _BASE | {Access.ASG_READ, Access.AMI_READ, Access.LAUNCH_TEMPLATE_WRITE, Access.IDEMPOTENCY}),
+        LambdaTask("asg_start_canary", "StartCanaryFunctionArn",
+                   "Point the group at the new version, one more instance",
+                   _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.IDEMPOTENCY}),
+        LambdaTask("asg_check_canary", "CheckCanaryFunctionArn",
+                   "Canary InService, healthy in its target groups, alarms OK",
+                   _BASE | {Access.ASG_READ, Access.HEALTH_READ}),
+        LambdaTask("asg_start_refresh", "StartRefreshFunctionArn",
+                   "Instance refresh pinned to the new version",
+                   _BASE | {Access.ASG_READ, Access.REFRESH_WRITE, Access.IDEMPOTENCY}),
+        LambdaTask("asg_check_refresh", "CheckRefreshFunctionArn",
+                   "Poll the instance refresh",
+                   _BASE | {Access.ASG_READ}),
+        LambdaTask("asg_finalize", "FinalizeFunctionArn",
+                   "Remove the canary capacity, restore sizes, make the version default",
+                   _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.LAUNCH_TEMPLATE_WRITE, Access.IDEMPOTENCY}),
+        LambdaTask("asg_rollback", "RollbackFunctionArn",
+                   "Stop the refresh, put the group back on the old version and sizes",
+                   _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.REFRESH_WRITE}),
+        LambdaTask("asg_check_rollback", "CheckRollbackFunctionArn",
+                   "Wait until every instance runs the old version again",
+                   _BASE | {Access.ASG_READ}),
+    ),
+)
+
+WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT,)
+
+
+_SUBSTITUTION = re.compile(r"\$\{(\w+)\}")
+
+
+def render_definition(workflow: Workflow, values: dict[str, str]) -> str:
+    """The ASL with `${Name}` replaced, as CDK's definition_substitutions does."""
+
+    def replace(match: re.Match) -> str:
+        if match.group(1) not in values:
+            raise KeyError(f"{workflow.asl_file}: no value for ${{{match.group(1)}}}")
+        return values[match.group(1)]
+
+    return _SUBSTITUTION.sub(replace, workflow.asl_path.read_text())
