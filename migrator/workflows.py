@@ -77,7 +77,7 @@ ASG_ROLLOUT = Workflow(
                    _BASE | {Access.ASG_READ, Access.HEALTH_READ}),
         LambdaTask("asg_start_refresh", "StartRefreshFunctionArn",
                    "Instance refresh pinned to the new version",
-                   _BASE | {Access.ASG_READ, Access.REFRESH_WRITE, Access.IDEMPOTENCY}),
+                   _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.REFRESH_WRITE, Access.IDEMPOTENCY}),
         LambdaTask("asg_check_refresh", "CheckRefreshFunctionArn",
                    "Poll the instance refresh",
                    _BASE | {Access.ASG_READ}),

@@ -162,7 +162,8 @@ class Fidelity:
         self.refreshes: dict[str, list[InstanceRefresh]] = defaultdict(list)  # newest first
         self.original_versions: dict[str, str] = {}  # group -> version the scenario built
         self.unhealthy_instances: set[str] = set()
-        self.changed_instances: set[str] = set()  # instances the workflows terminated
+        # instance id -> its Auto Scaling group (or None) for every stop/terminate
+        self.changed_instances: dict[str, str | None] = {}
         self.handler_output: deque[str] = deque(maxlen=10_000)  # what Lambda would send to CloudWatch Logs
         self._launch_time = threading.local()
         self._handler_thread = threading.local()
@@ -269,6 +270,18 @@ class Fidelity:
     def launch_time(self) -> float:
         return getattr(self._launch_time, "at", None) or self.clock.now()
 
+    def _recording(self, original):
+        fidelity = self
+
+        def change(backend, instance_ids, *args, **kwargs):
+            for instance_id in instance_ids:
+                instance = backend.get_instance_by_id(instance_id)
+                group = getattr(instance, "autoscaling_group", None)
+                fidelity.changed_instances[instance_id] = group.name if group is not None else None
+            return original(backend, instance_ids, *args, **kwargs)
+
+        return change
+
     def _patch_ec2(self) -> None:
         fidelity = self
         original_init = ec2_instances.Instance.__init__
@@ -278,6 +291,10 @@ class Fidelity:
             instance.sim_launched_at = fidelity.launch_time()
 
         self._patch(ec2_instances.Instance, "__init__", instance_init)
+
+        backend_cls = ec2_instances.InstanceBackend
+        for method in ("terminate_instances", "stop_instances"):
+            self._patch(backend_cls, method, self._recording(getattr(backend_cls, method)))
 
         # AWS: CreateLaunchTemplateVersion with SourceVersion starts from that
         # version's data; the request's LaunchTemplateData overrides top-level keys.
@@ -376,8 +393,11 @@ class Fidelity:
 
         original_terminate = asg_models.AutoScalingBackend.terminate_instance
 
+        # AWS: an instance leaving its group is deregistered from the group's
+        # target groups (moto left it registered).
         def terminate_instance(backend, instance_id, should_decrement):
-            fidelity.changed_instances.add(instance_id)
+            group = backend.ec2_backend.get_instance_by_id(instance_id).autoscaling_group
+            fidelity.deregister(backend, group, [instance_id])
             return original_terminate(backend, instance_id, should_decrement)
 
         self._patch(asg_models.AutoScalingBackend, "terminate_instance", terminate_instance)
@@ -562,8 +582,8 @@ class Fidelity:
             refresh.launched = [i for i in refresh.launched if i not in take]
         states = [s for s in group.instance_states if s.instance.id in take]
         group.instance_states = [s for s in group.instance_states if s.instance.id not in take]
+        self.deregister(backend, group, take)
         backend.ec2_backend.terminate_instances(take)
-        self.changed_instances.update(take)
         saved = group.launch_template_version
         group.launch_template_version = version
         self._launch_time.at = at
@@ -582,6 +602,11 @@ class Fidelity:
         refresh.batch = new
         warmup = int(refresh.preferences.get("InstanceWarmup") or group.health_check_grace_period or 0)
         refresh.batch_ready_at = at + self.timings.instance_boot + warmup
+
+    @staticmethod
+    def deregister(backend, group, instance_ids: list[str]) -> None:
+        for arn in group.target_group_arns or []:
+            backend.elbv2_backend.deregister_targets(arn, [{"Id": i} for i in instance_ids])
 
     def _alarm_firing(self, group, refresh: InstanceRefresh) -> str | None:
         names = (refresh.preferences.get("AlarmSpecification") or {}).get("Alarms") or []

@@ -43,6 +43,7 @@ class Timings(_Strict):
 class Approvals(_Strict):
     default: Decision = "approve"
     after: float = Field(default=300, ge=0)
+    timeout: float = Field(default=86_400, ge=60)  # each gate's TimeoutSeconds
     gates: dict[str, Decision] = Field(default_factory=dict)
 
     def decision(self, gate: str) -> Decision:

@@ -1,0 +1,126 @@
+"""`al2023-migrate`: rehearse migrations locally (`demo`, `local serve`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from migrator.config import SCENARIOS_DIR
+
+DEFAULT_SCENARIO = SCENARIOS_DIR / "asg-fleet.yaml"
+EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line saying what is wrong, exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="al2023-migrate", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = commands.add_parser("demo", help="run a scenario in the local runtime and audit the result")
+    demo.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="scenario YAML (SCENARIOS.md)")
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
+    local = commands.add_parser("local", help="the local runtime")
+    local_commands = local.add_subparsers(dest="local_command", required=True, parser_class=_Parser)
+    serve = local_commands.add_parser("serve", help="serve the local runtime as an AWS endpoint on 127.0.0.1")
+    serve.add_argument("--port", type=int, default=5000)
+    serve.add_argument("--scenario", default=str(DEFAULT_SCENARIO))
+    return parser
+
+
+def _fail_usage(message: str) -> int:
+    print(f"al2023-migrate: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _load(path: str):
+    from migrator.local.demo import UnsupportedScenario, check_supported
+    from migrator.local.scenario import ScenarioError, load_scenario
+
+    try:
+        scenario = load_scenario(path)
+        check_supported(scenario)
+    except (ScenarioError, UnsupportedScenario) as error:
+        return None, str(error)
+    return scenario, None
+
+
+def _format_sim(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def print_table(summary: dict, out=sys.stdout) -> None:
+    rows = [("target", "instances", "outcome", "expected", "transitions", "sim time", "error")]
+    for t in summary["targets"]:
+        error = (t["error"] or "")[:70]
+        rows.append((t["target"], str(t["instances"]), t["outcome"], t["expected"],
+                     str(t["state_transitions"]), _format_sim(t["sim_seconds"]), error))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), file=out)
+        if index == 0:
+            print("  ".join("-" * width for width in widths), file=out)
+    i = summary["instances"]
+    print(
+        f"\n{i['total']} instances: {i['migrated']} migrated, {i['rolled_back']} rolled back, {i['failed']} failed"
+        f" | {summary['state_transitions']} state transitions, {summary['aws_api_calls']} AWS calls"
+        f" | simulated {_format_sim(summary['sim_seconds'])}, wall {summary['wall_seconds']}s",
+        file=out,
+    )
+    invariants = summary["invariants"]
+    print("invariants: ok" if invariants["ok"] else "invariants: VIOLATED", file=out)
+    for violation in invariants["violations"]:
+        print(f"  - {violation}", file=out)
+
+
+def demo(args) -> int:
+    from migrator.local.demo import run_scenario
+
+    scenario, problem = _load(args.scenario)
+    if problem:
+        return _fail_usage(problem)
+
+    def progress(runtime, run, status):
+        if not args.json:
+            print(f"[{_format_sim(runtime.clock.elapsed())}] {run.target}: {status}", flush=True)
+
+    if not args.json:
+        print(f"scenario {scenario.name}: {len(scenario.auto_scaling_groups)} Auto Scaling groups, "
+              f"clock x{scenario.clock.speed:g}", flush=True)
+    summary = run_scenario(scenario, on_change=progress)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print()
+        print_table(summary)
+    return EXIT_OK if summary["invariants"]["ok"] else EXIT_UNEXPECTED
+
+
+def serve(args) -> int:
+    from migrator.local.server import serve_forever
+
+    scenario, problem = _load(args.scenario)
+    if problem:
+        return _fail_usage(problem)
+    if not 1 <= args.port <= 65535:
+        return _fail_usage(f"--port {args.port} is not a TCP port")
+    return serve_forever(scenario, args.port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        return demo(args)
+    return serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""`al2023-migrate local serve`: the local runtime as an AWS endpoint on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+
+from migrator.local.demo import rollout_input
+from migrator.local.runtime import LocalRuntime
+from migrator.local.scenario import Scenario
+
+
+class LocalServer:
+    """The runtime plus moto's HTTP server on the same backends, so the AWS CLI
+    and boto3 (`--endpoint-url`) reach the very state machines and fleet."""
+
+    def __init__(self, scenario: Scenario, port: int):
+        self.port = port
+        self.runtime = LocalRuntime(scenario)
+        self._server = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        # moto's interpreter calls back into the server on MOTO_PORT
+        os.environ["MOTO_PORT"] = str(self.port)
+        self.runtime.start()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.stop()
+        self.runtime.stop()
+
+    def banner(self) -> str:
+        runtime = self.runtime
+        lines = [f"local runtime for scenario {runtime.scenario.name} at {self.endpoint} (region {runtime.region})"]
+        for name, arn in runtime.state_machines.items():
+            lines.append(f"  state machine {name}: {arn}")
+        for spec in runtime.scenario.auto_scaling_groups:
+            lines.append(f"  Auto Scaling group {spec.name}: {spec.size} instances on AL2")
+        example = dict(rollout_input(runtime.scenario.auto_scaling_groups[0], runtime.scenario)) if (
+            runtime.scenario.auto_scaling_groups) else {"group_name": "NAME"}
+        arn = runtime.state_machines.get("asg-rollout", "ARN")
+        lines += [
+            "try:",
+            "  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION="
+            + runtime.region,
+            f"  aws --endpoint-url {self.endpoint} stepfunctions start-execution --state-machine-arn {arn} "
+            f"--name try-1 --input '{json.dumps(example)}'",
+            "Ctrl-C stops it.",
+        ]
+        return "\n".join(lines)
+
+
+def serve_forever(scenario: Scenario, port: int) -> int:
+    server = LocalServer(scenario, port)
+    server.start()
+    print(server.banner(), flush=True)
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    finally:
+        server.stop()
+    return 0

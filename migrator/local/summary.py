@@ -1,0 +1,156 @@
+"""The run summary (SCENARIOS.md `--json`) and the runtime's end-of-run audit of
+the simulated account (the invariants)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from migrator.audit import read_trail
+from migrator.local.fleet import BuiltGroup
+from migrator.local.runtime import AUDIT_TABLE, LocalRuntime, Run
+
+GATES = {"asg": ("before-refresh",)}
+
+
+def _seconds(timestamp) -> float:
+    if isinstance(timestamp, dt.datetime):
+        return timestamp.timestamp()
+    return dt.datetime.fromisoformat(str(timestamp)).timestamp()
+
+
+def state_transitions(history: list[dict]) -> int:
+    """Billed transitions: states entered plus retried task attempts."""
+    entered = sum(1 for e in history if e["type"].endswith("StateEntered"))
+    attempts = sum(1 for e in history if e["type"] in ("LambdaFunctionScheduled", "TaskScheduled"))
+    tasks = sum(1 for e in history if e["type"] == "TaskStateEntered")
+    return entered + max(0, attempts - tasks)
+
+
+def outcome_of(described: dict, history: list[dict]) -> str:
+    if described["status"] == "SUCCEEDED":
+        return "migrated"
+    entered = {(e.get("stateEnteredEventDetails") or {}).get("name") for e in history}
+    return "rolled_back" if "RolledBack" in entered else "failed"
+
+
+def target_summary(runtime: LocalRuntime, run: Run, described: dict) -> dict:
+    history = runtime.history(run)
+    kind = run.target.split("/", 1)[0]
+    group = runtime.fleet.groups[run.target.split("/", 1)[1]]
+    times = [_seconds(e["timestamp"]) for e in history]
+    error = None
+    if described["status"] != "SUCCEEDED":
+        error = f"{described.get('error', '')}: {described.get('cause', '')}".strip(": ")
+    return {
+        "target": run.target,
+        "kind": kind,
+        "instances": group.spec.size,
+        "outcome": outcome_of(described, history),
+        "expected": runtime.scenario.expected_outcome(run.target, GATES[kind]),
+        "execution_arn": run.execution_arn,
+        "status": described["status"],
+        "state_transitions": state_transitions(history),
+        "sim_seconds": round(max(times) - min(times), 1) if times else 0.0,
+        "error": error,
+    }
+
+
+def summarize(runtime: LocalRuntime, results: dict[str, dict], wall_seconds: float) -> dict:
+    targets = [target_summary(runtime, run, results[run.execution_arn]) for run in runtime.runs]
+    instances = {"total": 0, "migrated": 0, "rolled_back": 0, "failed": 0}
+    for target in targets:
+        instances["total"] += target["instances"]
+        instances[target["outcome"]] += target["instances"]
+    violations = check_invariants(runtime, targets)
+    for target in targets:
+        if target["outcome"] != target["expected"]:
+            violations.append(f"{target['target']}: ended {target['outcome']}, expected {target['expected']}")
+    return {
+        "scenario": runtime.scenario.name,
+        "targets": targets,
+        "instances": instances,
+        "state_transitions": sum(t["state_transitions"] for t in targets),
+        "aws_api_calls": runtime.fidelity.calls.total,
+        "aws_api_calls_throttled": runtime.fidelity.calls.throttled,
+        "peak_aws_calls_per_sim_second": runtime.fidelity.calls.peak_per_second,
+        "sim_seconds": round(runtime.clock.elapsed(), 1),
+        "wall_seconds": round(wall_seconds, 2),
+        "invariants": {"ok": not violations, "violations": violations},
+    }
+
+
+# --- invariants ------------------------------------------------------------------
+
+
+def check_invariants(runtime: LocalRuntime, targets: list[dict]) -> list[str]:
+    violations: list[str] = []
+    outcomes = {t["target"]: t for t in targets}
+    for group in runtime.fleet.groups.values():
+        summary = outcomes.get(group.spec.target)
+        if summary is not None:
+            violations += _check_group(runtime, group, summary)
+    violations += _check_bystanders(runtime)
+    targets_by_group = {name for name, g in runtime.fleet.groups.items() if g.spec.target in outcomes}
+    outside = sorted(i for i, group in runtime.fidelity.changed_instances.items() if group not in targets_by_group)
+    if outside:
+        violations.append(f"instances outside the targets were stopped or terminated: {outside}")
+    return violations
+
+
+def _check_group(runtime: LocalRuntime, group: BuiltGroup, summary: dict) -> list[str]:
+    name, size = group.spec.name, group.spec.size
+    autoscaling, ec2 = runtime.client("autoscaling"), runtime.client("ec2")
+    problems = []
+    current = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+    sizes = (current["DesiredCapacity"], current["MinSize"], current["MaxSize"])
+    if sizes != (size, size, size):
+        problems.append(f"asg/{name}: desired/min/max {sizes}, originally {(size, size, size)}")
+    instances = current["Instances"]
+    members = {i["InstanceId"] for i in instances}
+    serving = [i for i in instances if i["LifecycleState"] == "InService" and i["HealthStatus"] == "Healthy"]
+    if len(instances) != size or len(serving) != size:
+        problems.append(f"asg/{name}: {len(serving)} of {len(instances)} instances serving, expected {size} (canary left over?)")
+    template = ec2.describe_launch_templates(LaunchTemplateIds=[group.template_id])["LaunchTemplates"][0]
+    images = _images_of(ec2, sorted(members))
+    migrated = summary["outcome"] == "migrated"
+    want_image = runtime.fleet.al2023_image if migrated else group.original_image
+    wrong = sorted(i for i, image in images.items() if image != want_image)
+    if wrong:
+        problems.append(f"asg/{name}: instances {wrong} not on {want_image} after {summary['outcome']}")
+    default = str(template["DefaultVersionNumber"])
+    if migrated and group.spec.os == "al2":
+        if default == group.original_version:
+            problems.append(f"asg/{name}: migrated but the template default is still version {default}")
+    elif default != group.original_version:
+        problems.append(f"asg/{name}: {summary['outcome']} but the template default moved to version {default}")
+    if group.target_group_arn:
+        health = runtime.client("elbv2").describe_target_health(TargetGroupArn=group.target_group_arn)
+        registered = {d["Target"]["Id"] for d in health["TargetHealthDescriptions"]
+                      if d["TargetHealth"]["State"] not in ("draining", "unused")}
+        if registered != members:
+            problems.append(f"asg/{name}: target group serves {sorted(registered)}, group has {sorted(members)}")
+    trail = read_trail(runtime.client("dynamodb"), AUDIT_TABLE, summary["execution_arn"])
+    if not trail:
+        problems.append(f"asg/{name}: no audit records for {summary['execution_arn']}")
+    return problems
+
+
+def _images_of(ec2, instance_ids: list[str]) -> dict[str, str]:
+    if not instance_ids:
+        return {}
+    images = {}
+    for page in ec2.get_paginator("describe_instances").paginate(InstanceIds=instance_ids):
+        for reservation in page["Reservations"]:
+            images |= {i["InstanceId"]: i["ImageId"] for i in reservation["Instances"]}
+    return images
+
+
+def _check_bystanders(runtime: LocalRuntime) -> list[str]:
+    ec2 = runtime.client("ec2")
+    problems = []
+    for reservation in ec2.describe_instances(InstanceIds=sorted(runtime.fleet.bystanders))["Reservations"]:
+        for instance in reservation["Instances"]:
+            expected = runtime.fleet.bystanders[instance["InstanceId"]]
+            if instance["State"]["Name"] != "running" or instance["ImageId"] != expected:
+                problems.append(f"{instance['InstanceId']} outside the scenario was changed")
+    return problems

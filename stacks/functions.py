@@ -1,0 +1,78 @@
+"""The Lambda layer and one function per LambdaTask, each with its own least-privilege role."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from migrator import config
+from migrator.workflows import LambdaTask, Workflow
+from stacks.encryption import EncryptionKey
+from stacks.names import pascal_case
+from stacks.permissions import ANY, NO_RESOURCE_LEVEL, TaskPermissions
+from stacks.settings import Settings
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12  # layers/build.py builds wheels for this version
+ARCHITECTURE = lambda_.Architecture.X86_64  # ... and this platform (manylinux2014_x86_64)
+POWERTOOLS_ENV = {"POWERTOOLS_SERVICE_NAME": "al2023-migrate", "POWERTOOLS_METRICS_NAMESPACE": "AL2023Migration"}
+
+
+class TaskFunctions(Construct):
+    """`functions[task.folder]` is the function of that task."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, workflows: tuple[Workflow, ...],
+                 settings: Settings, key: EncryptionKey, permissions: TaskPermissions,
+                 environment: dict[str, str]) -> None:
+        super().__init__(scope, construct_id)
+        self._key, self._permissions = key, permissions
+        self._environment = {
+            **environment,
+            config.ENV_TAG_KEY: settings.tag_key,
+            config.ENV_TAG_VALUE: settings.tag_value,
+            **POWERTOOLS_ENV,
+        }
+        self.layer = lambda_.LayerVersion(
+            self, "Layer", code=lambda_.Code.from_asset(str(settings.layer_dir)),
+            compatible_runtimes=[RUNTIME], compatible_architectures=[ARCHITECTURE],
+            description="migrator package, Powertools, Pydantic",
+        )
+        self.functions: dict[str, lambda_.Function] = {}
+        for workflow in workflows:
+            for task in workflow.tasks:
+                if task.folder not in self.functions:  # a task may serve several workflows
+                    self.functions[task.folder] = self._function(task)
+
+    def _function(self, task: LambdaTask) -> lambda_.Function:
+        scope = Construct(self, pascal_case(task.folder))
+        log_group = logs.LogGroup(
+            scope, "Logs", retention=logs.RetentionDays.ONE_MONTH, encryption_key=self._key.key,
+        )
+        role = iam.Role(scope, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                        description=f"{task.folder}: {', '.join(sorted(a.value for a in task.access)) or 'no AWS access'}")
+        log_group.grant_write(role)  # instead of the AWSLambdaBasicExecutionRole managed policy
+        function = lambda_.Function(
+            scope, "Function",
+            description=task.description,
+            code=lambda_.Code.from_asset(str(task.handler_file.parent)),
+            handler="handler.handler",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            layers=[self.layer],
+            role=role,
+            log_group=log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            memory_size=256,
+            timeout=Duration.seconds(60),  # tasks poll through the ASL, they never wait inside
+            environment=self._environment,
+        )
+        NagSuppressions.add_resource_suppressions(function, [NagPackSuppression(
+            id="AwsSolutions-L1",
+            reason="Python 3.12 on purpose: layers/build.py builds the layer's binary wheels (pydantic-core) "
+                   "for CPython 3.12; the runtime and the layer move to a newer Python together",
+        )])
+        self._permissions.apply(role, task.access, wildcards={
+            ANY.nag_finding: "xray:PutTraceSegments, xray:PutTelemetryRecords (active tracing): " + NO_RESOURCE_LEVEL,
+        })
+        return function
+

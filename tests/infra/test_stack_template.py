@@ -1,0 +1,236 @@
+"""What the synthesized template promises: wiring, encryption, logging, least privilege."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from aws_cdk import App
+
+from migrator import config
+from migrator.config import DEFAULT_MIGRATION_TAG
+from migrator.workflows import WORKFLOWS, Access
+from stacks import Settings, SettingsError
+from stacks.names import pascal_case
+
+ALL_TASKS = {task.folder: task for workflow in WORKFLOWS for task in workflow.tasks}
+WRITE_BUNDLES = {Access.LAUNCH_TEMPLATE_WRITE, Access.ASG_WRITE, Access.REFRESH_WRITE}
+PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
+
+
+def by_path(resources: dict, suffix: str) -> tuple[str, dict]:
+    """The one resource whose construct path ends with `suffix`."""
+    found = [(lid, r) for lid, r in resources.items() if r["Metadata"]["aws:cdk:path"].endswith(suffix)]
+    assert len(found) == 1, f"{suffix}: {[lid for lid, _ in found]}"
+    return found[0]
+
+
+def function_of(synthesized, folder: str) -> tuple[str, dict]:
+    return by_path(synthesized.resources("AWS::Lambda::Function"), f"/Tasks/{pascal_case(folder)}/Function/Resource")
+
+
+def role_statements(synthesized, role_id: str) -> list[dict]:
+    return [
+        statement
+        for policy in synthesized.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def actions(statement: dict) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else action
+
+
+def all_statements(synthesized) -> list[dict]:
+    return [s for p in synthesized.resources("AWS::IAM::Policy").values()
+            for s in p["Properties"]["PolicyDocument"]["Statement"]]
+
+
+# --- state machines -------------------------------------------------------
+
+
+def test_one_standard_state_machine_per_workflow(synthesized):
+    machines = synthesized.resources("AWS::StepFunctions::StateMachine")
+    assert len(machines) == len(WORKFLOWS)
+    for workflow in WORKFLOWS:
+        _, machine = by_path(machines, f"/{pascal_case(workflow.name)}/StateMachine/Resource")
+        assert machine["Properties"]["StateMachineType"] == "STANDARD"
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
+def test_every_placeholder_is_substituted_with_its_function_or_the_topic(synthesized, workflow):
+    _, machine = by_path(synthesized.resources("AWS::StepFunctions::StateMachine"),
+                         f"/{pascal_case(workflow.name)}/StateMachine/Resource")
+    props = machine["Properties"]
+    # DefinitionBody.from_file ships the ASL file as an asset; read the copy that gets deployed.
+    asset_key = props["DefinitionS3Location"]["Key"]
+    definition = (synthesized.assembly_dir / f"asset.{asset_key}").read_text()
+    assert definition == workflow.asl_path.read_text()
+    substitutions = props["DefinitionSubstitutions"]
+
+    resolved = PLACEHOLDER.sub(lambda m: "RESOLVED" if m.group(1) in substitutions else m.group(0), definition)
+    assert "${" not in resolved, f"placeholders without a substitution: {PLACEHOLDER.findall(resolved)}"
+    json.loads(resolved)  # still valid JSON once CloudFormation substitutes
+
+    for task in workflow.tasks:
+        function_id, _ = function_of(synthesized, task.folder)
+        assert substitutions[task.substitution] == {"Fn::GetAtt": [function_id, "Arn"]}, task.substitution
+    (topic_id,) = synthesized.resources("AWS::SNS::Topic")
+    assert substitutions["NotificationTopicArn"] == {"Ref": topic_id}
+    assert "ApprovalTimeoutSeconds" not in substitutions  # timeouts come from the execution input
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
+def test_state_machine_logs_everything_encrypted_and_traces(synthesized, workflow):
+    _, machine = by_path(synthesized.resources("AWS::StepFunctions::StateMachine"),
+                         f"/{pascal_case(workflow.name)}/StateMachine/Resource")
+    logging = machine["Properties"]["LoggingConfiguration"]
+    assert logging["Level"] == "ALL" and logging["IncludeExecutionData"] is True
+    log_group_id = logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    log_group = synthesized.resources("AWS::Logs::LogGroup")[log_group_id]["Properties"]
+    assert "KmsKeyId" in log_group and "RetentionInDays" in log_group
+    assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
+def test_state_machine_role_invokes_exactly_its_functions_and_publishes(synthesized, workflow):
+    _, machine = by_path(synthesized.resources("AWS::StepFunctions::StateMachine"),
+                         f"/{pascal_case(workflow.name)}/StateMachine/Resource")
+    statements = role_statements(synthesized, machine["Properties"]["RoleArn"]["Fn::GetAtt"][0])
+    invoked = [r for s in statements if "lambda:InvokeFunction" in actions(s) for r in s["Resource"]]
+    expected = [{"Fn::GetAtt": [function_of(synthesized, t.folder)[0], "Arn"]} for t in workflow.tasks]
+    assert sorted(map(json.dumps, invoked)) == sorted(map(json.dumps, expected))
+    (topic_id,) = synthesized.resources("AWS::SNS::Topic")
+    assert any("sns:Publish" in actions(s) and s["Resource"] == {"Ref": topic_id} for s in statements)
+    assert any("kms:GenerateDataKey" in actions(s) for s in statements)  # the topic is encrypted
+
+
+# --- shared resources -----------------------------------------------------
+
+
+def test_key_rotates(synthesized):
+    (key,) = synthesized.resources("AWS::KMS::Key").values()
+    assert key["Properties"]["EnableKeyRotation"] is True
+
+
+def test_topic_is_encrypted_ssl_only_and_emails_subscribe(synthesized):
+    (key_id,) = synthesized.resources("AWS::KMS::Key")
+    (topic,) = synthesized.resources("AWS::SNS::Topic").values()
+    assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    (policy,) = synthesized.resources("AWS::SNS::TopicPolicy").values()
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+               for s in policy["Properties"]["PolicyDocument"]["Statement"])
+    synthesized.template.has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": synthesized.email})
+
+
+@pytest.mark.parametrize(("name", "keys", "ttl"), [
+    ("Audit", [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}], "expires_at"),
+    ("Idempotency", [{"AttributeName": "id", "KeyType": "HASH"}], "expiration"),
+])
+def test_tables_are_kms_encrypted_with_pitr_and_ttl(synthesized, name, keys, ttl):
+    (key_id,) = synthesized.resources("AWS::KMS::Key")
+    _, table = by_path(synthesized.resources("AWS::DynamoDB::Table"), f"/Tables/{name}/Resource")
+    props = table["Properties"]
+    assert props["KeySchema"] == keys
+    assert props["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS",
+                                         "KMSMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]}}
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["TimeToLiveSpecification"] == {"AttributeName": ttl, "Enabled": True}
+
+
+# --- functions ------------------------------------------------------------
+
+
+def test_one_function_per_task(synthesized):
+    assert len(synthesized.resources("AWS::Lambda::Function")) == len(ALL_TASKS)
+
+
+@pytest.mark.parametrize("folder", sorted(ALL_TASKS))
+def test_function_runtime_layer_tracing_logs_and_environment(synthesized, folder):
+    (layer_id,) = synthesized.resources("AWS::Lambda::LayerVersion")
+    _, function = function_of(synthesized, folder)
+    props = function["Properties"]
+    assert props["Runtime"] == "python3.12"
+    assert props["Handler"] == "handler.handler"
+    assert props["Layers"] == [{"Ref": layer_id}]
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    log_group = synthesized.resources("AWS::Logs::LogGroup")[props["LoggingConfig"]["LogGroup"]["Ref"]]
+    assert "RetentionInDays" in log_group["Properties"]
+    env = props["Environment"]["Variables"]
+    assert {config.ENV_AUDIT_TABLE, config.ENV_IDEMPOTENCY_TABLE, config.ENV_NOTIFICATION_TOPIC} <= set(env)
+    assert (env[config.ENV_TAG_KEY], env[config.ENV_TAG_VALUE]) == (synthesized.tag["key"], synthesized.tag["value"])
+    assert env["POWERTOOLS_SERVICE_NAME"] == "al2023-migrate"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "AL2023Migration"
+
+
+def test_each_function_has_its_own_role(synthesized):
+    roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in synthesized.resources("AWS::Lambda::Function").values()]
+    assert len(set(roles)) == len(roles)
+
+
+# --- least privilege ------------------------------------------------------
+
+
+def test_mutations_require_the_migration_tag_from_context(synthesized):
+    tag = synthesized.tag  # not the default one: the context override must reach the policies
+    assert tag["key"] != DEFAULT_MIGRATION_TAG["key"]
+    tag_condition = {"StringEquals": {f"aws:ResourceTag/{tag['key']}": tag["value"]}}
+    mutating = [s for s in all_statements(synthesized)
+                if any(a.startswith("autoscaling:") and not a.startswith("autoscaling:Describe") for a in actions(s))
+                or {"ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate"} & set(actions(s))]
+    assert mutating
+    for statement in mutating:
+        assert statement["Condition"] == tag_condition, statement
+    assert DEFAULT_MIGRATION_TAG["key"] not in json.dumps(synthesized.template.to_json())
+
+
+def test_run_instances_only_through_launch_templates_and_pass_role_only_to_ec2(synthesized):
+    statements = all_statements(synthesized)
+    run = [s for s in statements if "ec2:RunInstances" in actions(s)]
+    pass_role = [s for s in statements if "iam:PassRole" in actions(s)]
+    assert run and pass_role
+    for statement in run:
+        assert statement["Condition"]["Bool"] == {"ec2:IsLaunchTemplateResource": "true"}
+        assert "ec2:LaunchTemplate" in statement["Condition"]["ArnLike"]
+    for statement in pass_role:
+        assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
+
+
+def test_no_statement_allows_all_actions_of_a_service(synthesized):
+    for statement in all_statements(synthesized):
+        for action in actions(statement):
+            assert action != "*" and not action.endswith(":*"), statement
+
+
+@pytest.mark.parametrize("folder", sorted(ALL_TASKS))
+def test_read_only_tasks_cannot_mutate_ec2_or_auto_scaling(synthesized, folder):
+    task = ALL_TASKS[folder]
+    _, function = function_of(synthesized, folder)
+    granted = {a for s in role_statements(synthesized, function["Properties"]["Role"]["Fn::GetAtt"][0])
+               for a in actions(s)}
+    mutations = {a for a in granted if a.split(":")[0] in {"ec2", "autoscaling", "iam"}
+                 and not a.split(":")[1].startswith("Describe")}
+    if not task.access & WRITE_BUNDLES:
+        assert not mutations
+    if not task.access:
+        assert {a.split(":")[0] for a in granted} <= {"logs", "xray"}
+
+
+# --- settings -------------------------------------------------------------
+
+
+def test_tag_defaults_to_the_config_and_context_overrides_it(fake_layer):
+    default = Settings.from_context(App(context={"layer_dir": str(fake_layer)}).node)
+    assert (default.tag_key, default.tag_value) == (DEFAULT_MIGRATION_TAG["key"], DEFAULT_MIGRATION_TAG["value"])
+    tag = {"key": "owner", "value": "platform"}
+    overridden = Settings.from_context(App(context={"layer_dir": str(fake_layer), "migration_tag": tag}).node)
+    assert (overridden.tag_key, overridden.tag_value) == ("owner", "platform")
+
+
+def test_missing_layer_fails_with_a_hint(tmp_path):
+    with pytest.raises(SettingsError, match=r"run `make layer` first"):
+        Settings.from_context(App(context={"layer_dir": str(tmp_path / "nope")}).node)
