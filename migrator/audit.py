@@ -1,10 +1,13 @@
 """The audit trail: one DynamoDB item per action a workflow takes, keyed by execution."""
 
+import itertools
 import json
 import uuid
 from datetime import UTC, datetime
 
 from migrator import clock
+
+_sequence = itertools.count()
 
 
 class AuditLog:
@@ -15,14 +18,17 @@ class AuditLog:
         self.target = target
 
     def record(self, action: str, **detail) -> None:
-        at = datetime.fromtimestamp(clock.now(), UTC).isoformat(timespec="milliseconds")
+        moment = datetime.fromtimestamp(clock.now(), UTC)
+        at = moment.isoformat(timespec="milliseconds")
+        sort_time = moment.isoformat(timespec="microseconds")
         self._dynamodb.put_item(
             TableName=self._table,
             Item={
                 "pk": {"S": self.execution},
-                # time first so a query returns the trail in order; uuid so two
-                # records in the same millisecond never overwrite each other
-                "sk": {"S": f"{at}#{uuid.uuid4().hex[:8]}"},
+                # time first so a query returns the trail in order; the counter
+                # orders one container's records within a microsecond and the
+                # uuid keeps two containers' records apart
+                "sk": {"S": f"{sort_time}#{next(_sequence):09d}#{uuid.uuid4().hex[:8]}"},
                 "at": {"S": at},
                 "target": {"S": self.target},
                 "action": {"S": action},

@@ -306,20 +306,25 @@ def finalize(c: Clients, pre: dict, ver: dict, canary_id: str) -> dict:
     return {"version": ver["version"], "image_id": ver["image_id"], "desired": pre["desired"]}
 
 
-def explain_failure(error: dict | None) -> tuple[str, str]:
-    """The failure's name and message from a Catch's {Error, Cause}."""
+def explain_failure(state: dict) -> tuple[str, str]:
+    """The failure's name and message from a Catch's {Error, Cause}. A Fail state
+    may not use a `States.` name, so those become plain names."""
+    error = state.get("error")
     if not error:
         return "Unknown", "unknown failure"
     name = error.get("Error", "Unknown")
-    cause = error.get("Cause", "")
+    cause = error.get("Cause") or ""
     try:
         cause = json.loads(cause).get("errorMessage", cause)
     except (ValueError, AttributeError):
-        pass
-    if name == "States.Timeout":
-        cause = "the approval gate timed out" + (f": {cause}" if cause else "")
+        pass  # a plain-text cause (an approver's reason) stays as it is
+    at_gate = state.get("canary_health") and not state.get("approval") and not state.get("refresh")
+    if name == "States.Timeout" and at_gate:
+        name, cause = "ApprovalTimedOut", "the before-refresh approval timed out"
     elif name == "Rejected":
         cause = "the approval was rejected" + (f": {cause}" if cause else "")
+    elif name.startswith("States."):
+        name = name.removeprefix("States.")
     return name, cause or name
 
 
@@ -373,7 +378,7 @@ def rollback(c: Clients, request: RolloutInput, state: dict) -> dict:
                 },
                 Preferences=refresh_preferences(request, auto_rollback=False),
             )["InstanceRefreshId"]
-    error_name, message = explain_failure(state.get("error"))
+    error_name, message = explain_failure(state)
     return {
         "error": error_name,
         "cause": f"{request.target} rolled back to launch template version {pre['original_version']}: {message}",

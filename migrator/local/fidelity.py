@@ -7,6 +7,7 @@ checks each one. `Fidelity.install()` patches moto for the life of a runtime and
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import math
@@ -27,7 +28,7 @@ from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.awslambda.models import LambdaFunction
 from moto.cloudwatch.models import cloudwatch_backends
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, EmptyResult
 from moto.ec2.models import instances as ec2_instances
 from moto.ec2.responses.launch_templates import LaunchTemplates as LaunchTemplateResponses
 from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
@@ -38,6 +39,8 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, HeartbeatEndpoint
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
 from moto.stepfunctions.parser.asl.utils import json_path
+from moto.stepfunctions.models import StateMachine
+from moto.stepfunctions.responses import StepFunctionResponse
 
 from migrator.local.clock import SimClock
 from migrator.local.scenario import Fault, Timings
@@ -225,6 +228,29 @@ class Fidelity:
             return dt.datetime.fromtimestamp(clock.now(), dt.UTC)
 
         self._patch(EventManager, "_get_current_timestamp", staticmethod(current_timestamp))
+
+        # AWS: SendTaskFailure's `cause` reaches the Catch (moto dropped it).
+        def send_task_failure(response):
+            response.stepfunction_backend.send_task_failure(
+                response._get_param("taskToken"), error=response._get_param("error"),
+                cause=response._get_param("cause"),
+            )
+            return EmptyResult()
+
+        self._patch(StepFunctionResponse, "send_task_failure", send_task_failure)
+
+        # AWS: a state machine starts any number of executions. moto deep-copies
+        # the machine per start, its past executions (with their locks) included,
+        # and failed once an execution had run; the copy now shares them.
+        def state_machine_deepcopy(machine, memo):
+            clone = copy.copy(machine)
+            clone.__dict__ = {
+                key: value if key == "executions" else copy.deepcopy(value, memo)
+                for key, value in machine.__dict__.items()
+            }
+            return clone
+
+        self._patch(StateMachine, "__deepcopy__", state_machine_deepcopy)
 
         # AWS: `$.a[0].b` selects one value; moto returned a one-element list, so a
         # Choice on it never matched.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import logging
 import os
 import time
 import zipfile
@@ -108,6 +109,8 @@ class LocalRuntime:
         for key, value in _handler_env(self.region).items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
+        # the interpreter logs every failed state at ERROR; the history has it all
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         domain_clock.use(self.clock.now)

@@ -1,0 +1,29 @@
+"""Shared fixtures: a local runtime built from a scenario written inline."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+
+from migrator.local.runtime import LocalRuntime
+from migrator.local.scenario import parse_scenario
+
+
+def scenario(groups: list[dict], **extra):
+    """A scenario with fast defaults; `extra` overrides top-level fields."""
+    data = {"version": 1, "name": "test", "clock": {"speed": 1000}, "auto_scaling_groups": groups}
+    data.update(extra)
+    return parse_scenario(data)
+
+
+@contextmanager
+def running(groups: list[dict], **extra):
+    with LocalRuntime(scenario(groups, **extra)) as runtime:
+        yield runtime
+
+
+@pytest.fixture
+def runtime_with():
+    """`with runtime_with([{"name": "web", "size": 2}]) as rt:` inside a test."""
+    return running
