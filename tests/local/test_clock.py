@@ -1,0 +1,75 @@
+"""The simulated clock: waits on simulated time, jumps over idle stretches."""
+
+import threading
+import time
+
+from migrator.local.clock import SimClock
+
+
+def ticking(speed=1.0):
+    clock = SimClock(speed=speed, start=0.0)
+    clock.start_ticking()
+    return clock
+
+
+def test_an_idle_wait_jumps_to_its_deadline():
+    clock = ticking(speed=1.0)  # one simulated second per real second
+    try:
+        assert clock.wait(threading.Event(), 3600) is False  # an hour, without waiting an hour
+        assert clock.now() >= 3600
+    finally:
+        clock.stop()
+
+
+def test_a_set_event_ends_the_wait_early():
+    clock = ticking()
+    event = threading.Event()
+    threading.Timer(0.05, event.set).start()
+    try:
+        with clock.busy():  # busy: no jump, so the event comes first
+            assert clock.wait(event, 10_000) is True
+            assert clock.now() < 100
+    finally:
+        clock.stop()
+
+
+def test_no_jump_while_busy():
+    clock = ticking(speed=1.0)
+    try:
+        with clock.busy():
+            waiter = threading.Thread(target=clock.sleep, args=(3600,))
+            waiter.start()
+            time.sleep(0.2)
+            assert clock.now() < 10  # held: a handler is running
+        waiter.join(5)
+        assert not waiter.is_alive() and clock.now() >= 3600
+    finally:
+        clock.stop()
+
+
+def test_a_soft_timeout_is_never_jumped_to():
+    clock = ticking(speed=1.0)
+    try:
+        done = threading.Event()
+        threading.Thread(target=lambda: (clock.wait(threading.Event(), 1e6, soft=True), done.set()),
+                         daemon=True).start()
+        time.sleep(0.2)
+        assert not done.is_set() and clock.now() < 10
+        clock.sleep(50)  # a hard timer: the clock jumps to it, not past it
+        assert 50 <= clock.now() < 1000
+    finally:
+        clock.stop()
+
+
+def test_call_later_runs_at_its_simulated_time():
+    clock = ticking(speed=1.0)
+    seen = []
+    try:
+        clock.call_later(600, lambda: seen.append(clock.now()))
+        clock.sleep(1200)
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen and 600 <= seen[0] < 1200
+    finally:
+        clock.stop()
