@@ -160,6 +160,7 @@ class Fidelity:
         self.timings = timings
         self.handlers = handlers  # function name -> handler(event, context)
         self.faults = faults or []
+        self.people_answer = False  # set by `local serve`: approvals come from outside
         self.random = random.Random(seed)
         self.calls = CallStats()
         self.refreshes: dict[str, list[InstanceRefresh]] = defaultdict(list)  # newest first
@@ -200,7 +201,7 @@ class Fidelity:
     # --- Step Functions interpreter -------------------------------------------
 
     def _patch_interpreter(self) -> None:
-        clock = self.clock
+        clock, fidelity = self.clock, self
 
         # AWS: Wait states, Retry intervals and task timeouts take simulated time.
         def wait_interval(wait_function, env, wait_seconds):
@@ -211,8 +212,10 @@ class Fidelity:
         self._patch(state_task_service_callback, "time", _SimTimeModule(clock))
         self._patch(execute_state, "threading", _SimThreadingModule(clock))
 
+        # With people answering (local serve), the clock must not jump over a
+        # gate's timeout while they read the email: the wait is soft then.
         def callback_wait(endpoint, timeout=None):
-            clock.wait(endpoint._notify_event, timeout)
+            clock.wait(endpoint._notify_event, timeout, soft=fidelity.people_answer)
             return endpoint._outcome
 
         def heartbeat_wait(endpoint):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import threading
@@ -31,6 +32,8 @@ class LocalServer:
         # moto's interpreter calls back into the server on MOTO_PORT
         os.environ["MOTO_PORT"] = str(self.port)
         self.runtime.start()
+        self.runtime.fidelity.people_answer = True
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on the console
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
 

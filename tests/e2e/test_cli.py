@@ -1,0 +1,128 @@
+"""The `al2023-migrate` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import boto3
+import pytest
+
+from migrator.cli import main
+from migrator.config import SCENARIOS_DIR
+from migrator.local.scenario import parse_scenario
+from migrator.local.server import LocalServer
+
+SUMMARY_KEYS = {"scenario", "targets", "instances", "state_transitions", "aws_api_calls", "sim_seconds",
+                "wall_seconds", "invariants"}
+TARGET_KEYS = {"target", "kind", "instances", "outcome", "expected", "execution_arn", "status",
+               "state_transitions", "sim_seconds", "error"}
+
+
+def one_line_usage_error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("version: 2\nname: x\n", "version"),
+        ("version: 1\nname: x\nauto_scaling_groups: [{name: web, size: 0}]\n", "auto_scaling_groups.0.size"),
+        ("version: 1\nname: x\nauto_scaling_groups: [{name: web, size: 2}]\n"
+         "faults: [{target: asg/nope, at: canary, kind: unhealthy}]\n", "faults.0.target"),
+        ("version: 1\nname: x\nauto_scaling_groups: [{name: web, size: 2}]\n"
+         "faults: [{target: asg/web, at: canary, kind: error}]\n", "faults.0.kind"),
+        ("version: 1\nname: x\nstandalone: [{name: db-1}]\n", "standalone targets are not supported yet"),
+        ("version: [1\n", "not valid YAML"),
+    ],
+)
+def test_a_bad_scenario_exits_2_with_one_line_naming_the_field(tmp_path, capsys, content, words):
+    path = tmp_path / "scenario.yaml"
+    path.write_text(content)
+    assert words in one_line_usage_error(capsys, ["demo", "--scenario", str(path)])
+
+
+def test_bad_arguments_exit_2_with_one_line(capsys):
+    assert "--scenario" in one_line_usage_error(capsys, ["demo", "--scenario"])
+    assert "invalid choice" in one_line_usage_error(capsys, ["migrate-everything"])
+    assert "cannot read" in one_line_usage_error(capsys, ["demo", "--scenario", "/nonexistent.yaml"])
+
+
+def test_demo_json_reports_the_faulted_group_rolled_back_and_the_others_migrated(capsys):
+    code = main(["demo", "--scenario", str(SCENARIOS_DIR / "asg-canary-unhealthy.yaml"), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert SUMMARY_KEYS <= set(summary)
+    assert all(TARGET_KEYS <= set(t) for t in summary["targets"])
+    outcomes = {t["target"]: t["outcome"] for t in summary["targets"]}
+    assert outcomes == {"asg/web": "rolled_back", "asg/api": "migrated"}
+    assert summary["instances"] == {"total": 10, "migrated": 4, "rolled_back": 6, "failed": 0}
+    assert summary["invariants"] == {"ok": True, "violations": []}
+
+
+def test_every_shipped_scenario_is_valid():
+    import yaml
+
+    for path in sorted(SCENARIOS_DIR.glob("*.yaml")):
+        parse_scenario(yaml.safe_load(path.read_text()), source=path.name)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_local_serve_runs_a_rollout_driven_over_http():
+    """start-execution, describe-execution, get-execution-history and send-task-success
+    against the served endpoint, with the approval answered by hand."""
+    scenario = parse_scenario({"version": 1, "name": "serve", "clock": {"speed": 1000},
+                               "approvals": {"default": "ignore"},
+                               "auto_scaling_groups": [{"name": "web", "size": 2, "target_group": True}]})
+    server = LocalServer(scenario, _free_port())
+    server.start()
+    try:
+        sfn = boto3.client("stepfunctions", endpoint_url=server.endpoint, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        machine = server.runtime.state_machines["asg-rollout"]
+        arn = sfn.start_execution(stateMachineArn=machine, name="by-hand-1",
+                                  input=json.dumps({"group_name": "web", "canary_bake_seconds": 60}))["executionArn"]
+        token = _wait_for_approval_token(sfn, arn)
+        if shutil.which("aws"):  # the AWS CLI itself, where the machine has it
+            env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_DEFAULT_REGION": "us-east-1"}
+            out = subprocess.run(["aws", "--endpoint-url", server.endpoint, "stepfunctions", "describe-execution",
+                                  "--execution-arn", arn], env=env, capture_output=True, text=True, check=True)
+            assert json.loads(out.stdout)["status"] == "RUNNING"
+        sfn.send_task_success(taskToken=token, output=json.dumps({"approver": "test"}))
+        deadline = time.monotonic() + 120
+        while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    finally:
+        server.stop()
+
+
+def _wait_for_approval_token(sfn, arn: str) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for event in sfn.get_execution_history(executionArn=arn)["events"]:
+            if event["type"] == "TaskScheduled":
+                parameters = json.loads(event["taskScheduledEventDetails"]["parameters"])
+                message = parameters["Message"]
+                return (json.loads(message) if isinstance(message, str) else message)["task_token"]
+        time.sleep(0.1)
+    raise AssertionError("the approval gate was never reached")
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "migrator.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "demo" in out.stdout

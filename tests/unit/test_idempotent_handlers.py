@@ -1,0 +1,86 @@
+"""Every mutating handler, run twice with the same input, acts once."""
+
+from __future__ import annotations
+
+from migrator.asg import rollout
+from migrator.asg.events import clients
+from migrator.asg.models import RolloutInput
+from migrator.local.fidelity import LambdaContext
+from migrator.local.runtime import load_handlers
+from tests.conftest import running
+
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:asg-rollout:idempotency-1"
+
+
+def call(name: str, state: dict, **extra):
+    handler = load_handlers()[f"al2023-asg-{name}"]
+    return handler({"execution": EXECUTION, "state": state, **extra}, LambdaContext(f"al2023-asg-{name}"))
+
+
+def group(rt):
+    return rt.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["web"])["AutoScalingGroups"][0]
+
+
+def version_count(rt):
+    return len(rt.client("ec2").describe_launch_template_versions(
+        LaunchTemplateId=rt.fleet.groups["web"].template_id)["LaunchTemplateVersions"])
+
+
+def test_each_mutating_handler_twice_changes_nothing_the_second_time():
+    with running([{"name": "web", "size": 3}], clock={"speed": 0.001}) as rt:
+        state = {"input": RolloutInput(group_name="web", min_healthy_percentage=50).model_dump()}
+        state["preflight"] = call("preflight", state)
+
+        state["version"] = call("create-version", state)
+        assert call("create-version", state) == state["version"]
+        assert version_count(rt) == 2
+
+        state["canary"] = call("start-canary", state)
+        assert call("start-canary", state) == state["canary"]
+        assert group(rt)["DesiredCapacity"] == 4 and len(group(rt)["Instances"]) == 4  # one canary
+
+        rt.clock.advance(100)
+        state["canary_health"] = call("check-canary", state)
+        state["refresh"] = call("start-refresh", state)
+        assert call("start-refresh", state) == state["refresh"]
+        refreshes = rt.client("autoscaling").describe_instance_refreshes(AutoScalingGroupName="web")
+        assert len(refreshes["InstanceRefreshes"]) == 1
+
+        rt.clock.advance(5000)
+        state["result"] = call("finalize", state)
+        assert call("finalize", state) == state["result"]
+        assert group(rt)["DesiredCapacity"] == 3 and len(group(rt)["Instances"]) == 3
+
+
+def test_domain_functions_are_idempotent_without_the_powertools_record():
+    """A retry after the idempotency record expired, or a crash mid-way, still finds
+    what the first call made: the domain code looks before it acts."""
+    with running([{"name": "web", "size": 2}], clock={"speed": 0.001}) as rt:
+        c = clients()
+        request = RolloutInput(group_name="web")
+        pre = rollout.preflight(c, request, "al2023-migration", "enabled")
+        first = rollout.create_version(c, request, pre, EXECUTION)
+        again = rollout.create_version(c, request, pre, EXECUTION)
+        assert (first["created"], again["created"], again["version"]) == (True, False, first["version"])
+        assert version_count(rt) == 2
+
+        assert rollout.start_canary(c, pre, first)["changed"] is True
+        assert rollout.start_canary(c, pre, first)["changed"] is False
+        assert len(group(rt)["Instances"]) == 3
+
+
+def test_rollback_twice_leaves_one_restored_group():
+    with running([{"name": "web", "size": 2}], clock={"speed": 0.001}) as rt:
+        c = clients()
+        request = RolloutInput(group_name="web")
+        pre = rollout.preflight(c, request, "al2023-migration", "enabled")
+        ver = rollout.create_version(c, request, pre, EXECUTION)
+        rollout.start_canary(c, pre, ver)
+        state = {"preflight": pre, "version": ver, "error": {"Error": "CanaryUnhealthy", "Cause": "test"}}
+        first = rollout.rollback(c, request, state)
+        second = rollout.rollback(c, request, state)
+        assert first["cause"] == second["cause"]
+        current = group(rt)
+        assert current["DesiredCapacity"] == 2 and len(current["Instances"]) == 2
+        assert {i["LaunchTemplate"]["Version"] for i in current["Instances"]} == {"1"}
+        assert rt.client("autoscaling").describe_instance_refreshes(AutoScalingGroupName="web")["InstanceRefreshes"] == []
