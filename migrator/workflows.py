@@ -49,6 +49,7 @@ class Workflow:
     name: str  # also the state machine's name in the local runtime
     asl_file: str
     tasks: tuple[LambdaTask, ...]
+    gates: tuple[str, ...] = ()  # approval gates, named as in the ASL's approval messages
 
     @property
     def asl_path(self):
@@ -60,6 +61,7 @@ _BASE = frozenset({Access.AUDIT_WRITE})
 ASG_ROLLOUT = Workflow(
     name="asg-rollout",
     asl_file="asg_rollout.asl.json",
+    gates=("before-refresh",),
     tasks=(
         LambdaTask("asg_validate_input", "ValidateInputFunctionArn",
                    "Validate the rollout input; no AWS change", frozenset()),

@@ -9,7 +9,6 @@ from migrator.audit import read_trail
 from migrator.local.fleet import BuiltGroup
 from migrator.local.runtime import AUDIT_TABLE, LocalRuntime, Run
 
-GATES = {"asg": ("before-refresh",)}
 
 
 def _seconds(timestamp) -> float:
@@ -46,7 +45,7 @@ def target_summary(runtime: LocalRuntime, run: Run, described: dict) -> dict:
         "kind": kind,
         "instances": group.spec.size,
         "outcome": outcome_of(described, history),
-        "expected": runtime.scenario.expected_outcome(run.target, GATES[kind]),
+        "expected": runtime.scenario.expected_outcome(run.target, run.workflow.gates),
         "execution_arn": run.execution_arn,
         "status": described["status"],
         "state_transitions": state_transitions(history),
