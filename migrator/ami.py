@@ -3,9 +3,27 @@
 from enum import Enum
 
 from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from migrator.aws import error_code
+from migrator.config import AL2023_AMI_PARAMETER
 from migrator.errors import AmiNotAl2023, PreflightFailed
+
+
+class AmiChoice(BaseModel):
+    """The AMI source of an execution input: an explicit id, or an SSM parameter
+    (default: AWS's public AL2023 one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ami_id: str | None = Field(default=None, pattern=r"^ami-[0-9a-f]{8,17}$")
+    ami_ssm_parameter: str = Field(default=AL2023_AMI_PARAMETER["x86_64"], min_length=1, max_length=2048)
+
+    @model_validator(mode="after")
+    def _one_ami_source(self):
+        if self.ami_id and self.ami_ssm_parameter != AL2023_AMI_PARAMETER["x86_64"]:
+            raise ValueError("give ami_id or ami_ssm_parameter, not both")
+        return self
 
 
 class OsFamily(str, Enum):

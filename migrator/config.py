@@ -21,6 +21,12 @@ AL2_AMI_PARAMETER = {
     "arm64": "/aws/service/ami-amazon-linux-latest/amzn2-ami-kernel-5.10-hvm-arm64-gp2",
 }
 
+# Tags the standalone workflow puts on what it creates, so a retry finds it
+# instead of creating it twice and an audit can tell what was ours.
+EXECUTION_TAG = "al2023-migration:execution"
+SOURCE_INSTANCE_TAG = "al2023-migration:source-instance"
+EXPIRES_TAG = "al2023-migration:expires-at"
+
 # AWS error codes that mean "slow down", across the services we call.
 THROTTLING_ERROR_CODES = frozenset(
     {

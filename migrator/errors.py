@@ -40,3 +40,11 @@ class RefreshFailed(MigrationError):
 
 class RollbackFailed(MigrationError):
     """The rollback could not restore the group; an operator must look."""
+
+
+class SnapshotFailed(MigrationError):
+    """A snapshot of the instance's volumes ended in state `error`."""
+
+
+class InstanceUnhealthy(MigrationError):
+    """The replacement instance failed a status check, its health script or an alarm."""

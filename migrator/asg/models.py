@@ -2,20 +2,15 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
-from migrator.config import AL2023_AMI_PARAMETER
+from migrator.ami import AmiChoice
 
 RefreshPolicy = Literal["Refresh", "Ignore", "Wait"]
 
 
-class RolloutInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RolloutInput(AmiChoice):
     group_name: str = Field(min_length=1, max_length=255, pattern=r"^[^:]+$")
-    # The AMI: an explicit id, or an SSM parameter (default: AWS's public AL2023 one).
-    ami_id: str | None = Field(default=None, pattern=r"^ami-[0-9a-f]{8,17}$")
-    ami_ssm_parameter: str = Field(default=AL2023_AMI_PARAMETER["x86_64"], min_length=1, max_length=2048)
     canary_bake_seconds: int = Field(default=600, ge=0, le=86_400)
     canary_deadline_seconds: int = Field(default=1_800, ge=60, le=86_400)
     min_healthy_percentage: int = Field(default=90, ge=0, le=100)
@@ -28,12 +23,6 @@ class RolloutInput(BaseModel):
     # roll back) until an operator releases them.
     protected_instances: RefreshPolicy = "Wait"
     standby_instances: RefreshPolicy = "Wait"
-
-    @model_validator(mode="after")
-    def _one_ami_source(self):
-        if self.ami_id and self.ami_ssm_parameter != AL2023_AMI_PARAMETER["x86_64"]:
-            raise ValueError("give ami_id or ami_ssm_parameter, not both")
-        return self
 
     @property
     def target(self) -> str:

@@ -6,12 +6,13 @@ running it twice with the same input changes nothing the second time.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family, resolve_al2023_ami
 from migrator.asg.models import RolloutInput
+from migrator.failures import explain_failure
+from migrator.health import alarms_in_alarm
 from migrator.errors import (
     CanaryUnhealthy,
     DeadlineExceeded,
@@ -229,13 +230,6 @@ def check_canary(c: Clients, request: RolloutInput, pre: dict, ver: dict, canary
     return {"instance_id": instance_id, "evidence": evidence}
 
 
-def alarms_in_alarm(cloudwatch, names: list[str]) -> list[str]:
-    if not names:
-        return []
-    alarms = cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
-    return sorted(a["AlarmName"] for a in alarms if a["StateValue"] == "ALARM")
-
-
 def refresh_preferences(request: RolloutInput, auto_rollback: bool) -> dict:
     preferences = {
         "MinHealthyPercentage": request.min_healthy_percentage,
@@ -306,28 +300,6 @@ def finalize(c: Clients, pre: dict, ver: dict, canary_id: str) -> dict:
     return {"version": ver["version"], "image_id": ver["image_id"], "desired": pre["desired"]}
 
 
-def explain_failure(state: dict) -> tuple[str, str]:
-    """The failure's name and message from a Catch's {Error, Cause}. A Fail state
-    may not use a `States.` name, so those become plain names."""
-    error = state.get("error")
-    if not error:
-        return "Unknown", "unknown failure"
-    name = error.get("Error", "Unknown")
-    cause = error.get("Cause") or ""
-    try:
-        cause = json.loads(cause).get("errorMessage", cause)
-    except (ValueError, AttributeError):
-        pass  # a plain-text cause (an approver's reason) stays as it is
-    at_gate = state.get("canary_health") and not state.get("approval") and not state.get("refresh")
-    if name == "States.Timeout" and at_gate:
-        name, cause = "ApprovalTimedOut", "the before-refresh approval timed out"
-    elif name == "Rejected":
-        cause = "the approval was rejected" + (f": {cause}" if cause else "")
-    elif name.startswith("States."):
-        name = name.removeprefix("States.")
-    return name, cause or name
-
-
 def rollback(c: Clients, request: RolloutInput, state: dict) -> dict:
     """Stop our refresh, drop the canary, put the group back on the old version and
     sizes; start a refresh back to the old version if new instances remain."""
@@ -378,7 +350,8 @@ def rollback(c: Clients, request: RolloutInput, state: dict) -> dict:
                 },
                 Preferences=refresh_preferences(request, auto_rollback=False),
             )["InstanceRefreshId"]
-    error_name, message = explain_failure(state)
+    at_gate = state.get("canary_health") and not state.get("approval") and not state.get("refresh")
+    error_name, message = explain_failure(state.get("error"), "before-refresh" if at_gate else None)
     return {
         "error": error_name,
         "cause": f"{request.target} rolled back to launch template version {pre['original_version']}: {message}",

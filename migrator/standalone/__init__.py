@@ -1,0 +1,1 @@
+"""Standalone EC2: snapshot, parallel AL2023 instance, validated cutover, rollback, decommission."""
