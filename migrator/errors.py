@@ -48,3 +48,7 @@ class SnapshotFailed(MigrationError):
 
 class InstanceUnhealthy(MigrationError):
     """The replacement instance failed a status check, its health script or an alarm."""
+
+
+class CutoverFailed(MigrationError):
+    """Moving the Elastic IP or the DNS record failed."""

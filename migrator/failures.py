@@ -10,11 +10,7 @@ def explain_failure(error: dict | None, waiting_gate: str | None = None) -> tupl
     if not error:
         return "Unknown", "unknown failure"
     name = error.get("Error", "Unknown")
-    cause = error.get("Cause") or ""
-    try:
-        cause = json.loads(cause).get("errorMessage", cause)
-    except (ValueError, AttributeError):
-        pass  # a plain-text cause (an approver's reason) stays as it is
+    cause = error_message(error.get("Cause"))
     if name == "States.Timeout" and waiting_gate:
         name, cause = "ApprovalTimedOut", f"the {waiting_gate} approval timed out"
     elif name == "Rejected":
@@ -22,3 +18,13 @@ def explain_failure(error: dict | None, waiting_gate: str | None = None) -> tupl
     elif name.startswith("States."):
         name = name.removeprefix("States.")
     return name, cause or name
+
+
+def error_message(cause: str | None) -> str:
+    """A Lambda error's message from its JSON cause; a plain-text cause (an
+    approver's reason, a Fail state's cause) as it is."""
+    cause = cause or ""
+    try:
+        return json.loads(cause).get("errorMessage", cause)
+    except (ValueError, AttributeError):
+        return cause

@@ -26,6 +26,14 @@ class Access(str, Enum):
     LAUNCH_TEMPLATE_WRITE = "launch-template-write"  # ec2:CreateLaunchTemplateVersion, ec2:ModifyLaunchTemplate (tagged)
     ASG_WRITE = "asg-write"  # autoscaling mutations (tagged groups) + ec2:RunInstances through a launch template
     REFRESH_WRITE = "refresh-write"  # autoscaling:Start/Cancel/RollbackInstanceRefresh (tagged groups)
+    INSTANCE_READ = "instance-read"  # ec2:DescribeInstances/InstanceStatus/Volumes/Addresses/Snapshots
+    SNAPSHOT_WRITE = "snapshot-write"  # ec2:CreateSnapshots of tagged instances, ec2:CreateTags on our snapshots
+    INSTANCE_LAUNCH = "instance-launch"  # ec2:RunInstances (+ tags, PassRole to ec2) for the replacement
+    INSTANCE_WRITE = "instance-write"  # ec2:Stop/Start/TerminateInstances, ModifyInstanceAttribute (tagged)
+    ADDRESS_WRITE = "address-write"  # ec2:AssociateAddress, route53:ChangeResourceRecordSets
+    DNS_READ = "dns-read"  # route53:ListResourceRecordSets
+    HEALTH_SCRIPT = "health-script"  # ssm:SendCommand (AWS-RunShellScript on tagged instances)
+    HEALTH_SCRIPT_READ = "health-script-read"  # ssm:GetCommandInvocation
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,45 @@ ASG_ROLLOUT = Workflow(
     ),
 )
 
-WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT,)
+STANDALONE_EC2 = Workflow(
+    name="standalone-ec2",
+    asl_file="standalone_ec2.asl.json",
+    gates=("cutover", "decommission"),
+    tasks=(
+        LambdaTask("ec2_validate_input", "ValidateInputFunctionArn",
+                   "Validate the migration input; no AWS change", frozenset()),
+        LambdaTask("ec2_preflight", "PreflightFunctionArn",
+                   "Check the instance and record what a rebuild and a rollback need",
+                   _BASE | {Access.INSTANCE_READ, Access.AMI_READ, Access.DNS_READ}),
+        LambdaTask("ec2_snapshot", "SnapshotFunctionArn",
+                   "Crash-consistent snapshots of every EBS volume",
+                   _BASE | {Access.INSTANCE_READ, Access.SNAPSHOT_WRITE, Access.IDEMPOTENCY}),
+        LambdaTask("ec2_check_snapshots", "CheckSnapshotsFunctionArn",
+                   "Poll the snapshots until completed", _BASE | {Access.INSTANCE_READ}),
+        LambdaTask("ec2_launch", "LaunchFunctionArn",
+                   "Launch the AL2023 replacement beside the old instance",
+                   _BASE | {Access.INSTANCE_READ, Access.AMI_READ, Access.INSTANCE_LAUNCH, Access.INSTANCE_WRITE,
+                            Access.IDEMPOTENCY}),
+        LambdaTask("ec2_start_health_script", "StartHealthScriptFunctionArn",
+                   "Run the health script on the replacement through SSM",
+                   _BASE | {Access.HEALTH_SCRIPT, Access.IDEMPOTENCY}),
+        LambdaTask("ec2_check_health", "CheckHealthFunctionArn",
+                   "Status checks, health script and alarms of the replacement",
+                   _BASE | {Access.INSTANCE_READ, Access.HEALTH_SCRIPT_READ, Access.HEALTH_READ}),
+        LambdaTask("ec2_cutover", "CutoverFunctionArn",
+                   "Move the Elastic IP or DNS record; stop the old instance",
+                   _BASE | {Access.INSTANCE_READ, Access.DNS_READ, Access.ADDRESS_WRITE, Access.INSTANCE_WRITE,
+                            Access.IDEMPOTENCY}),
+        LambdaTask("ec2_rollback", "RollbackFunctionArn",
+                   "Old instance back in service, replacement terminated",
+                   _BASE | {Access.INSTANCE_READ, Access.DNS_READ, Access.ADDRESS_WRITE, Access.INSTANCE_WRITE}),
+        LambdaTask("ec2_decommission", "DecommissionFunctionArn",
+                   "Terminate the old instance; snapshots get an expiry date",
+                   _BASE | {Access.INSTANCE_READ, Access.INSTANCE_WRITE, Access.SNAPSHOT_WRITE, Access.IDEMPOTENCY}),
+    ),
+)
+
+WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2)
 
 
 _SUBSTITUTION = re.compile(r"\$\{(\w+)\}")

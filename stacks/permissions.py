@@ -11,6 +11,7 @@ from collections import defaultdict
 from aws_cdk import Aws, aws_iam as iam
 from cdk_nag import NagPackSuppression, NagSuppressions
 
+from migrator.config import EXECUTION_TAG, EXPIRES_TAG
 from migrator.workflows import Access
 from stacks.encryption import KEY_PUBLISH_ACTIONS, KEY_TABLE_ACTIONS, EncryptionKey
 from stacks.notifications import Notifications
@@ -21,7 +22,8 @@ _NAG_NAMES = {"partition": "<AWS::Partition>", "region": "<AWS::Region>", "accou
 
 
 class Pattern(str):
-    """An ARN template such as "arn:{partition}:ec2:{region}:{account}:launch-template/*"."""
+    """An ARN template such as "arn:{partition}:ec2:{region}:{account}:launch-template/*";
+    one with a `*` is a wildcard cdk-nag reports."""
 
     @property
     def arn(self) -> str:
@@ -39,6 +41,17 @@ AMI_PUBLIC_PARAMETERS = Pattern("arn:{partition}:ssm:{region}::parameter/aws/ser
 ACCOUNT_PARAMETERS = Pattern("arn:{partition}:ssm:{region}:{account}:parameter/*")
 ALARMS = Pattern("arn:{partition}:cloudwatch:{region}:{account}:alarm:*")
 ROLES = Pattern("arn:{partition}:iam::{account}:role/*")
+INSTANCES = Pattern("arn:{partition}:ec2:{region}:{account}:instance/*")
+VOLUMES = Pattern("arn:{partition}:ec2:{region}:{account}:volume/*")
+NETWORK_INTERFACES = Pattern("arn:{partition}:ec2:{region}:{account}:network-interface/*")
+SUBNETS = Pattern("arn:{partition}:ec2:{region}:{account}:subnet/*")
+SECURITY_GROUPS = Pattern("arn:{partition}:ec2:{region}:{account}:security-group/*")
+KEY_PAIRS = Pattern("arn:{partition}:ec2:{region}:{account}:key-pair/*")
+ELASTIC_IPS = Pattern("arn:{partition}:ec2:{region}:{account}:elastic-ip/*")
+SNAPSHOTS = Pattern("arn:{partition}:ec2:{region}::snapshot/*")  # snapshot and image ARNs have no account
+IMAGES = Pattern("arn:{partition}:ec2:{region}::image/*")
+HOSTED_ZONES = Pattern("arn:{partition}:route53:::hostedzone/*")
+RUN_SHELL_SCRIPT = Pattern("arn:{partition}:ssm:{region}::document/AWS-RunShellScript")
 
 NO_RESOURCE_LEVEL = "the action does not support resource-level permissions"
 
@@ -47,9 +60,12 @@ class TaskPermissions:
     """Turns Access bundles into statements on a role; suppressions follow the statements."""
 
     def __init__(self, *, key: EncryptionKey, tables: MigrationTables, notifications: Notifications,
-                 tag_key: str, tag_value: str) -> None:
+                 tag_key: str, tag_value: str, hosted_zone_ids: tuple[str, ...] = ()) -> None:
         self._key, self._tables, self._notifications = key, tables, notifications
-        self._tagged = {"StringEquals": {f"aws:ResourceTag/{tag_key}": tag_value}}
+        self._tag = lambda condition_key: {"StringEquals": {f"{condition_key}/{tag_key}": tag_value}}
+        self._tagged = self._tag("aws:ResourceTag")
+        # Without cdk.json dns_hosted_zone_ids, any zone: the cutover's zone comes from the execution input.
+        self._zones = [Pattern("arn:{partition}:route53:::hostedzone/" + z) for z in hosted_zone_ids] or [HOSTED_ZONES]
 
     def apply(self, role: iam.Role, accesses: frozenset[Access], wildcards: dict[str, str] | None = None) -> None:
         """Grant `accesses` to `role`; `wildcards` adds reasons for wildcards granted elsewhere."""
@@ -119,6 +135,64 @@ class TaskPermissions:
                 # A refresh with a desired launch template is checked like UpdateAutoScalingGroup.
                 *self._launch_through_template(),
             ]
+        zone_why = "the hosted zone is named in the execution input (cdk.json dns_hosted_zone_ids narrows it)"
+        if access is Access.INSTANCE_READ:
+            return [_stmt(["ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeVolumes",
+                           "ec2:DescribeAddresses", "ec2:DescribeSnapshots", "ec2:DescribeImages"],
+                          [ANY], why=NO_RESOURCE_LEVEL)]
+        if access is Access.SNAPSHOT_WRITE:
+            return [
+                _stmt(["ec2:CreateSnapshots"], [INSTANCES], conditions=tagged,
+                      why="only instances carrying the migration tag"),
+                # CreateSnapshots also authorizes each attached volume and each new snapshot; a volume need
+                # not carry its instance's tags, and the tagged instance already bounds which volumes these are.
+                _stmt(["ec2:CreateSnapshots"], [VOLUMES, SNAPSHOTS],
+                      why="only the volumes attached to the tagged instance named in the same call, "
+                          "and the snapshots that call creates"),
+                _tag_on_create("CreateSnapshots", [SNAPSHOTS]),
+                _stmt(["ec2:CreateTags"], [SNAPSHOTS],
+                      conditions={"Null": {f"aws:ResourceTag/{EXECUTION_TAG}": "false"},
+                                  "ForAllValues:StringEquals": {"aws:TagKeys": [EXPIRES_TAG]}},
+                      why="only the expiry tag, only on snapshots a migration created (they carry its execution tag)"),
+            ]
+        if access is Access.INSTANCE_LAUNCH:
+            return [
+                # The replacement copies the old instance's tags, opt-in tag included.
+                _stmt(["ec2:RunInstances"], [INSTANCES, VOLUMES], conditions=self._tag("aws:RequestTag"),
+                      why="only launches that give the instance and its volumes the migration tag"),
+                # The network interface is in this list because the launch tags only the instance and volumes:
+                # a request-tag condition on it would deny every launch.
+                _stmt(["ec2:RunInstances"],
+                      [SUBNETS, SECURITY_GROUPS, IMAGES, KEY_PAIRS, SNAPSHOTS, NETWORK_INTERFACES],
+                      why="what the launch uses, as the old instance and the migration's snapshots name them, "
+                          "and its primary network interface"),
+                _tag_on_create("RunInstances", [INSTANCES, VOLUMES]),
+                _pass_role_to_ec2("the old instance's instance-profile role, passed to EC2 only"),
+            ]
+        if access is Access.INSTANCE_WRITE:
+            return [_stmt(["ec2:StopInstances", "ec2:StartInstances", "ec2:TerminateInstances",
+                           "ec2:ModifyInstanceAttribute"], [INSTANCES],
+                          conditions=tagged, why="only instances carrying the migration tag")]
+        if access is Access.ADDRESS_WRITE:
+            return [
+                _stmt(["ec2:AssociateAddress"], [INSTANCES], conditions=tagged,
+                      why="only to instances carrying the migration tag"),
+                _stmt(["ec2:AssociateAddress"], [ELASTIC_IPS],
+                      why="the Elastic IP of the old instance, found at preflight; addresses carry no migration tag"),
+                _stmt(["route53:ChangeResourceRecordSets"], self._zones, why=zone_why,
+                      conditions={"ForAllValues:StringEquals": {"route53:ChangeResourceRecordSetsActions": ["UPSERT"],
+                                                                "route53:ChangeResourceRecordSetsRecordTypes": ["A"]}}),
+            ]
+        if access is Access.DNS_READ:
+            return [_stmt(["route53:ListResourceRecordSets"], self._zones, why=zone_why)]
+        if access is Access.HEALTH_SCRIPT:
+            return [
+                _stmt(["ssm:SendCommand"], [RUN_SHELL_SCRIPT]),
+                _stmt(["ssm:SendCommand"], [INSTANCES], conditions=self._tag("ssm:resourceTag"),
+                      why="only instances carrying the migration tag"),
+            ]
+        if access is Access.HEALTH_SCRIPT_READ:
+            return [_stmt(["ssm:GetCommandInvocation"], [ANY], why=NO_RESOURCE_LEVEL)]
         raise ValueError(f"no IAM statements defined for {access}")
 
     @staticmethod
@@ -129,20 +203,28 @@ class TaskPermissions:
                   conditions={"ArnLike": {"ec2:LaunchTemplate": LAUNCH_TEMPLATES.arn},
                               "Bool": {"ec2:IsLaunchTemplateResource": "true"}},
                   why="only through this account's launch templates, with what they define"),
-            _stmt(["ec2:CreateTags"], [ANY], conditions={"StringEquals": {"ec2:CreateAction": "RunInstances"}},
-                  why="only tags applied by RunInstances at launch"),
-            _stmt(["iam:PassRole"], [ROLES], conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
-                  why="the launch template's instance profile role, passed to EC2 only"),
+            _tag_on_create("RunInstances", [ANY]),
+            _pass_role_to_ec2("the launch template's instance profile role, passed to EC2 only"),
         ]
 
 
+def _tag_on_create(action: str, resources: list[str]):
+    return _stmt(["ec2:CreateTags"], resources, conditions={"StringEquals": {"ec2:CreateAction": action}},
+                 why=f"only tags applied by {action} to what it creates")
+
+
+def _pass_role_to_ec2(why: str):
+    return _stmt(["iam:PassRole"], [ROLES], conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+                 why=why)
+
+
 def _stmt(actions, resources: list[str], *, why: str = "", conditions=None, action_finding: str | None = None):
-    """A statement; Pattern resources are wildcards and need `why`."""
+    """A statement; Pattern resources with a `*` are wildcards and need `why`."""
     statement = iam.PolicyStatement(
         actions=list(actions), conditions=conditions,
         resources=[r.arn if isinstance(r, Pattern) else r for r in resources],
     )
-    findings = [r.nag_finding for r in resources if isinstance(r, Pattern)]
+    findings = [r.nag_finding for r in resources if isinstance(r, Pattern) and "*" in r]
     findings += [action_finding] if action_finding else []
     assert why or not findings, f"say why {actions} needs {findings}"
     return statement, findings, why

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,10 @@ class Settings:
     approval_timeout_seconds: int
     notification_emails: tuple[str, ...]
     layer_dir: Path  # holds python/, as layers/build.py makes it
+    # cdk.json `dns_hosted_zone_ids`, e.g. ["Z0123456789ABCDEFGHIJ"]: the only Route 53 hosted zones the
+    # standalone workflow may read and change for a DNS cutover. Empty (the default): any zone in the account,
+    # since the zone comes from the execution input.
+    dns_hosted_zone_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_context(cls, node: Node) -> Settings:
@@ -51,4 +56,7 @@ class Settings:
         layer_dir = PROJECT_ROOT / get("layer_dir", DEFAULT_LAYER_DIR)  # relative to the project root
         if not (layer_dir / "python").is_dir():
             raise SettingsError(f"Lambda layer not found in {layer_dir}: run `make layer` first")
-        return cls(str(tag["key"]), str(tag["value"]), timeout, tuple(emails), layer_dir)
+        zones = get("dns_hosted_zone_ids", [])
+        if not (isinstance(zones, list) and all(isinstance(z, str) and re.fullmatch(r"[A-Z0-9]+", z) for z in zones)):
+            raise SettingsError(f'context dns_hosted_zone_ids must be a list of zone IDs like "Z0123ABC", got {zones!r}')
+        return cls(str(tag["key"]), str(tag["value"]), timeout, tuple(emails), layer_dir, tuple(zones))

@@ -25,7 +25,8 @@ class MigrationStack(Stack):
         notifications = Notifications(self, "Notifications", key=key, emails=settings.notification_emails)
         tables = MigrationTables(self, "Tables", key=key)
         permissions = TaskPermissions(key=key, tables=tables, notifications=notifications,
-                                      tag_key=settings.tag_key, tag_value=settings.tag_value)
+                                      tag_key=settings.tag_key, tag_value=settings.tag_value,
+                                      hosted_zone_ids=settings.dns_hosted_zone_ids)
         functions = TaskFunctions(
             self, "Tasks", workflows=workflows, settings=settings, key=key, permissions=permissions,
             environment={

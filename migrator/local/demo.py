@@ -7,9 +7,12 @@ import time
 from collections.abc import Callable
 
 from migrator.local.runtime import LocalRuntime, Run
+from migrator.local.fleet import BuiltInstance
 from migrator.local.scenario import AutoScalingGroupSpec, Scenario
 from migrator.local.summary import summarize
-from migrator.workflows import ASG_ROLLOUT
+from migrator.workflows import ASG_ROLLOUT, STANDALONE_EC2
+
+HEALTH_SCRIPT = "systemctl is-active --quiet app && curl -fsS http://127.0.0.1:8080/health"
 
 
 class UnsupportedScenario(Exception):
@@ -26,17 +29,34 @@ def rollout_input(spec: AutoScalingGroupSpec, scenario: Scenario) -> dict:
     }
 
 
+def migration_input(built: BuiltInstance, scenario: Scenario) -> dict:
+    payload = {
+        "instance_id": built.instance_id,
+        "cutover": built.cutover(),
+        "alarm_names": built.spec.alarms,
+        "retention_seconds": int(scenario.timings.retention),
+        "approval_timeout_seconds": int(scenario.approvals.timeout),
+    }
+    if built.spec.health_script:
+        payload["health_script"] = HEALTH_SCRIPT
+    return payload
+
+
 def check_supported(scenario: Scenario) -> None:
     unsupported = scenario.unsupported_kinds()
     if unsupported:
         raise UnsupportedScenario(
             f"scenario {scenario.name}: {', '.join(unsupported)} targets are not supported yet; "
-            "this version migrates auto_scaling_groups"
+            "this version migrates auto_scaling_groups and standalone instances"
         )
 
 
 def start_targets(runtime: LocalRuntime) -> list[Run]:
-    return [
+    runs = [
+        runtime.start_execution(STANDALONE_EC2, built.spec.target, migration_input(built, runtime.scenario))
+        for built in runtime.fleet.instances.values()
+    ]
+    return runs + [
         runtime.start_execution(ASG_ROLLOUT, spec.target, rollout_input(spec, runtime.scenario))
         for spec in runtime.scenario.auto_scaling_groups
     ]

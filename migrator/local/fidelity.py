@@ -29,7 +29,13 @@ from moto.autoscaling.responses import AutoScalingResponse
 from moto.awslambda.models import LambdaFunction
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.responses import ActionResult, EmptyResult
+from moto.core.exceptions import ServiceException
+from moto.ec2.models import ec2_backends
+from moto.ec2.models import elastic_block_store as ebs_models
+from moto.ec2.models import elastic_ip_addresses as eip_models
 from moto.ec2.models import instances as ec2_instances
+from moto.route53 import models as route53_models
+from moto.ssm import models as ssm_models
 from moto.ec2.responses.launch_templates import LaunchTemplates as LaunchTemplateResponses
 from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -42,12 +48,19 @@ from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.responses import StepFunctionResponse
 
+from migrator.config import SOURCE_INSTANCE_TAG
 from migrator.local.clock import SimClock
 from migrator.local.scenario import Fault, Timings
 
 THROTTLE_CODES = {"ec2": "RequestLimitExceeded", "ssm": "ThrottlingException"}
 # Services of the fleet's resources; throttling them is what `throttle` rehearses.
-THROTTLED_SERVICES = {"ec2", "autoscaling", "elasticloadbalancing", "cloudwatch", "monitoring", "ssm"}
+THROTTLED_SERVICES = {"ec2", "autoscaling", "elasticloadbalancing", "cloudwatch", "monitoring", "ssm", "route53"}
+SSM_COMMAND_SECONDS = 30  # how long a health script takes to report
+
+
+class ServiceUnavailable(ServiceException):
+    code = "ServiceUnavailable"
+    message = "The service is unavailable. Please try again shortly. (simulated cutover fault)"
 
 
 class InstanceRefreshInProgress(AutoscalingClientError):
@@ -168,6 +181,11 @@ class Fidelity:
         self.unhealthy_instances: set[str] = set()
         # instance id -> its Auto Scaling group (or None) for every stop/terminate
         self.changed_instances: dict[str, str | None] = {}
+        self.standalone_targets: dict[str, str] = {}  # original instance id -> target name
+        self.address_violations: list[str] = []  # moments an address or record served no running instance
+        self.snapshot_completed_at: dict[str, float] = {}
+        self.fired_alarms: set[str] = set()
+        self.address_checks: list[Callable[[], str | None]] = []
         self.handler_output: deque[str] = deque(maxlen=10_000)  # what Lambda would send to CloudWatch Logs
         self._launch_time = threading.local()
         self._handler_thread = threading.local()
@@ -188,6 +206,7 @@ class Fidelity:
         self._patch_ec2()
         self._patch_autoscaling()
         self._patch_elbv2()
+        self._patch_standalone()
         self._patch(sys, "stdout", _HandlerOutput(self, sys.stdout))
         _install_call_hook()
 
@@ -307,7 +326,9 @@ class Fidelity:
                 instance = backend.get_instance_by_id(instance_id)
                 group = getattr(instance, "autoscaling_group", None)
                 fidelity.changed_instances[instance_id] = group.name if group is not None else None
-            return original(backend, instance_ids, *args, **kwargs)
+            result = original(backend, instance_ids, *args, **kwargs)
+            fidelity.observe_addresses(backend)
+            return result
 
         return change
 
@@ -324,6 +345,7 @@ class Fidelity:
         backend_cls = ec2_instances.InstanceBackend
         for method in ("terminate_instances", "stop_instances"):
             self._patch(backend_cls, method, self._recording(getattr(backend_cls, method)))
+        # (stop/terminate then also check the addresses, see observe_addresses)
 
         # AWS: CreateLaunchTemplateVersion with SourceVersion starts from that
         # version's data; the request's LaunchTemplateData overrides top-level keys.
@@ -659,6 +681,210 @@ class Fidelity:
         refresh.status = status
         refresh.ended_at = at
 
+    # --- standalone EC2: snapshots, status checks, SSM, client tokens, addresses ----
+
+    def target_of_instance(self, instance) -> str | None:
+        """The standalone target an instance is, or replaces (by the workflow's tag)."""
+        if instance is None:
+            return None
+        if instance.id in self.standalone_targets:
+            return self.standalone_targets[instance.id]
+        source = instance.ec2_backend.tags.get(instance.id, {}).get(SOURCE_INSTANCE_TAG)
+        return self.standalone_targets.get(source) if source else None
+
+    def is_replacement(self, instance) -> bool:
+        return instance.id not in self.standalone_targets and self.target_of_instance(instance) is not None
+
+    def has_fault(self, target: str | None, step: str, kind: str) -> bool:
+        return target is not None and any(f.kind == kind for f in self.faults_for(target, step))
+
+    def _patch_standalone(self) -> None:
+        fidelity = self
+        snapshot_cls = ebs_models.Snapshot
+        original_snapshot_init = snapshot_cls.__init__
+
+        def snapshot_init(snapshot, *args, **kwargs):
+            original_snapshot_init(snapshot, *args, **kwargs)
+            snapshot.sim_started_at = fidelity.clock.now()
+
+        # AWS: a snapshot is `pending` with a progress until it completes (or ends
+        # in `error`); moto made every snapshot `completed` at once.
+        def snapshot_state(snapshot):
+            started = getattr(snapshot, "sim_started_at", None)
+            if started is None:
+                return "completed"
+            attachment = getattr(snapshot.volume, "attachment", None)
+            instance = getattr(attachment, "instance", None)
+            done_at = started + fidelity.timings.snapshot_complete
+            if fidelity.clock.now() < done_at:
+                return "pending"
+            if fidelity.has_fault(fidelity.target_of_instance(instance), "snapshot", "error"):
+                return "error"
+            fidelity.snapshot_completed_at.setdefault(snapshot.id, done_at)
+            return "completed"
+
+        def snapshot_progress(snapshot):
+            started = getattr(snapshot, "sim_started_at", None)
+            if started is None or snapshot_state(snapshot) != "pending":
+                return "100%"
+            done = (fidelity.clock.now() - started) / max(1.0, fidelity.timings.snapshot_complete)
+            return f"{min(99, int(done * 100))}%"
+
+        def snapshot_message(snapshot):
+            return "Snapshot failed: simulated error (scenario fault)" if snapshot_state(snapshot) == "error" else None
+
+        self._patch(snapshot_cls, "__init__", snapshot_init)
+        # `status` feeds DescribeSnapshots, `state` the SnapshotInfo of CreateSnapshots
+        self._patch(snapshot_cls, "status", property(snapshot_state, lambda snapshot, value: None))
+        self._patch(snapshot_cls, "state", property(snapshot_state))
+        self._patch(snapshot_cls, "progress", property(snapshot_progress))
+        self._patch(snapshot_cls, "status_message", property(snapshot_message))
+
+        # AWS: status checks are `initializing` after a start until the instance has
+        # booted and passed them; `impaired` under an `unhealthy` fault.
+        instance_cls = ec2_instances.Instance
+
+        def status(instance):
+            if instance.state_code != 16:
+                return {"Status": "not-applicable"}
+            launched = getattr(instance, "sim_launched_at", None) or 0
+            target = fidelity.target_of_instance(instance)
+            if fidelity.clock.now() < launched + fidelity.timings.instance_boot + fidelity.timings.health_grace:
+                value, detail = "initializing", "initializing"
+            elif instance.id in fidelity.unhealthy_instances or (
+                    fidelity.is_replacement(instance) and fidelity.has_fault(target, "validate", "unhealthy")):
+                value, detail = "impaired", "failed"
+            else:
+                value, detail = "ok", "passed"
+            if value == "ok" and fidelity.is_replacement(instance):
+                for fault in fidelity.faults_for(target, "validate"):
+                    if fault.kind == "alarm" and fault.alarm not in fidelity.fired_alarms:
+                        fidelity.fired_alarms.add(fault.alarm)
+                        fidelity.set_alarm_by_name(instance.ec2_backend, fault.alarm, "ALARM")
+            return {"Status": value, "Details": [{"Name": "reachability", "Status": detail}]}
+
+        self._patch(instance_cls, "instance_status", property(status))
+        self._patch(instance_cls, "system_status", property(status))
+
+        backend_cls = ec2_instances.InstanceBackend
+        original_start = backend_cls.start_instances
+
+        def start_instances(backend, instance_ids):
+            result = original_start(backend, instance_ids)
+            for instance_id in instance_ids:  # a started instance boots again
+                backend.get_instance_by_id(instance_id).sim_launched_at = fidelity.clock.now()
+            fidelity.observe_addresses(backend)
+            return result
+
+        self._patch(backend_cls, "start_instances", start_instances)
+
+        # AWS: RunInstances with a ClientToken already used returns that launch
+        # instead of launching again; moto launched again.
+        original_run = fidelity._saved_original(backend_cls, "run_instances")
+
+        def run_instances(backend, image_id, count, user_data, security_group_names, **kwargs):
+            token = kwargs.get("client_token")
+            if token and token != "ABCDE":
+                for reservation in backend.reservations.values():
+                    if any(getattr(i, "client_token", None) == token for i in reservation.instances):
+                        return reservation
+            return original_run(backend, image_id, count, user_data, security_group_names, **kwargs)
+
+        self._patch(backend_cls, "run_instances", run_instances)
+
+        # AWS: a Run Command invocation is InProgress for a while, then Success,
+        # or Failed when the health script fails; moto answered Success at once.
+        original_command_init = ssm_models.Command.__init__
+        original_invocation = ssm_models.Command.get_invocation
+
+        def command_init(command, *args, **kwargs):
+            original_command_init(command, *args, **kwargs)
+            command.sim_requested_at = fidelity.clock.now()
+
+        def get_invocation(command, instance_id, plugin_name):
+            invocation = dict(original_invocation(command, instance_id, plugin_name))
+            ec2_backend = ec2_backends[command.account_id][command.backend_region]
+            instance = ec2_backend.get_instance_by_id(instance_id)
+            if fidelity.clock.now() < getattr(command, "sim_requested_at", 0) + SSM_COMMAND_SECONDS:
+                invocation.update(Status="InProgress", StatusDetails="InProgress", ResponseCode=-1)
+            elif instance_id in fidelity.unhealthy_instances or (
+                    fidelity.is_replacement(instance)
+                    and fidelity.has_fault(fidelity.target_of_instance(instance), "validate", "unhealthy")):
+                invocation.update(Status="Failed", StatusDetails="Failed", ResponseCode=1,
+                                  StandardErrorContent="health check failed: app not answering on :8080 (simulated)")
+            else:
+                invocation.update(StandardOutputContent="app healthy\n")
+            return invocation
+
+        self._patch(ssm_models.Command, "__init__", command_init)
+        self._patch(ssm_models.Command, "get_invocation", get_invocation)
+
+        # Faults at the cutover: the API call fails, or the new instance turns
+        # unhealthy / the alarm fires once it serves.
+        original_associate = eip_models.ElasticAddressBackend.associate_address
+
+        def associate_address(backend, *args, **kwargs):
+            instance = kwargs.get("instance") or (args[0] if args else None)
+            fidelity.before_cutover_call(backend, instance)
+            result = original_associate(backend, *args, **kwargs)
+            fidelity.after_cutover_call(backend, instance)
+            return result
+
+        self._patch(eip_models.ElasticAddressBackend, "associate_address", associate_address)
+
+        original_change = route53_models.Route53Backend.change_resource_record_sets
+
+        def change_resource_record_sets(backend, zone_id, change_list):
+            instances = fidelity.instances_by_ip(change_list)
+            for instance in instances:
+                fidelity.before_cutover_call(instance.ec2_backend, instance)
+            result = original_change(backend, zone_id, change_list)
+            for instance in instances:
+                fidelity.after_cutover_call(instance.ec2_backend, instance)
+            return result
+
+        self._patch(route53_models.Route53Backend, "change_resource_record_sets", change_resource_record_sets)
+
+    def _saved_original(self, owner, name):
+        return owner.__dict__[name]
+
+    def instances_by_ip(self, change_list) -> list:
+        ips = {record for change in change_list for record in _record_values(change)}
+        found = []
+        for region_backends in ec2_backends.values():
+            for backend in region_backends.values():
+                for instance in backend.all_instances():
+                    if instance.private_ip in ips:
+                        found.append(instance)
+        return found
+
+    def before_cutover_call(self, backend, instance) -> None:
+        if instance is None or not self.is_replacement(instance):
+            return
+        if self.has_fault(self.target_of_instance(instance), "cutover", "error"):
+            raise ServiceUnavailable()
+
+    def after_cutover_call(self, backend, instance) -> None:
+        if instance is not None and self.is_replacement(instance):
+            for fault in self.faults_for(self.target_of_instance(instance), "cutover"):
+                if fault.kind == "unhealthy":
+                    self.unhealthy_instances.add(instance.id)
+                elif fault.kind == "alarm":
+                    self.set_alarm_by_name(instance.ec2_backend, fault.alarm, "ALARM")
+        self.observe_addresses(backend)
+
+    def set_alarm_by_name(self, ec2_backend, name: str, state: str) -> None:
+        backend = cloudwatch_backends[ec2_backend.account_id][ec2_backend.region_name]
+        backend.set_alarm_state(name, "simulated fault", json.dumps({"simulated": True}), state)
+
+    def observe_addresses(self, _backend=None) -> None:
+        """AWS has no such check: this watches our own promise that every Elastic IP
+        and record of a standalone target points at a running instance."""
+        for check in self.address_checks:
+            problem = check()
+            if problem:
+                self.address_violations.append(f"at {self.clock.elapsed():.0f}s: {problem}")
+
     # --- ELBv2 -----------------------------------------------------------------
 
     def _patch_elbv2(self) -> None:
@@ -780,6 +1006,12 @@ class _SimThreadingModule(types.ModuleType):
 
     def __getattr__(self, name):
         return getattr(threading, name)
+
+
+def _record_values(change) -> list[str]:
+    record_set = change.get("ResourceRecordSet") or {}
+    records = record_set.get("ResourceRecords") or []
+    return [r.get("Value") if isinstance(r, dict) else r for r in records]
 
 
 def _fixed_extract_json(original):

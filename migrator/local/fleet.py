@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass, field
 
 from migrator.config import AL2_AMI_PARAMETER, AL2023_AMI_PARAMETER
-from migrator.local.scenario import AutoScalingGroupSpec, Scenario
+from migrator.local.scenario import AutoScalingGroupSpec, Scenario, StandaloneSpec
 
 
 @dataclass
@@ -20,12 +21,38 @@ class BuiltGroup:
 
 
 @dataclass
+class BuiltInstance:
+    spec: StandaloneSpec
+    instance_id: str
+    original_image: str
+    volume_ids: dict[str, str]  # device name -> volume id
+    private_ip: str
+    tags: dict[str, str]
+    allocation_id: str | None = None
+    public_ip: str | None = None
+    zone_id: str | None = None
+    record_name: str | None = None
+
+    def cutover(self) -> dict:
+        if self.allocation_id:
+            return {"mode": "elastic_ip"}
+        if self.zone_id:
+            return {"mode": "dns", "hosted_zone_id": self.zone_id, "record_name": self.record_name}
+        return {"mode": "none"}
+
+
+@dataclass
 class Fleet:
     al2_image: str
     al2023_image: str
     subnet_id: str
     groups: dict[str, BuiltGroup] = field(default_factory=dict)
+    instances: dict[str, BuiltInstance] = field(default_factory=dict)
     bystanders: dict[str, str] = field(default_factory=dict)  # instance id -> image, never to be touched
+
+    def instance_count(self, target: str) -> int:
+        kind, name = target.split("/", 1)
+        return self.groups[name].spec.size if kind == "asg" else 1
 
 
 def build_fleet(scenario: Scenario, clients, tag: dict) -> Fleet:
@@ -43,7 +70,75 @@ def build_fleet(scenario: Scenario, clients, tag: dict) -> Fleet:
 
     for spec in scenario.auto_scaling_groups:
         fleet.groups[spec.name] = _build_group(spec, clients, fleet, vpc, tag)
+    if scenario.standalone:
+        shared = _standalone_shared(clients, vpc)
+        for spec in scenario.standalone:
+            fleet.instances[spec.name] = _build_instance(spec, clients, fleet, shared, tag)
     return fleet
+
+
+def _standalone_shared(clients, vpc: str) -> dict:
+    """What standalone servers usually have: a security group, a key pair, an instance profile."""
+    ec2, iam = clients("ec2"), clients("iam")
+    group = ec2.create_security_group(GroupName="app-servers", Description="app servers", VpcId=vpc)["GroupId"]
+    ec2.create_key_pair(KeyName="ops")
+    iam.create_role(RoleName="app-server", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    profile = iam.create_instance_profile(InstanceProfileName="app-server")["InstanceProfile"]["Arn"]
+    iam.add_role_to_instance_profile(InstanceProfileName="app-server", RoleName="app-server")
+    return {"vpc": vpc, "security_group": group, "key_name": "ops", "profile": profile, "zones": {}}
+
+
+def _build_instance(spec: StandaloneSpec, clients, fleet: Fleet, shared: dict, tag: dict) -> BuiltInstance:
+    ec2 = clients("ec2")
+    image = fleet.al2023_image if spec.os == "al2023" else fleet.al2_image
+    root = ec2.describe_images(ImageIds=[image])["Images"][0].get("RootDeviceName", "/dev/xvda")
+    devices = [root] + [f"/dev/sd{chr(ord('f') + i)}" for i in range(len(spec.volumes_gib) - 1)]
+    tags = {"Name": spec.name, tag["key"]: tag["value"], "team": "platform"}
+    instance = ec2.run_instances(
+        ImageId=image, InstanceType=spec.instance_type, MinCount=1, MaxCount=1, SubnetId=fleet.subnet_id,
+        SecurityGroupIds=[shared["security_group"]], KeyName=shared["key_name"],
+        IamInstanceProfile={"Arn": shared["profile"]},
+        BlockDeviceMappings=[
+            {"DeviceName": device, "Ebs": {"VolumeSize": size, "VolumeType": "gp3", "Encrypted": True,
+                                           "DeleteOnTermination": device == root}}
+            for device, size in zip(devices, spec.volumes_gib)
+        ],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
+    )["Instances"][0]
+    iid = instance["InstanceId"]
+    described = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    built = BuiltInstance(
+        spec=spec, instance_id=iid, original_image=image, private_ip=described["PrivateIpAddress"], tags=tags,
+        volume_ids={m["DeviceName"]: m["Ebs"]["VolumeId"] for m in described["BlockDeviceMappings"]},
+    )
+    if spec.elastic_ip:
+        address = ec2.allocate_address(Domain="vpc")
+        ec2.associate_address(AllocationId=address["AllocationId"], InstanceId=iid)
+        built.allocation_id, built.public_ip = address["AllocationId"], address["PublicIp"]
+    if spec.dns:
+        route53 = clients("route53")
+        domain = spec.dns.split(".", 1)[1]
+        if domain not in shared["zones"]:
+            shared["zones"][domain] = route53.create_hosted_zone(
+                Name=domain, CallerReference=f"scenario-{domain}",
+                VPC={"VPCRegion": ec2.meta.region_name, "VPCId": shared["vpc"]},
+                HostedZoneConfig={"PrivateZone": True, "Comment": "scenario"},
+            )["HostedZone"]["Id"].rsplit("/", 1)[-1]
+        built.zone_id, built.record_name = shared["zones"][domain], spec.dns
+        route53.change_resource_record_sets(HostedZoneId=built.zone_id, ChangeBatch={"Changes": [{
+            "Action": "CREATE", "ResourceRecordSet": {"Name": spec.dns, "Type": "A", "TTL": 60,
+                                                      "ResourceRecords": [{"Value": built.private_ip}]}}]})
+    if spec.alarms:
+        cloudwatch = clients("cloudwatch")
+        for alarm in spec.alarms:
+            cloudwatch.put_metric_alarm(
+                AlarmName=alarm, Namespace="AWS/EC2", MetricName="StatusCheckFailed", Statistic="Maximum",
+                Period=60, EvaluationPeriods=1, Threshold=0, ComparisonOperator="GreaterThanThreshold",
+                Dimensions=[{"Name": "InstanceId", "Value": iid}])
+            cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="scenario start")
+    return built
 
 
 def _build_group(spec: AutoScalingGroupSpec, clients, fleet: Fleet, vpc: str, tag: dict) -> BuiltGroup:

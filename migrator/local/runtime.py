@@ -116,12 +116,15 @@ class LocalRuntime:
         domain_clock.use(self.clock.now)
         self.fidelity = Fidelity(self.clock, self.scenario.timings, load_handlers(), self.scenario.faults)
         self.fidelity.install()
-        for service in ("autoscaling", "ec2", "ssm", "elbv2", "cloudwatch", "dynamodb", "sns"):
+        for service in ("autoscaling", "ec2", "ssm", "elbv2", "cloudwatch", "dynamodb", "sns", "route53"):
             client(service)  # as a warm Lambda container has them: no model loading mid-run
         self._create_infrastructure()
         self.fleet = build_fleet(self.scenario, self.client, config.DEFAULT_MIGRATION_TAG)
         for name, group in self.fleet.groups.items():
             self.fidelity.original_versions[name] = group.original_version
+        for built in self.fleet.instances.values():
+            self.fidelity.standalone_targets[built.instance_id] = built.spec.target
+            self.fidelity.address_checks.append(lambda built=built: self.address_problem(built))
         self.clock.before_jump(self.bot.poll)
         self.clock.start_ticking()
 
@@ -217,6 +220,32 @@ class LocalRuntime:
             time.sleep(0.02)
         self.bot.poll()  # collect the last notifications
         return results
+
+    def address_problem(self, built) -> str | None:
+        """Whether the target's Elastic IP or DNS record points at a running instance,
+        read straight from the backends (this runs inside moto calls)."""
+        from moto.ec2.models import ec2_backends
+        from moto.route53.models import route53_backends
+
+        ec2 = ec2_backends[ACCOUNT][self.region]
+        if built.allocation_id:
+            address = ec2.address_by_allocation([built.allocation_id])[0]
+            instance = address.instance
+            where = f"Elastic IP {built.public_ip} of {built.spec.target}"
+        elif built.zone_id:
+            zone = route53_backends[ACCOUNT]["global"].get_hosted_zone(built.zone_id)
+            values = [r for rs in zone.get_record_sets("A", built.record_name) if rs.name.rstrip(".") == built.record_name
+                      for r in rs.records]
+            value = values[0] if values else None
+            value = value.get("Value") if isinstance(value, dict) else value
+            instance = next((i for i in ec2.all_instances() if i.private_ip == value), None)
+            where = f"record {built.record_name} of {built.spec.target}"
+        else:
+            return None
+        if instance is None or instance.state != "running":
+            state = instance.state if instance else "nothing"
+            return f"{where} points at {instance.id if instance else 'no instance'} ({state})"
+        return None
 
     def history(self, run: Run) -> list[dict]:
         return self.client("stepfunctions").get_execution_history(executionArn=run.execution_arn)["events"]

@@ -12,6 +12,7 @@ from migrator.validation import describe_validation_error
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 ASG_STEPS = {"canary": {"unhealthy", "alarm"}, "refresh": {"unhealthy", "alarm", "error"}}
+STANDALONE_STEPS = {"snapshot": {"error"}, "validate": {"unhealthy", "alarm"}, "cutover": {"error", "unhealthy", "alarm"}}
 Decision = Literal["approve", "reject", "ignore"]  # ignore: never answered, the gate times out
 
 
@@ -65,6 +66,29 @@ class AutoScalingGroupSpec(_Strict):
         return f"asg/{self.name}"
 
 
+class StandaloneSpec(_Strict):
+    name: str = Field(pattern=NAME)
+    instance_type: str = "t3.micro"
+    volumes_gib: list[int] = Field(default_factory=lambda: [8], min_length=1, max_length=8)  # root first
+    elastic_ip: bool = False
+    dns: str | None = Field(default=None, pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")  # an A record, private zone
+    alarms: list[str] = Field(default_factory=list, max_length=10)
+    health_script: bool = False  # run a health script through SSM Run Command
+    os: Literal["al2", "al2023"] = "al2"
+
+    @model_validator(mode="after")
+    def _one_address(self):
+        if self.elastic_ip and self.dns:
+            raise ValueError("an instance is cut over by elastic_ip or by dns, not both")
+        if any(size < 1 or size > 16_384 for size in self.volumes_gib):
+            raise ValueError("volumes_gib: each size is 1 to 16384 GiB")
+        return self
+
+    @property
+    def target(self) -> str:
+        return f"standalone/{self.name}"
+
+
 class Fault(_Strict):
     target: str
     at: str | None = None
@@ -80,46 +104,46 @@ class Scenario(_Strict):
     clock: Clock = Field(default_factory=Clock)
     timings: Timings = Field(default_factory=Timings)
     approvals: Approvals = Field(default_factory=Approvals)
-    standalone: list[dict] = Field(default_factory=list)
+    standalone: list[StandaloneSpec] = Field(default_factory=list)
     auto_scaling_groups: list[AutoScalingGroupSpec] = Field(default_factory=list)
     eks_clusters: list[dict] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self):
-        names = [g.name for g in self.auto_scaling_groups]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"auto_scaling_groups: duplicate name {duplicates[0]}")
-        groups = {g.target: g for g in self.auto_scaling_groups}
+        for kind, specs in (("auto_scaling_groups", self.auto_scaling_groups), ("standalone", self.standalone)):
+            names = [spec.name for spec in specs]
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"{kind}: duplicate name {duplicates[0]}")
+        targets = {spec.target: spec for spec in [*self.auto_scaling_groups, *self.standalone]}
         for index, fault in enumerate(self.faults):
             where = f"faults.{index}"
             if fault.kind == "throttle":
-                if fault.target != "any" and fault.target not in groups:
+                if fault.target != "any" and fault.target not in targets:
                     raise ValueError(f"{where}.target: {fault.target} is not a target of this scenario")
                 if fault.rate <= 0:
                     raise ValueError(f"{where}.rate: a throttle fault needs a rate above 0")
                 continue
-            group = groups.get(fault.target)
-            if group is None:
+            spec = targets.get(fault.target)
+            if spec is None:
                 raise ValueError(f"{where}.target: {fault.target} is not a target of this scenario")
-            allowed = ASG_STEPS.get(fault.at or "")
+            steps = STANDALONE_STEPS if isinstance(spec, StandaloneSpec) else ASG_STEPS
+            allowed = steps.get(fault.at or "")
             if allowed is None:
-                raise ValueError(f"{where}.at: an Auto Scaling group fault is at one of {sorted(ASG_STEPS)}")
+                raise ValueError(f"{where}.at: a fault of {fault.target} is at one of {sorted(steps)}")
             if fault.kind not in allowed:
                 raise ValueError(f"{where}.kind: {fault.kind} cannot happen at {fault.at} (one of {sorted(allowed)})")
-            if fault.kind == "alarm" and fault.alarm not in group.alarms:
-                raise ValueError(f"{where}.alarm: {fault.alarm!r} is not one of {group.name}'s alarms")
+            if fault.kind == "alarm" and fault.alarm not in spec.alarms:
+                raise ValueError(f"{where}.alarm: {fault.alarm!r} is not one of {spec.name}'s alarms")
         for gate in self.approvals.gates:
             target = gate.rsplit("/", 1)[0]
-            if target not in groups:
+            if target not in targets:
                 raise ValueError(f"approvals.gates: {gate} names no target of this scenario")
         return self
 
     def unsupported_kinds(self) -> list[str]:
         kinds = []
-        if self.standalone:
-            kinds.append("standalone")
         if self.eks_clusters:
             kinds.append("eks_clusters")
         return kinds

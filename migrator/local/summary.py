@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime as dt
 
 from migrator.audit import read_trail
-from migrator.local.fleet import BuiltGroup
-from migrator.local.runtime import AUDIT_TABLE, LocalRuntime, Run
+from migrator.config import SOURCE_INSTANCE_TAG
+from migrator.failures import error_message
+from migrator.local.fleet import BuiltGroup, BuiltInstance
+from migrator.local.runtime import ACCOUNT, AUDIT_TABLE, LocalRuntime, Run
 
 
 
@@ -35,15 +37,14 @@ def outcome_of(described: dict, history: list[dict]) -> str:
 def target_summary(runtime: LocalRuntime, run: Run, described: dict) -> dict:
     history = runtime.history(run)
     kind = run.target.split("/", 1)[0]
-    group = runtime.fleet.groups[run.target.split("/", 1)[1]]
     times = [_seconds(e["timestamp"]) for e in history]
     error = None
     if described["status"] != "SUCCEEDED":
-        error = f"{described.get('error', '')}: {described.get('cause', '')}".strip(": ")
+        error = f"{described.get('error', '')}: {error_message(described.get('cause'))}"
     return {
         "target": run.target,
         "kind": kind,
-        "instances": group.spec.size,
+        "instances": runtime.fleet.instance_count(run.target),
         "outcome": outcome_of(described, history),
         "expected": runtime.scenario.expected_outcome(run.target, run.workflow.gates),
         "execution_arn": run.execution_arn,
@@ -88,9 +89,19 @@ def check_invariants(runtime: LocalRuntime, targets: list[dict]) -> list[str]:
         summary = outcomes.get(group.spec.target)
         if summary is not None:
             violations += _check_group(runtime, group, summary)
+    for built in runtime.fleet.instances.values():
+        summary = outcomes.get(built.spec.target)
+        if summary is not None:
+            violations += _check_standalone(runtime, built, summary)
+    violations += runtime.fidelity.address_violations
     violations += _check_bystanders(runtime)
     targets_by_group = {name for name, g in runtime.fleet.groups.items() if g.spec.target in outcomes}
-    outside = sorted(i for i, group in runtime.fidelity.changed_instances.items() if group not in targets_by_group)
+    standalone = {t for t in outcomes if t.startswith("standalone/")}
+    outside = sorted(
+        i for i, group in runtime.fidelity.changed_instances.items()
+        if group not in targets_by_group and runtime.fidelity.target_of_instance(
+            _instance(runtime, i)) not in standalone
+    )
     if outside:
         violations.append(f"instances outside the targets were stopped or terminated: {outside}")
     return violations
@@ -132,6 +143,67 @@ def _check_group(runtime: LocalRuntime, group: BuiltGroup, summary: dict) -> lis
     if not trail:
         problems.append(f"asg/{name}: no audit records for {summary['execution_arn']}")
     return problems
+
+
+def _instance(runtime: LocalRuntime, instance_id: str):
+    from moto.ec2.models import ec2_backends
+
+    return ec2_backends[ACCOUNT][runtime.region].get_instance_by_id(instance_id)
+
+
+def _check_standalone(runtime: LocalRuntime, built: BuiltInstance, summary: dict) -> list[str]:
+    """Snapshots completed before the first change; the address on a running
+    instance; the original kept until decommission, restored intact on rollback."""
+    ec2 = runtime.client("ec2")
+    target, problems = built.spec.target, []
+    old = _describe(ec2, built.instance_id)
+    replacements = _replacements(ec2, built.instance_id)
+    launched_at = [getattr(_instance(runtime, r["InstanceId"]), "sim_launched_at", 0) for r in replacements]
+    snapshots = ec2.describe_snapshots(OwnerIds=["self"], Filters=[
+        {"Name": f"tag:{SOURCE_INSTANCE_TAG}", "Values": [built.instance_id]}])["Snapshots"]
+    if replacements:
+        if {s["VolumeId"] for s in snapshots} != set(built.volume_ids.values()):
+            problems.append(f"{target}: not every volume was snapshotted before the replacement was launched")
+        done = [runtime.fidelity.snapshot_completed_at.get(s["SnapshotId"], float("inf")) for s in snapshots]
+        if max(done, default=float("inf")) > min(launched_at):
+            problems.append(f"{target}: a replacement was launched before every snapshot had completed")
+    if summary["outcome"] == "migrated" and built.spec.os == "al2":
+        serving = [r for r in replacements if r["State"]["Name"] == "running"]
+        if old["State"]["Name"] != "terminated":
+            problems.append(f"{target}: migrated but the old instance is {old['State']['Name']}")
+        if len(serving) != 1 or serving[0]["ImageId"] != runtime.fleet.al2023_image:
+            problems.append(f"{target}: migrated but no single running AL2023 replacement")
+        elif serving[0]["MetadataOptions"]["HttpTokens"] != "required":
+            problems.append(f"{target}: the replacement does not require IMDSv2")
+    elif summary["outcome"] != "migrated":
+        if old["State"]["Name"] != "running" or old["ImageId"] != built.original_image:
+            problems.append(f"{target}: {summary['outcome']} but the original is {old['State']['Name']}")
+        attached = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in old.get("BlockDeviceMappings", [])}
+        if attached != built.volume_ids:
+            problems.append(f"{target}: the original's volumes changed: {attached} != {built.volume_ids}")
+        tags = {t["Key"]: t["Value"] for t in old.get("Tags", [])}
+        if any(tags.get(k) != v for k, v in built.tags.items()):
+            problems.append(f"{target}: the original's tags changed")
+        alive = [r["InstanceId"] for r in replacements if r["State"]["Name"] not in ("terminated", "shutting-down")]
+        if alive:
+            problems.append(f"{target}: replacement {alive} left running after {summary['outcome']}")
+        if built.allocation_id:
+            address = ec2.describe_addresses(AllocationIds=[built.allocation_id])["Addresses"][0]
+            if address.get("InstanceId") != built.instance_id:
+                problems.append(f"{target}: Elastic IP not back on the original")
+    problem = runtime.address_problem(built)
+    if problem:
+        problems.append(f"at the end: {problem}")
+    return problems
+
+
+def _describe(ec2, instance_id: str) -> dict:
+    return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+
+
+def _replacements(ec2, instance_id: str) -> list[dict]:
+    reservations = ec2.describe_instances(Filters=[{"Name": f"tag:{SOURCE_INSTANCE_TAG}", "Values": [instance_id]}])
+    return [i for r in reservations["Reservations"] for i in r["Instances"]]
 
 
 def _images_of(ec2, instance_ids: list[str]) -> dict[str, str]:

@@ -16,9 +16,10 @@ from botocore.exceptions import ClientError
 
 from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family, resolve_al2023_ami
-from migrator.aws import error_code
+from migrator.aws import error_code, is_throttling
 from migrator.config import EXECUTION_TAG, EXPIRES_TAG, SOURCE_INSTANCE_TAG
 from migrator.errors import (
+    CutoverFailed,
     DeadlineExceeded,
     InstanceUnhealthy,
     NotReadyYet,
@@ -368,7 +369,12 @@ def _current_record(route53, dns: dict) -> list[str]:
 
 
 def cutover(c: Clients, pre: dict, new: dict) -> dict:
-    moved = point_address(c, pre, new["instance_id"], new["private_ip"])
+    try:
+        moved = point_address(c, pre, new["instance_id"], new["private_ip"])
+    except ClientError as error:
+        if is_throttling(error):
+            raise
+        raise CutoverFailed(f"moving the address of {pre['target']} to {new['instance_id']} failed: {error}") from error
     old = describe_instance(c.ec2, pre["instance_id"])
     if old["State"]["Name"] in ("pending", "running"):
         c.ec2.stop_instances(InstanceIds=[pre["instance_id"]])  # stopped, never terminated: it is the rollback

@@ -11,7 +11,7 @@ class Cutover(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["elastic_ip", "dns", "none"]
-    hosted_zone_id: str | None = Field(default=None, pattern=r"^(/hostedzone/)?Z[A-Z0-9]{1,32}$")
+    hosted_zone_id: str | None = Field(default=None, pattern=r"^(/hostedzone/)?[A-Z0-9]{1,32}$")
     record_name: str | None = Field(default=None, min_length=1, max_length=1024)
 
     @model_validator(mode="after")

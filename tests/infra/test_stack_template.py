@@ -6,16 +6,24 @@ import json
 import re
 
 import pytest
-from aws_cdk import App
+from aws_cdk import App, Stack, aws_iam as iam
+from aws_cdk.assertions import Template
 
 from migrator import config
 from migrator.config import DEFAULT_MIGRATION_TAG
 from migrator.workflows import WORKFLOWS, Access
 from stacks import Settings, SettingsError
+from stacks.encryption import EncryptionKey
 from stacks.names import pascal_case
+from stacks.permissions import TaskPermissions
 
 ALL_TASKS = {task.folder: task for workflow in WORKFLOWS for task in workflow.tasks}
-WRITE_BUNDLES = {Access.LAUNCH_TEMPLATE_WRITE, Access.ASG_WRITE, Access.REFRESH_WRITE}
+WRITE_BUNDLES = {Access.LAUNCH_TEMPLATE_WRITE, Access.ASG_WRITE, Access.REFRESH_WRITE, Access.SNAPSHOT_WRITE,
+                 Access.INSTANCE_LAUNCH, Access.INSTANCE_WRITE, Access.ADDRESS_WRITE, Access.HEALTH_SCRIPT}
+# Actions on existing instances and launch templates: only on those that carry the migration tag.
+TAG_GATED = {"ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate", "ec2:StopInstances", "ec2:StartInstances",
+             "ec2:TerminateInstances", "ec2:ModifyInstanceAttribute", "ec2:CreateSnapshots", "ec2:AssociateAddress"}
+TAGGED_RESOURCES = (":instance/*", ":launch-template/*", ":autoScalingGroup:")
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 
 
@@ -42,6 +50,12 @@ def role_statements(synthesized, role_id: str) -> list[dict]:
 def actions(statement: dict) -> list[str]:
     action = statement["Action"]
     return [action] if isinstance(action, str) else action
+
+
+def resources_of(statement: dict) -> list[str]:
+    """Each resource as JSON text, so ARNs built with Fn::Join can be matched by substring."""
+    resource = statement["Resource"]
+    return [json.dumps(r) for r in (resource if isinstance(resource, list) else [resource])]
 
 
 def all_statements(synthesized) -> list[dict]:
@@ -175,29 +189,76 @@ def test_each_function_has_its_own_role(synthesized):
 # --- least privilege ------------------------------------------------------
 
 
-def test_mutations_require_the_migration_tag_from_context(synthesized):
+def test_changes_to_tagged_resources_require_the_migration_tag_from_context(synthesized):
     tag = synthesized.tag  # not the default one: the context override must reach the policies
     assert tag["key"] != DEFAULT_MIGRATION_TAG["key"]
     tag_condition = {"StringEquals": {f"aws:ResourceTag/{tag['key']}": tag["value"]}}
-    mutating = [s for s in all_statements(synthesized)
-                if any(a.startswith("autoscaling:") and not a.startswith("autoscaling:Describe") for a in actions(s))
-                or {"ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate"} & set(actions(s))]
-    assert mutating
-    for statement in mutating:
-        assert statement["Condition"] == tag_condition, statement
-    assert DEFAULT_MIGRATION_TAG["key"] not in json.dumps(synthesized.template.to_json())
+    checked = set()
+    for statement in all_statements(synthesized):
+        changes = {a for a in actions(statement)
+                   if a in TAG_GATED or (a.startswith("autoscaling:") and not a.startswith("autoscaling:Describe"))}
+        if changes and any(r == '"*"' or any(t in r for t in TAGGED_RESOURCES) for r in resources_of(statement)):
+            assert statement["Condition"] == tag_condition, statement
+            checked |= changes
+    assert TAG_GATED <= checked  # Stop, Terminate, AssociateAddress, ... all seen on instances
+    text = json.dumps(synthesized.template.to_json())
+    assert f'/{DEFAULT_MIGRATION_TAG["key"]}"' not in text and f'"{DEFAULT_MIGRATION_TAG["key"]}"' not in text
 
 
-def test_run_instances_only_through_launch_templates_and_pass_role_only_to_ec2(synthesized):
+def test_instances_launch_through_launch_templates_or_with_the_migration_tag(synthesized):
+    request_tagged = {"StringEquals": {f"aws:RequestTag/{synthesized.tag['key']}": synthesized.tag["value"]}}
     statements = all_statements(synthesized)
-    run = [s for s in statements if "ec2:RunInstances" in actions(s)]
-    pass_role = [s for s in statements if "iam:PassRole" in actions(s)]
-    assert run and pass_role
-    for statement in run:
-        assert statement["Condition"]["Bool"] == {"ec2:IsLaunchTemplateResource": "true"}
-        assert "ec2:LaunchTemplate" in statement["Condition"]["ArnLike"]
-    for statement in pass_role:
-        assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
+    launches = [s for s in statements if "ec2:RunInstances" in actions(s)
+                and any(r == '"*"' or ":instance/*" in r for r in resources_of(s))]
+    assert {json.dumps(s.get("Condition")) for s in launches} >= {json.dumps(request_tagged)}
+    for statement in launches:
+        condition = statement["Condition"]
+        through_template = (condition.get("Bool") == {"ec2:IsLaunchTemplateResource": "true"}
+                            and "ec2:LaunchTemplate" in condition.get("ArnLike", {}))
+        assert through_template or condition == request_tagged, statement
+    for statement in statements:
+        if "ec2:CreateTags" in actions(statement):  # tags at creation, or the expiry tag on our snapshots
+            assert "ec2:CreateAction" in statement["Condition"].get("StringEquals", {}) or statement["Condition"] == {
+                "Null": {f"aws:ResourceTag/{config.EXECUTION_TAG}": "false"},
+                "ForAllValues:StringEquals": {"aws:TagKeys": [config.EXPIRES_TAG]}}, statement
+        if "iam:PassRole" in actions(statement):
+            assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
+
+
+def test_send_command_runs_only_aws_run_shell_script_on_tagged_instances(synthesized):
+    tag_condition = {"StringEquals": {f"ssm:resourceTag/{synthesized.tag['key']}": synthesized.tag["value"]}}
+    send = [s for s in all_statements(synthesized) if "ssm:SendCommand" in actions(s)]
+    assert send
+    for statement in send:
+        for resource in resources_of(statement):
+            if ":document/" in resource:
+                assert resource.endswith('::document/AWS-RunShellScript"]]}'), resource
+            else:
+                assert ":instance/*" in resource and statement["Condition"] == tag_condition, statement
+
+
+def test_dns_changes_only_upsert_a_records_in_the_configured_zones(synthesized, fake_layer):
+    changes = [s for s in all_statements(synthesized) if "route53:ChangeResourceRecordSets" in actions(s)]
+    assert changes
+    for statement in changes:
+        assert statement["Condition"] == {"ForAllValues:StringEquals": {
+            "route53:ChangeResourceRecordSetsActions": ["UPSERT"],
+            "route53:ChangeResourceRecordSetsRecordTypes": ["A"]}}
+        (zone,) = resources_of(statement)
+        assert zone.endswith(':route53:::hostedzone/*"]]}'), zone
+
+    # With cdk.json dns_hosted_zone_ids, exactly those zones (the DNS bundles use neither tables nor topic).
+    zones = Settings.from_context(App(context={"layer_dir": str(fake_layer),
+                                               "dns_hosted_zone_ids": ["Z111", "Z222"]}).node).dns_hosted_zone_ids
+    stack = Stack(App(), "Zones")
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    TaskPermissions(key=EncryptionKey(stack, "Key"), tables=None, notifications=None, tag_key="k", tag_value="v",
+                    hosted_zone_ids=zones).apply(role, frozenset({Access.DNS_READ, Access.ADDRESS_WRITE}))
+    (policy,) = Template.from_stack(stack).find_resources("AWS::IAM::Policy").values()
+    route53 = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if actions(s)[0].startswith("route53:")]
+    assert len(route53) == 2
+    for statement in route53:
+        assert [r.split(":::")[1] for r in resources_of(statement)] == ['hostedzone/Z111"]]}', 'hostedzone/Z222"]]}']
 
 
 def test_no_statement_allows_all_actions_of_a_service(synthesized):
@@ -212,8 +273,8 @@ def test_read_only_tasks_cannot_mutate_ec2_or_auto_scaling(synthesized, folder):
     _, function = function_of(synthesized, folder)
     granted = {a for s in role_statements(synthesized, function["Properties"]["Role"]["Fn::GetAtt"][0])
                for a in actions(s)}
-    mutations = {a for a in granted if a.split(":")[0] in {"ec2", "autoscaling", "iam"}
-                 and not a.split(":")[1].startswith("Describe")}
+    mutations = {a for a in granted if a.split(":")[0] in {"ec2", "autoscaling", "iam", "route53", "ssm"}
+                 and not a.split(":")[1].startswith(("Describe", "List", "Get"))}
     if not task.access & WRITE_BUNDLES:
         assert not mutations
     if not task.access:
@@ -229,6 +290,12 @@ def test_tag_defaults_to_the_config_and_context_overrides_it(fake_layer):
     tag = {"key": "owner", "value": "platform"}
     overridden = Settings.from_context(App(context={"layer_dir": str(fake_layer), "migration_tag": tag}).node)
     assert (overridden.tag_key, overridden.tag_value) == ("owner", "platform")
+
+
+@pytest.mark.parametrize("zones", ['["/hostedzone/Z111"]', '"Z111"', "[1]"])
+def test_hosted_zones_must_be_a_list_of_zone_ids(fake_layer, zones):
+    with pytest.raises(SettingsError, match="dns_hosted_zone_ids"):
+        Settings.from_context(App(context={"layer_dir": str(fake_layer), "dns_hosted_zone_ids": zones}).node)
 
 
 def test_missing_layer_fails_with_a_hint(tmp_path):
