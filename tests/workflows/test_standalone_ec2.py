@@ -1,0 +1,233 @@
+"""standalone_ec2.asl.json executed in the local runtime: success and every failure
+path, then the simulated account is checked as an operator would check it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from migrator.audit import read_trail
+from migrator.config import EXPIRES_TAG, SOURCE_INSTANCE_TAG
+from migrator.local.demo import migration_input
+from migrator.local.runtime import AUDIT_TABLE, LocalRuntime
+from migrator.local.summary import _instance
+from migrator.workflows import STANDALONE_EC2
+from tests.conftest import running
+
+DB = {"name": "db-1", "volumes_gib": [8, 100, 20], "elastic_ip": True, "health_script": True, "alarms": ["db-1-status"]}
+WEB = {"name": "web-1", "dns": "web-1.internal.example.com"}
+FAST = {"timings": {"retention": 3600}}
+
+
+def servers(*specs, **extra):
+    return running([], standalone=list(specs), **{**FAST, **extra})
+
+
+def execute(rt: LocalRuntime, name: str, payload: dict | None = None, **overrides):
+    built = rt.fleet.instances[name]
+    body = payload if payload is not None else {**migration_input(built, rt.scenario), **overrides}
+    run = rt.start_execution(STANDALONE_EC2, built.spec.target, body)
+    return run, rt.wait([run], timeout=300)[run.execution_arn]
+
+
+def instance(rt, instance_id):
+    return rt.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+
+
+def replacements(rt, name):
+    found = rt.client("ec2").describe_instances(Filters=[
+        {"Name": f"tag:{SOURCE_INSTANCE_TAG}", "Values": [rt.fleet.instances[name].instance_id]}])
+    return [i for r in found["Reservations"] for i in r["Instances"]]
+
+
+def snapshots(rt, name):
+    return rt.client("ec2").describe_snapshots(OwnerIds=["self"], Filters=[
+        {"Name": f"tag:{SOURCE_INSTANCE_TAG}", "Values": [rt.fleet.instances[name].instance_id]}])["Snapshots"]
+
+
+def address_instance(rt, name):
+    built = rt.fleet.instances[name]
+    return rt.client("ec2").describe_addresses(AllocationIds=[built.allocation_id])["Addresses"][0].get("InstanceId")
+
+
+def record_values(rt, name):
+    built = rt.fleet.instances[name]
+    sets = rt.client("route53").list_resource_record_sets(HostedZoneId=built.zone_id)["ResourceRecordSets"]
+    return next([r["Value"] for r in s["ResourceRecords"]] for s in sets if s["Name"] == built.record_name + ".")
+
+
+def trail(rt, run):
+    return [r["action"] for r in read_trail(rt.client("dynamodb"), AUDIT_TABLE, run.execution_arn)]
+
+
+def assert_restored(rt, name):
+    """The original serves exactly as before: running, same image, volumes, tags,
+    address; no replacement left; the address never pointed at a stopped instance."""
+    built = rt.fleet.instances[name]
+    old = instance(rt, built.instance_id)
+    assert old["State"]["Name"] == "running"
+    assert old["ImageId"] == built.original_image
+    assert {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in old["BlockDeviceMappings"]} == built.volume_ids
+    tags = {t["Key"]: t["Value"] for t in old["Tags"]}
+    assert all(tags[k] == v for k, v in built.tags.items())
+    assert all(r["State"]["Name"] in ("terminated", "shutting-down") for r in replacements(rt, name))
+    if built.allocation_id:
+        assert address_instance(rt, name) == built.instance_id
+    if built.zone_id:
+        assert record_values(rt, name) == [built.private_ip]
+    assert rt.fidelity.address_violations == []
+
+
+def test_success_builds_beside_cuts_over_keeps_then_decommissions():
+    with servers(DB) as rt:
+        built = rt.fleet.instances["db-1"]
+        run, result = execute(rt, "db-1")
+        assert result["status"] == "SUCCEEDED"
+
+        [new] = replacements(rt, "db-1")
+        assert new["State"]["Name"] == "running" and new["ImageId"] == rt.fleet.al2023_image
+        assert new["MetadataOptions"]["HttpTokens"] == "required"
+        old = instance(rt, built.instance_id)
+        assert old["State"]["Name"] == "terminated"  # after retention and the decommission gate
+        # same subnet, security groups, profile, type, key and tags (plus ours)
+        for key in ("SubnetId", "InstanceType", "KeyName"):
+            assert new[key] == old[key]
+        assert [g["GroupId"] for g in new["SecurityGroups"]] == [g["GroupId"] for g in old["SecurityGroups"]]
+        assert new["IamInstanceProfile"]["Arn"].endswith(":instance-profile/app-server")  # the scenario's profile
+        new_tags = {t["Key"]: t["Value"] for t in new["Tags"]}
+        assert {k: new_tags[k] for k in built.tags} == built.tags
+        assert new_tags[SOURCE_INSTANCE_TAG] == built.instance_id
+        # data volumes restored from the snapshots on their devices; the root from the
+        # AMI, at least as large as the old root
+        by_device = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in new["BlockDeviceMappings"]}
+        volumes = {v["VolumeId"]: v for v in rt.client("ec2").describe_volumes(VolumeIds=list(by_device.values()))["Volumes"]}
+        sizes = {device: volumes[vid]["Size"] for device, vid in by_device.items()}
+        assert (sizes["/dev/sdf"], sizes["/dev/sdg"]) == (100, 20)
+        assert sizes[new["RootDeviceName"]] >= 8
+        assert all(volumes[vid]["Encrypted"] for vid in by_device.values())
+        assert address_instance(rt, "db-1") == new["InstanceId"]
+
+        taken = snapshots(rt, "db-1")
+        assert {s["VolumeId"] for s in taken} == set(built.volume_ids.values())
+        assert all(s["State"] == "completed" for s in taken)
+        assert all(EXPIRES_TAG in {t["Key"] for t in s["Tags"]} for s in taken)
+        assert rt.fidelity.address_violations == []
+
+        actions = trail(rt, run)
+        assert actions[:3] == ["preflight-passed", "snapshots-started", "snapshots-completed"]
+        for action in ("replacement-launched", "health-script-sent", "cut-over", "decommissioned"):
+            assert action in actions
+        assert actions.count("approval-granted") == 2
+        gates = [m["gate"] for m in rt.bot.messages if m["kind"] == "approval-request"]
+        assert gates == ["cutover", "decommission"]
+        cutover = next(m for m in rt.bot.messages if m.get("gate") == "cutover")
+        assert cutover["evidence"]["status_checks"] == {"system": "ok", "instance": "ok"}
+        assert cutover["evidence"]["health_script"] == "Success"
+
+
+def test_dns_cutover_moves_the_record_to_the_new_private_address():
+    with servers(WEB) as rt:
+        run, result = execute(rt, "web-1")
+        assert result["status"] == "SUCCEEDED"
+        [new] = replacements(rt, "web-1")
+        assert record_values(rt, "web-1") == [new["PrivateIpAddress"]]
+
+
+def test_the_snapshots_complete_before_the_replacement_is_launched():
+    with servers(DB) as rt:
+        run, _ = execute(rt, "db-1")
+        names = [e["stateEnteredEventDetails"]["name"] for e in rt.history(run) if "stateEnteredEventDetails" in e]
+        assert names.index("WaitForSnapshots") < names.index("LaunchReplacement")
+        [new] = replacements(rt, "db-1")
+        # snapshot completion and launch are read on the same simulated clock
+        done = max(rt.fidelity.snapshot_completed_at[s["SnapshotId"]] for s in snapshots(rt, "db-1"))
+        assert done <= _instance(rt, new["InstanceId"]).sim_launched_at
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "words", "cut_over"),
+    [
+        ({"at": "snapshot", "kind": "error"}, "SnapshotFailed", "snapshot", False),
+        ({"at": "validate", "kind": "unhealthy"}, "InstanceUnhealthy", "impaired", False),
+        ({"at": "validate", "kind": "alarm", "alarm": "db-1-status"}, "InstanceUnhealthy", "db-1-status", False),
+        ({"at": "cutover", "kind": "error"}, "CutoverFailed", "ServiceUnavailable", False),
+        ({"at": "cutover", "kind": "unhealthy"}, "InstanceUnhealthy", "impaired", True),
+        ({"at": "cutover", "kind": "alarm", "alarm": "db-1-status"}, "InstanceUnhealthy", "db-1-status", True),
+    ],
+    ids=["snapshot-error", "validate-unhealthy", "validate-alarm", "cutover-error", "cutover-unhealthy",
+         "cutover-alarm"],
+)
+def test_each_fault_rolls_back_to_the_original(fault, error, words, cut_over):
+    with servers(DB, faults=[{"target": "standalone/db-1", **fault}]) as rt:
+        run, result = execute(rt, "db-1")
+        assert result["status"] == "FAILED"
+        assert result["error"] == error
+        assert words in result["cause"] and "rolled back to" in result["cause"]
+        assert_restored(rt, "db-1")
+        names = [e["stateEnteredEventDetails"]["name"] for e in rt.history(run) if "stateEnteredEventDetails" in e]
+        assert ("StartHealthScriptAfterCutover" in names) == cut_over  # whether the cutover completed
+        if fault["at"] == "snapshot":
+            assert replacements(rt, "db-1") == []  # nothing else changed
+        assert any(m["kind"] == "rolled-back" for m in rt.bot.messages)
+
+
+@pytest.mark.parametrize("gate", ["cutover", "decommission"])
+def test_a_rejected_gate_rolls_back(gate):
+    with servers(DB, WEB, approvals={"gates": {f"standalone/db-1/{gate}": "reject",
+                                               f"standalone/web-1/{gate}": "reject"}}) as rt:
+        for name in ("db-1", "web-1"):
+            run, result = execute(rt, name)
+            assert result["status"] == "FAILED" and result["error"] == "Rejected"
+            assert_restored(rt, name)
+
+
+def test_a_decommission_gate_that_times_out_rolls_back():
+    with servers(DB, approvals={"timeout": 3600, "gates": {"standalone/db-1/decommission": "ignore"}}) as rt:
+        run, result = execute(rt, "db-1")
+        assert result["error"] == "ApprovalTimedOut"
+        assert "decommission approval timed out" in result["cause"]
+        assert_restored(rt, "db-1")
+
+
+def test_without_restoring_data_volumes_only_the_root_comes_from_the_ami():
+    with servers(DB) as rt:
+        _, result = execute(rt, "db-1", restore_data_volumes=False)
+        assert result["status"] == "SUCCEEDED"
+        [new] = replacements(rt, "db-1")
+        assert len(new["BlockDeviceMappings"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"cutover": {"mode": "elastic_ip"}}, "instance_id"),
+        ({"instance_id": "i-0123456789abcdef0", "cutover": {"mode": "dns"}}, "hosted_zone_id"),
+        ({"instance_id": "i-0123456789abcdef0", "cutover": {"mode": "teleport"}}, "cutover.mode"),
+        ({"instance_id": "i-0123456789abcdef0", "cutover": {"mode": "none"}, "retention_seconds": -1},
+         "retention_seconds"),
+    ],
+)
+def test_invalid_input_fails_in_the_first_state_naming_the_field(payload, field):
+    with servers(DB) as rt:
+        run, result = execute(rt, "db-1", payload=payload)
+        assert result["error"] == "InvalidInput"
+        assert field in json.loads(result["cause"])["errorMessage"]
+        assert [e["stateEnteredEventDetails"]["name"] for e in rt.history(run)
+                if "stateEnteredEventDetails" in e] == ["ValidateInput"]
+        assert snapshots(rt, "db-1") == []
+
+
+def test_preflight_refuses_a_wrong_cutover_mode_and_changes_nothing():
+    with servers(WEB) as rt:
+        _, result = execute(rt, "web-1", cutover={"mode": "elastic_ip"})
+        assert result["error"] == "PreflightFailed" and "no Elastic IP" in result["cause"]
+        assert snapshots(rt, "web-1") == []
+
+
+def test_an_instance_on_al2023_is_already_migrated():
+    with servers({"name": "bastion", "os": "al2023"}) as rt:
+        run, result = execute(rt, "bastion")
+        assert result["status"] == "SUCCEEDED"
+        assert trail(rt, run) == ["already-migrated"]
+        assert snapshots(rt, "bastion") == []
