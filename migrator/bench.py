@@ -34,7 +34,7 @@ def measure(path) -> tuple:
 
 
 def main(paths: list[str]) -> int:
-    rows = [COLUMNS] + [tuple(map(str, measure(p))) for p in paths or sorted(SCENARIOS_DIR.glob("asg-*.yaml"))]
+    rows = [COLUMNS] + [tuple(map(str, measure(p))) for p in paths or sorted(SCENARIOS_DIR.glob("*.yaml"))]
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     for index, row in enumerate(rows):
         print("  ".join(c.rjust(w) if index and i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))

@@ -235,3 +235,86 @@ def test_throttle_fault_raises_the_services_own_throttling_error():
         assert asg_error.value.response["Error"]["Code"] == "Throttling"
         assert rt.fidelity.calls.throttled == 2
         rt.client("ec2").describe_instances()  # outside a handler nothing is throttled
+
+
+# --- standalone EC2 ------------------------------------------------------------------
+
+DB = {"name": "db-1", "volumes_gib": [8, 100], "elastic_ip": True}
+
+
+def _servers(*specs, **extra):
+    return running([], standalone=list(specs), **{**STILL, "timings": {"instance_boot": 40, "health_grace": 60,
+                                                                       "snapshot_complete": 120}}, **extra)
+
+
+def test_snapshots_are_pending_with_progress_until_complete_and_create_snapshots_reports_state():
+    """AWS: CreateSnapshots answers each snapshot's State; a snapshot is `pending` with a
+    Progress until `completed` (moto: `completed` at once, no State in CreateSnapshots)."""
+    with _servers(DB) as rt:
+        ec2 = rt.client("ec2")
+        created = ec2.create_snapshots(InstanceSpecification={"InstanceId": rt.fleet.instances["db-1"].instance_id})
+        assert [s["State"] for s in created["Snapshots"]] == ["pending", "pending"]
+        ids = [s["SnapshotId"] for s in created["Snapshots"]]
+        rt.clock.advance(60)
+        halfway = ec2.describe_snapshots(SnapshotIds=ids)["Snapshots"]
+        assert {(s["State"], s["Progress"]) for s in halfway} == {("pending", "50%")}
+        rt.clock.advance(61)
+        assert {s["State"] for s in ec2.describe_snapshots(SnapshotIds=ids)["Snapshots"]} == {"completed"}
+
+
+def test_a_snapshot_fault_ends_in_error():
+    with _servers(DB, faults=[{"target": "standalone/db-1", "at": "snapshot", "kind": "error"}]) as rt:
+        ec2 = rt.client("ec2")
+        created = ec2.create_snapshots(InstanceSpecification={"InstanceId": rt.fleet.instances["db-1"].instance_id})
+        rt.clock.advance(200)
+        described = ec2.describe_snapshots(SnapshotIds=[s["SnapshotId"] for s in created["Snapshots"]])
+        assert {s["State"] for s in described["Snapshots"]} == {"error"}
+        assert "simulated" in described["Snapshots"][0]["StateMessage"]
+
+
+def test_status_checks_initialize_after_launch_and_after_a_start():
+    """AWS: both status checks are `initializing` until the instance has booted and
+    passed them, again after every start."""
+    with _servers(DB) as rt:
+        ec2, iid = rt.client("ec2"), rt.fleet.instances["db-1"].instance_id
+
+        def checks():
+            status = ec2.describe_instance_status(InstanceIds=[iid])["InstanceStatuses"][0]
+            return status["SystemStatus"]["Status"], status["InstanceStatus"]["Status"]
+
+        assert checks() == ("initializing", "initializing")
+        rt.clock.advance(101)
+        assert checks() == ("ok", "ok")
+        ec2.stop_instances(InstanceIds=[iid])
+        ec2.start_instances(InstanceIds=[iid])
+        assert checks() == ("initializing", "initializing")
+
+
+def test_run_command_is_in_progress_then_reports_the_result():
+    """AWS: an invocation is InProgress until the script ends, then Success (or Failed
+    for an unhealthy instance); moto answered Success at once."""
+    with _servers(DB) as rt:
+        ssm, iid = rt.client("ssm"), rt.fleet.instances["db-1"].instance_id
+        command = ssm.send_command(InstanceIds=[iid], DocumentName="AWS-RunShellScript",
+                                   Parameters={"commands": ["true"]})["Command"]["CommandId"]
+        assert ssm.get_command_invocation(CommandId=command, InstanceId=iid)["Status"] == "InProgress"
+        rt.clock.advance(31)
+        assert ssm.get_command_invocation(CommandId=command, InstanceId=iid)["Status"] == "Success"
+        rt.fidelity.unhealthy_instances.add(iid)
+        failed = ssm.get_command_invocation(CommandId=command, InstanceId=iid)
+        assert failed["Status"] == "Failed" and failed["StandardErrorContent"]
+
+
+def test_run_instances_with_a_used_client_token_returns_the_first_launch():
+    """AWS: RunInstances is idempotent per ClientToken; moto launched again."""
+    with _servers(DB) as rt:
+        ec2 = rt.client("ec2")
+        first = ec2.run_instances(ImageId=rt.fleet.al2023_image, MinCount=1, MaxCount=1, ClientToken="exec-1")
+        again = ec2.run_instances(ImageId=rt.fleet.al2023_image, MinCount=1, MaxCount=1, ClientToken="exec-1")
+        assert first["Instances"][0]["InstanceId"] == again["Instances"][0]["InstanceId"]
+
+
+def test_the_address_watch_reports_an_elastic_ip_on_a_stopped_instance():
+    with _servers(DB) as rt:
+        rt.client("ec2").stop_instances(InstanceIds=[rt.fleet.instances["db-1"].instance_id])
+        assert rt.fidelity.address_violations and "stopped" in rt.fidelity.address_violations[0]

@@ -84,3 +84,42 @@ def test_rollback_twice_leaves_one_restored_group():
         assert current["DesiredCapacity"] == 2 and len(current["Instances"]) == 2
         assert {i["LaunchTemplate"]["Version"] for i in current["Instances"]} == {"1"}
         assert rt.client("autoscaling").describe_instance_refreshes(AutoScalingGroupName="web")["InstanceRefreshes"] == []
+
+
+# --- standalone EC2 ------------------------------------------------------------------
+
+
+def test_standalone_domain_steps_twice_make_nothing_twice():
+    """Snapshots, the replacement, the cutover and the decommission, each called twice
+    with the same input (no Powertools record in between), act once."""
+    from migrator.local.demo import migration_input
+    from migrator.standalone import migration
+    from migrator.standalone.events import clients as standalone_clients
+    from migrator.standalone.models import MigrationInput
+
+    spec = {"name": "db-1", "volumes_gib": [8, 100], "elastic_ip": True}
+    with running([], standalone=[spec], clock={"speed": 0.001}) as rt:
+        c, ec2 = standalone_clients(), rt.client("ec2")
+        built = rt.fleet.instances["db-1"]
+        request = MigrationInput.model_validate(migration_input(built, rt.scenario))
+        pre = migration.preflight(c, request, "al2023-migration", "enabled")
+
+        taken = migration.snapshot(c, pre, EXECUTION)
+        assert migration.snapshot(c, pre, EXECUTION)["snapshots"] == taken["snapshots"]
+        assert len(taken["snapshots"]) == 2
+
+        new = migration.launch(c, request, pre, taken, EXECUTION)
+        again = migration.launch(c, request, pre, taken, EXECUTION)
+        assert again["instance_id"] == new["instance_id"] and again["reused"] is True
+
+        migration.cutover(c, pre, new)
+        assert migration.cutover(c, pre, new)["moved"] is None  # already there
+        address = ec2.describe_addresses(AllocationIds=[built.allocation_id])["Addresses"][0]
+        assert address["InstanceId"] == new["instance_id"]
+
+        migration.decommission(c, request, pre, taken)
+        migration.decommission(c, request, pre, taken)
+        states = {i["InstanceId"]: i["State"]["Name"] for r in ec2.describe_instances()["Reservations"]
+                  for i in r["Instances"]}
+        assert states[built.instance_id] == "terminated" and states[new["instance_id"]] == "running"
+        assert sum(1 for i, s in states.items() if s == "running") == 2  # the replacement and the bystander
