@@ -41,13 +41,11 @@ def _fail_usage(message: str) -> int:
 
 
 def _load(path: str):
-    from migrator.local.demo import UnsupportedScenario, check_supported
     from migrator.local.scenario import ScenarioError, load_scenario
 
     try:
         scenario = load_scenario(path)
-        check_supported(scenario)
-    except (ScenarioError, UnsupportedScenario) as error:
+    except ScenarioError as error:
         return None, str(error)
     return scenario, None
 
@@ -93,7 +91,9 @@ def demo(args) -> int:
             print(f"[{_format_sim(runtime.clock.elapsed())}] {run.target}: {status}", flush=True)
 
     if not args.json:
+        nodegroups = sum(len(c.nodegroups) for c in scenario.eks_clusters)
         print(f"scenario {scenario.name}: {len(scenario.auto_scaling_groups)} Auto Scaling groups, "
+              f"{len(scenario.standalone)} standalone instances, {nodegroups} EKS node groups, "
               f"clock x{scenario.clock.speed:g}", flush=True)
     summary = run_scenario(scenario, on_change=progress)
     if args.json:

@@ -52,3 +52,11 @@ class InstanceUnhealthy(MigrationError):
 
 class CutoverFailed(MigrationError):
     """Moving the Elastic IP or the DNS record failed."""
+
+
+class EvictionBlocked(MigrationError):
+    """A PodDisruptionBudget answered 429; the state's Retry backs off and tries again."""
+
+
+class NodegroupFailed(MigrationError):
+    """The new node group ended CREATE_FAILED or DEGRADED, or a deletion failed."""

@@ -34,6 +34,9 @@ class Access(str, Enum):
     DNS_READ = "dns-read"  # route53:ListResourceRecordSets
     HEALTH_SCRIPT = "health-script"  # ssm:SendCommand (AWS-RunShellScript on tagged instances)
     HEALTH_SCRIPT_READ = "health-script-read"  # ssm:GetCommandInvocation
+    EKS_READ = "eks-read"  # eks:Describe*, the EKS optimized-AMI parameters, ec2:DescribeLaunchTemplate(Version)s
+    NODEGROUP_WRITE = "nodegroup-write"  # eks:Create/DeleteNodegroup, ec2:CreateLaunchTemplate, PassRole to EKS
+    KUBERNETES = "kubernetes"  # an EKS access entry on the clusters in cdk.json (no IAM action: the token is presigned)
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,33 @@ STANDALONE_EC2 = Workflow(
     ),
 )
 
-WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2)
+_KUBE = _BASE | {Access.EKS_READ, Access.KUBERNETES}
+
+EKS_NODEGROUP = Workflow(
+    name="eks-nodegroup",
+    asl_file="eks_nodegroup.asl.json",
+    gates=("before-drain", "before-delete"),
+    tasks=(
+        LambdaTask("eks_validate_input", "ValidateInputFunctionArn",
+                   "Validate the node group migration input; no AWS change", frozenset()),
+        LambdaTask("eks_preflight", "PreflightFunctionArn",
+                   "Version, AL2 group, VPC CNI, container runtime, disruption budgets", _KUBE),
+        LambdaTask("eks_create_nodegroup", "CreateNodegroupFunctionArn",
+                   "Create the AL2023 node group and its launch template",
+                   _KUBE | {Access.NODEGROUP_WRITE, Access.IDEMPOTENCY}),
+        LambdaTask("eks_wait_nodegroup", "WaitNodegroupFunctionArn", "Wait for ACTIVE and Ready nodes", _KUBE),
+        LambdaTask("eks_taint_old", "TaintOldFunctionArn", "Taint and cordon the AL2 nodes", _KUBE),
+        LambdaTask("eks_validate_new", "ValidateNewFunctionArn", "DaemonSets and scheduling on the new nodes", _KUBE),
+        LambdaTask("eks_drain", "DrainFunctionArn", "PDB-aware drain of the AL2 nodes", _KUBE),
+        LambdaTask("eks_delete_old", "DeleteOldFunctionArn", "Delete the AL2 node group",
+                   _KUBE | {Access.NODEGROUP_WRITE, Access.IDEMPOTENCY}),
+        LambdaTask("eks_wait_deleted", "WaitDeletedFunctionArn", "Wait until the old group is gone", _KUBE),
+        LambdaTask("eks_rollback", "RollbackFunctionArn", "Untaint the AL2 nodes, remove the new group",
+                   _KUBE | {Access.NODEGROUP_WRITE}),
+    ),
+)
+
+WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP)
 
 
 _SUBSTITUTION = re.compile(r"\$\{(\w+)\}")

@@ -7,16 +7,12 @@ import time
 from collections.abc import Callable
 
 from migrator.local.runtime import LocalRuntime, Run
-from migrator.local.fleet import BuiltInstance
+from migrator.local.fleet import BuiltInstance, BuiltNodegroup
 from migrator.local.scenario import AutoScalingGroupSpec, Scenario
 from migrator.local.summary import summarize
-from migrator.workflows import ASG_ROLLOUT, STANDALONE_EC2
+from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, STANDALONE_EC2
 
 HEALTH_SCRIPT = "systemctl is-active --quiet app && curl -fsS http://127.0.0.1:8080/health"
-
-
-class UnsupportedScenario(Exception):
-    """The scenario has targets of a kind this version cannot migrate yet."""
 
 
 def rollout_input(spec: AutoScalingGroupSpec, scenario: Scenario) -> dict:
@@ -25,6 +21,15 @@ def rollout_input(spec: AutoScalingGroupSpec, scenario: Scenario) -> dict:
         "alarm_names": spec.alarms,
         "canary_bake_seconds": int(scenario.timings.canary_bake),
         "instance_warmup_seconds": int(scenario.timings.refresh_warmup),
+        "approval_timeout_seconds": int(scenario.approvals.timeout),
+    }
+
+
+def nodegroup_input(built: BuiltNodegroup, scenario: Scenario) -> dict:
+    return {
+        "cluster_name": built.cluster.name,
+        "nodegroup_name": built.spec.name,
+        "launch_template": built.spec.launch_template,
         "approval_timeout_seconds": int(scenario.approvals.timeout),
     }
 
@@ -42,17 +47,12 @@ def migration_input(built: BuiltInstance, scenario: Scenario) -> dict:
     return payload
 
 
-def check_supported(scenario: Scenario) -> None:
-    unsupported = scenario.unsupported_kinds()
-    if unsupported:
-        raise UnsupportedScenario(
-            f"scenario {scenario.name}: {', '.join(unsupported)} targets are not supported yet; "
-            "this version migrates auto_scaling_groups and standalone instances"
-        )
-
-
 def start_targets(runtime: LocalRuntime) -> list[Run]:
     runs = [
+        runtime.start_execution(EKS_NODEGROUP, built.target, nodegroup_input(built, runtime.scenario))
+        for built in runtime.fleet.nodegroups.values()
+    ]
+    runs += [
         runtime.start_execution(STANDALONE_EC2, built.spec.target, migration_input(built, runtime.scenario))
         for built in runtime.fleet.instances.values()
     ]
@@ -63,7 +63,6 @@ def start_targets(runtime: LocalRuntime) -> list[Run]:
 
 
 def run_scenario(scenario: Scenario, on_change: Callable[[LocalRuntime, Run, str], None] | None = None) -> dict:
-    check_supported(scenario)
     started = time.monotonic()
     with LocalRuntime(scenario) as runtime:
         runs = start_targets(runtime)

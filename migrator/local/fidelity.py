@@ -34,6 +34,10 @@ from moto.ec2.models import ec2_backends
 from moto.ec2.models import elastic_block_store as ebs_models
 from moto.ec2.models import elastic_ip_addresses as eip_models
 from moto.ec2.models import instances as ec2_instances
+from moto.eks import exceptions as eks_exceptions
+from moto.eks import models as eks_models
+from moto.eks import urls as eks_urls
+from moto.eks.responses import EKSResponse
 from moto.route53 import models as route53_models
 from moto.ssm import models as ssm_models
 from moto.ec2.responses.launch_templates import LaunchTemplates as LaunchTemplateResponses
@@ -49,13 +53,17 @@ from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.responses import StepFunctionResponse
 
 from migrator.config import SOURCE_INSTANCE_TAG
+from migrator.eks.nodegroup import SOURCE_NODEGROUP_TAG
 from migrator.local.clock import SimClock
+from migrator.local.kubernetes import NodegroupNodes
 from migrator.local.scenario import Fault, Timings
 
 THROTTLE_CODES = {"ec2": "RequestLimitExceeded", "ssm": "ThrottlingException"}
 # Services of the fleet's resources; throttling them is what `throttle` rehearses.
 THROTTLED_SERVICES = {"ec2", "autoscaling", "elasticloadbalancing", "cloudwatch", "monitoring", "ssm", "route53"}
 SSM_COMMAND_SECONDS = 30  # how long a health script takes to report
+TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
+_MISSING = object()
 
 
 class ServiceUnavailable(ServiceException):
@@ -191,8 +199,16 @@ class Fidelity:
         self._handler_thread = threading.local()
         self._lock = threading.RLock()
         self._saved: list[tuple[object, str, object]] = []
+        self._saved_items: list[tuple[dict, object, object]] = []
+        self.account, self.region = "123456789012", "us-east-1"  # set by the runtime
+        self.addons: dict[str, dict[str, str]] = {}  # cluster -> add-on -> version
+        self.nodegroup_runtime: dict[tuple[str, str], str] = {}  # (cluster, group) -> containerRuntimeVersion
 
     # --- install / uninstall ---------------------------------------------------
+
+    def _patch_item(self, mapping: dict, key, value) -> None:
+        self._saved_items.append((mapping, key, mapping.get(key, _MISSING)))
+        mapping[key] = value
 
     def _patch(self, owner: object, name: str, value: object) -> None:
         self._saved.append((owner, name, owner.__dict__.get(name, getattr(owner, name, None))))
@@ -207,6 +223,7 @@ class Fidelity:
         self._patch_autoscaling()
         self._patch_elbv2()
         self._patch_standalone()
+        self._patch_eks()
         self._patch(sys, "stdout", _HandlerOutput(self, sys.stdout))
         _install_call_hook()
 
@@ -215,6 +232,12 @@ class Fidelity:
         for owner, name, value in reversed(self._saved):
             setattr(owner, name, value)
         self._saved.clear()
+        for mapping, key, value in reversed(self._saved_items):
+            if value is _MISSING:
+                mapping.pop(key, None)
+            else:
+                mapping[key] = value
+        self._saved_items.clear()
         _ACTIVE = None
 
     # --- Step Functions interpreter -------------------------------------------
@@ -884,6 +907,148 @@ class Fidelity:
             problem = check()
             if problem:
                 self.address_violations.append(f"at {self.clock.elapsed():.0f}s: {problem}")
+
+    # --- EKS: node group lifecycle, add-ons, optimized-AMI parameters ------------------
+
+    def _patch_eks(self) -> None:
+        fidelity = self
+        group_cls = eks_models.Nodegroup
+        original_init = group_cls.__init__
+
+        def group_init(group, *args, **kwargs):
+            original_init(group, *args, **kwargs)
+            group.sim_created_at = fidelity.clock.now()
+            group.sim_deleting_at = None
+
+        # AWS: a node group is CREATING while its instances launch, then ACTIVE (or
+        # CREATE_FAILED with health issues); DELETING, then gone. moto: ACTIVE at once.
+        def group_status(group):
+            if getattr(group, "sim_deleting_at", None) is not None:
+                return "DELETING"
+            if fidelity.clock.now() < getattr(group, "sim_created_at", 0) + fidelity.timings.nodegroup_create:
+                return "CREATING"
+            return "CREATE_FAILED" if fidelity.nodegroup_failed(group) else "ACTIVE"
+
+        def group_health(group):
+            if group_status(group) == "CREATE_FAILED":
+                return {"issues": [{"code": "AsgInstanceLaunchFailures",
+                                    "message": "Instances failed to join the kubernetes cluster (simulated fault)",
+                                    "resourceIds": [group.resources["autoScalingGroups"][0]["name"]]}]}
+            return {"issues": []}
+
+        self._patch(group_cls, "__init__", group_init)
+        self._patch(group_cls, "status", property(group_status, lambda group, value: None))
+        self._patch(group_cls, "health", property(group_health, lambda group, value: None))
+
+        backend_cls = eks_models.EKSBackend
+        original_describe = backend_cls.describe_nodegroup
+        original_list = backend_cls.list_nodegroups
+
+        def delete_nodegroup(backend, cluster_name, nodegroup_name):
+            group = original_describe(backend, cluster_name, nodegroup_name)  # raises if unknown
+            if group.sim_deleting_at is None:
+                group.sim_deleting_at = fidelity.clock.now()
+            return group
+
+        def describe_nodegroup(backend, cluster_name, nodegroup_name):
+            fidelity.purge_deleted(backend, cluster_name)
+            return original_describe(backend, cluster_name, nodegroup_name)
+
+        def list_nodegroups(backend, cluster_name, *args, **kwargs):
+            fidelity.purge_deleted(backend, cluster_name)
+            return original_list(backend, cluster_name, *args, **kwargs)
+
+        self._patch(backend_cls, "delete_nodegroup", delete_nodegroup)
+        self._patch(backend_cls, "describe_nodegroup", describe_nodegroup)
+        self._patch(backend_cls, "list_nodegroups", list_nodegroups)
+
+        # AWS: ListAddons and DescribeAddon (moto has neither).
+        for pattern in ("{0}/clusters/(?P<name>[^/]+)/addons$", "{0}/clusters/(?P<name>[^/]+)/addons/(?P<addonName>[^/]+)$"):
+            self._patch_item(eks_urls.url_paths, pattern, eks_urls.response.dispatch)
+
+        def list_addons(response):
+            return ActionResult({"addons": sorted(fidelity.addons.get(response._get_param("name"), {}))})
+
+        def describe_addon(response):
+            cluster, name = response._get_param("name"), response._get_param("addonName")
+            version = fidelity.addons.get(cluster, {}).get(name)
+            if version is None:
+                raise eks_exceptions.ResourceNotFoundException(
+                    clusterName=cluster, nodegroupName=None, fargateProfileName=None, addonName=name,
+                    message=f"No addon: {name} found in cluster: {cluster}")
+            return ActionResult({"addon": {"addonName": name, "clusterName": cluster, "status": "ACTIVE",
+                                           "addonVersion": version, "health": {"issues": []}}})
+
+        self._patch(EKSResponse, "list_addons", list_addons)
+        self._patch(EKSResponse, "describe_addon", describe_addon)
+
+    def nodegroup_failed(self, group) -> bool:
+        source = (group.tags or {}).get(SOURCE_NODEGROUP_TAG)
+        return bool(source) and self.has_fault(f"eks/{group.cluster_name}/{source}", "create", "error")
+
+    def purge_deleted(self, backend, cluster_name: str) -> None:
+        cluster = backend.clusters.get(cluster_name)
+        if cluster is None:
+            return
+        for name, group in list(cluster.nodegroups.items()):
+            deleting = getattr(group, "sim_deleting_at", None)
+            if deleting is not None and self.clock.now() >= deleting + self.timings.nodegroup_delete:
+                del cluster.nodegroups[name]
+                cluster.nodegroup_count -= 1
+
+    def publish_eks_ami_parameters(self, versions: set[str]) -> None:
+        """AWS publishes the EKS-optimized AMI ids as public SSM parameters; moto has none."""
+        from moto.ssm.models import Parameter, ssm_backends
+
+        backend = ssm_backends[self.account][self.region]
+        al2023 = backend.get_parameter("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64").value
+        al2 = backend.get_parameter("/aws/service/ami-amazon-linux-latest/amzn2-ami-kernel-5.10-hvm-x86_64-gp2").value
+        for version in versions:
+            for family, image in (("amazon-linux-2023/x86_64/standard", al2023), ("amazon-linux-2", al2)):
+                name = f"/aws/service/eks/optimized-ami/{version}/{family}/recommended/image_id"
+                backend._parameters[name].append(Parameter(
+                    account_id=self.account, name=name, value=image, parameter_type="String", description="",
+                    allowed_pattern=None, keyid=None, version=1,
+                    last_modified_date=dt.datetime.fromtimestamp(self.clock.now(), dt.UTC),
+                    data_type="text"))
+
+    def nodegroup_nodes(self, cluster_name: str) -> list[NodegroupNodes]:
+        """What the simulated API server registers: each group's nodes once its
+        instances booted, until the group is deleted."""
+        backend = eks_models.eks_backends[self.account][self.region]
+        cluster = backend.clusters.get(cluster_name)
+        if cluster is None:
+            return []
+        timings = self.timings
+        groups = []
+        for group in list(cluster.nodegroups.values()):
+            failed = self.nodegroup_failed(group)
+            created = getattr(group, "sim_created_at", 0)
+            deleting = getattr(group, "sim_deleting_at", None)
+            groups.append(NodegroupNodes(
+                name=group.nodegroup_name,
+                size=group.scaling_config.get("desiredSize", 0),
+                labels=dict(group.labels or {}),
+                taints=[{"key": t["key"], "value": t.get("value"), "effect": TAINT_EFFECTS[t["effect"]]}
+                        for t in (group.taints or [])],
+                os_image="Amazon Linux 2023.6.20241010" if group.ami_type.startswith("AL2023") else "Amazon Linux 2",
+                runtime=self.nodegroup_runtime.get((cluster_name, group.nodegroup_name), "containerd://1.7.22"),
+                registered_at=None if failed else created + timings.nodegroup_create + timings.instance_boot,
+                removed_at=None if deleting is None else deleting + min(60.0, timings.nodegroup_delete / 2),
+            ))
+        return groups
+
+    def blocked_pdbs(self, sim) -> set[str]:
+        """Under a `pdb-blocked` fault every budget of the cluster allows no
+        disruption while that node group is being drained (cordoned and tainted)."""
+        for fault in self.faults:
+            if fault.kind != "pdb-blocked" or not fault.target.startswith(f"eks/{sim.name}/"):
+                continue
+            group = fault.target.rsplit("/", 1)[1]
+            if any(n.nodegroup == group and n.unschedulable and any(t.get("key") == "os" for t in n.taints)
+                   for n in sim.nodes.values()):
+                return {w.name for w in sim.workloads.values() if w.pdb_min_available is not None}
+        return set()
 
     # --- ELBv2 -----------------------------------------------------------------
 

@@ -7,7 +7,13 @@ import json
 from dataclasses import dataclass, field
 
 from migrator.config import AL2_AMI_PARAMETER, AL2023_AMI_PARAMETER
-from migrator.local.scenario import AutoScalingGroupSpec, Scenario, StandaloneSpec
+from migrator.local.kubernetes import SimCluster, Workload
+from migrator.local.scenario import AutoScalingGroupSpec, EksClusterSpec, NodegroupSpec, Scenario, StandaloneSpec
+
+# A kubelet setting an AL2 launch template typically passes to bootstrap.sh.
+AL2_BOOTSTRAP = ("#!/bin/bash\nset -e\n/etc/eks/bootstrap.sh {cluster} "
+                 "--kubelet-extra-args '--node-labels=workload=general --max-pods=58'\n")
+FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nbG9jYWw=\n-----END CERTIFICATE-----\n").decode()
 
 
 @dataclass
@@ -42,20 +48,34 @@ class BuiltInstance:
 
 
 @dataclass
+class BuiltNodegroup:
+    cluster: EksClusterSpec
+    spec: NodegroupSpec
+    sim: SimCluster
+
+    @property
+    def target(self) -> str:
+        return self.cluster.target(self.spec)
+
+
+@dataclass
 class Fleet:
     al2_image: str
     al2023_image: str
     subnet_id: str
     groups: dict[str, BuiltGroup] = field(default_factory=dict)
     instances: dict[str, BuiltInstance] = field(default_factory=dict)
+    nodegroups: dict[str, BuiltNodegroup] = field(default_factory=dict)  # by target
     bystanders: dict[str, str] = field(default_factory=dict)  # instance id -> image, never to be touched
 
     def instance_count(self, target: str) -> int:
         kind, name = target.split("/", 1)
+        if kind == "eks":
+            return self.nodegroups[target].spec.size
         return self.groups[name].spec.size if kind == "asg" else 1
 
 
-def build_fleet(scenario: Scenario, clients, tag: dict) -> Fleet:
+def build_fleet(scenario: Scenario, clients, tag: dict, make_cluster=None) -> Fleet:
     ec2, ssm = clients("ec2"), clients("ssm")
     al2 = ssm.get_parameter(Name=AL2_AMI_PARAMETER["x86_64"])["Parameter"]["Value"]
     al2023 = ssm.get_parameter(Name=AL2023_AMI_PARAMETER["x86_64"])["Parameter"]["Value"]
@@ -70,6 +90,12 @@ def build_fleet(scenario: Scenario, clients, tag: dict) -> Fleet:
 
     for spec in scenario.auto_scaling_groups:
         fleet.groups[spec.name] = _build_group(spec, clients, fleet, vpc, tag)
+    if scenario.eks_clusters:
+        roles = _eks_roles(clients)
+        for spec in scenario.eks_clusters:
+            sim = make_cluster(spec)
+            for group in _build_cluster(spec, clients, fleet, roles, tag, sim):
+                fleet.nodegroups[group.target] = group
     if scenario.standalone:
         shared = _standalone_shared(clients, vpc)
         for spec in scenario.standalone:
@@ -191,3 +217,47 @@ def _build_group(spec: AutoScalingGroupSpec, clients, fleet: Fleet, vpc: str, ta
         instance_ids=sorted(i["InstanceId"] for i in group["Instances"]),
         target_group_arn=target_group_arn,
     )
+
+
+def _eks_roles(clients) -> dict:
+    iam = clients("iam")
+    roles = {}
+    for name, service in (("eks-cluster", "eks.amazonaws.com"), ("eks-node", "ec2.amazonaws.com")):
+        roles[name] = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    return roles
+
+
+def _build_cluster(spec: EksClusterSpec, clients, fleet: Fleet, roles: dict, tag: dict,
+                   sim: SimCluster) -> list[BuiltNodegroup]:
+    eks, ec2 = clients("eks"), clients("ec2")
+    eks.create_cluster(name=spec.name, version=spec.version, roleArn=roles["eks-cluster"],
+                       resourcesVpcConfig={"subnetIds": [fleet.subnet_id]},
+                       kubernetesNetworkConfig={"serviceIpv4Cidr": "172.20.0.0/16"})
+    built = []
+    for group in spec.nodegroups:
+        options = {}
+        if group.launch_template == "custom":
+            template = ec2.create_launch_template(
+                LaunchTemplateName=f"{spec.name}-{group.name}",
+                LaunchTemplateData={
+                    "UserData": base64.b64encode(AL2_BOOTSTRAP.format(cluster=spec.name).encode()).decode(),
+                    "MetadataOptions": {"HttpTokens": "optional", "HttpPutResponseHopLimit": 2},
+                    "InstanceType": group.instance_type},
+            )["LaunchTemplate"]
+            options["launchTemplate"] = {"id": template["LaunchTemplateId"], "version": "1"}
+        else:
+            options["instanceTypes"] = [group.instance_type]
+        eks.create_nodegroup(
+            clusterName=spec.name, nodegroupName=group.name, subnets=[fleet.subnet_id],
+            nodeRole=roles["eks-node"], amiType="AL2023_x86_64_STANDARD" if group.os == "al2023" else "AL2_x86_64",
+            scalingConfig={"minSize": group.size, "maxSize": group.size, "desiredSize": group.size},
+            labels={"workload": "general"}, tags={tag["key"]: tag["value"]}, capacityType="ON_DEMAND", **options)
+        built.append(BuiltNodegroup(spec, group, sim))
+    sim.add_workload(Workload("aws-node", "kube-system", daemonset=True))
+    sim.add_workload(Workload("kube-proxy", "kube-system", daemonset=True))
+    for workload in spec.workloads:
+        sim.add_workload(Workload(workload.name, workload.namespace, workload.replicas, workload.daemonset,
+                                  workload.pdb_min_available))
+    return built

@@ -24,7 +24,8 @@ from migrator.aws import client
 from migrator.local.approvals import ApprovalBot
 from migrator.local.clock import SimClock
 from migrator.local.fidelity import Fidelity
-from migrator.local.fleet import Fleet, build_fleet
+from migrator.local.fleet import FAKE_CA, Fleet, build_fleet
+from migrator.local.kubernetes import KubernetesApi, SimCluster
 from migrator.local.scenario import Scenario
 from migrator.workflows import WORKFLOWS, Workflow, render_definition
 
@@ -83,6 +84,7 @@ class LocalRuntime:
         self.region = scenario.region
         self.clock = SimClock(speed=scenario.clock.speed)
         self.fidelity: Fidelity | None = None
+        self.kubernetes: KubernetesApi | None = None
         self.fleet: Fleet | None = None
         self.bot: ApprovalBot | None = None
         self.state_machines: dict[str, str] = {}
@@ -116,10 +118,16 @@ class LocalRuntime:
         domain_clock.use(self.clock.now)
         self.fidelity = Fidelity(self.clock, self.scenario.timings, load_handlers(), self.scenario.faults)
         self.fidelity.install()
-        for service in ("autoscaling", "ec2", "ssm", "elbv2", "cloudwatch", "dynamodb", "sns", "route53"):
+        for service in ("autoscaling", "ec2", "ssm", "elbv2", "cloudwatch", "dynamodb", "sns", "route53", "eks", "sts"):
             client(service)  # as a warm Lambda container has them: no model loading mid-run
         self._create_infrastructure()
-        self.fleet = build_fleet(self.scenario, self.client, config.DEFAULT_MIGRATION_TAG)
+        self.fidelity.account, self.fidelity.region = ACCOUNT, self.region
+        if self.scenario.eks_clusters:
+            self.kubernetes = KubernetesApi()
+            self.kubernetes.start()
+            self.fidelity.publish_eks_ami_parameters({c.version for c in self.scenario.eks_clusters})
+        self.fleet = build_fleet(self.scenario, self.client, config.DEFAULT_MIGRATION_TAG, self._make_cluster)
+        self._prepare_clusters()
         for name, group in self.fleet.groups.items():
             self.fidelity.original_versions[name] = group.original_version
         for built in self.fleet.instances.values():
@@ -128,8 +136,35 @@ class LocalRuntime:
         self.clock.before_jump(self.bot.poll)
         self.clock.start_ticking()
 
+    def _make_cluster(self, spec) -> SimCluster:
+        timings = self.scenario.timings
+        sim = SimCluster(spec.name, spec.version, self.clock, timings.pod_termination,
+                         nodegroups=lambda: self.fidelity.nodegroup_nodes(spec.name), pod_start=timings.pod_start)
+        sim.blocked_pdbs = lambda: self.fidelity.blocked_pdbs(sim)
+        self.kubernetes.clusters[spec.name] = sim
+        return sim
+
+    def _prepare_clusters(self) -> None:
+        """The scenario's clusters as they are before the run: their endpoint is the
+        simulated API server, their node groups long ACTIVE, their pods settled."""
+        from moto.eks.models import eks_backends
+
+        backend = eks_backends[ACCOUNT][self.region]
+        for spec in self.scenario.eks_clusters:
+            cluster = backend.clusters[spec.name]
+            cluster.endpoint = self.kubernetes.endpoint(spec.name)
+            cluster.certificate_authority = {"data": FAKE_CA}
+            self.fidelity.addons[spec.name] = dict(spec.addons)
+            for group in spec.nodegroups:
+                cluster.nodegroups[group.name].sim_created_at = self.clock.now() - 86_400
+                runtime = "docker://20.10.25" if group.container_runtime == "docker" else "containerd://1.7.22"
+                self.fidelity.nodegroup_runtime[(spec.name, group.name)] = runtime
+            self.kubernetes.clusters[spec.name].settle()
+
     def stop(self) -> None:
         self.clock.stop()
+        if self.kubernetes:
+            self.kubernetes.stop()
         if self.fidelity:
             self.fidelity.uninstall()
         domain_clock.use(None)

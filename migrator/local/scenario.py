@@ -12,6 +12,7 @@ from migrator.validation import describe_validation_error
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 ASG_STEPS = {"canary": {"unhealthy", "alarm"}, "refresh": {"unhealthy", "alarm", "error"}}
+EKS_STEPS = {"create": {"error"}, "drain": {"pdb-blocked"}}
 STANDALONE_STEPS = {"snapshot": {"error"}, "validate": {"unhealthy", "alarm"}, "cutover": {"error", "unhealthy", "alarm"}}
 Decision = Literal["approve", "reject", "ignore"]  # ignore: never answered, the gate times out
 
@@ -35,6 +36,8 @@ class Timings(_Strict):
     health_grace: float = Field(default=60, ge=0)
     snapshot_complete: float = Field(default=120, ge=0)
     nodegroup_create: float = Field(default=240, ge=0)
+    nodegroup_delete: float = Field(default=180, ge=0)
+    pod_start: float = Field(default=15, ge=0)
     refresh_warmup: float = Field(default=120, ge=0)
     pod_termination: float = Field(default=10, ge=0)
     retention: float = Field(default=3600, ge=0)
@@ -89,6 +92,42 @@ class StandaloneSpec(_Strict):
         return f"standalone/{self.name}"
 
 
+class NodegroupSpec(_Strict):
+    name: str = Field(pattern=NAME)
+    size: int = Field(ge=1, le=450)
+    launch_template: Literal["custom", "none"] = "none"
+    container_runtime: Literal["containerd", "docker"] = "containerd"  # docker: rehearses a failed pre-flight
+    os: Literal["al2", "al2023"] = "al2"
+    instance_type: str = "m5.large"
+
+
+class WorkloadSpec(_Strict):
+    name: str = Field(pattern=NAME)
+    namespace: str = Field(default="default", pattern=NAME)
+    replicas: int = Field(default=2, ge=0, le=1000)
+    pdb_min_available: int | None = Field(default=None, ge=0)
+    daemonset: bool = False
+
+    @model_validator(mode="after")
+    def _budget_fits(self):
+        if self.daemonset and self.pdb_min_available is not None:
+            raise ValueError("a DaemonSet gets no disruption budget here (a drain never evicts its pods)")
+        if self.pdb_min_available is not None and self.pdb_min_available > self.replicas:
+            raise ValueError("pdb_min_available is more than replicas")
+        return self
+
+
+class EksClusterSpec(_Strict):
+    name: str = Field(pattern=NAME)
+    version: str = Field(default="1.30", pattern=r"^1\.\d{2}$")
+    addons: dict[str, str] = Field(default_factory=lambda: {"vpc-cni": "v1.18.3-eksbuild.1"})
+    nodegroups: list[NodegroupSpec] = Field(min_length=1)
+    workloads: list[WorkloadSpec] = Field(default_factory=list)
+
+    def target(self, nodegroup: NodegroupSpec) -> str:
+        return f"eks/{self.name}/{nodegroup.name}"
+
+
 class Fault(_Strict):
     target: str
     at: str | None = None
@@ -106,7 +145,7 @@ class Scenario(_Strict):
     approvals: Approvals = Field(default_factory=Approvals)
     standalone: list[StandaloneSpec] = Field(default_factory=list)
     auto_scaling_groups: list[AutoScalingGroupSpec] = Field(default_factory=list)
-    eks_clusters: list[dict] = Field(default_factory=list)
+    eks_clusters: list[EksClusterSpec] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -117,6 +156,8 @@ class Scenario(_Strict):
             if duplicates:
                 raise ValueError(f"{kind}: duplicate name {duplicates[0]}")
         targets = {spec.target: spec for spec in [*self.auto_scaling_groups, *self.standalone]}
+        for cluster in self.eks_clusters:
+            targets |= {cluster.target(group): group for group in cluster.nodegroups}
         for index, fault in enumerate(self.faults):
             where = f"faults.{index}"
             if fault.kind == "throttle":
@@ -128,12 +169,15 @@ class Scenario(_Strict):
             spec = targets.get(fault.target)
             if spec is None:
                 raise ValueError(f"{where}.target: {fault.target} is not a target of this scenario")
-            steps = STANDALONE_STEPS if isinstance(spec, StandaloneSpec) else ASG_STEPS
+            steps = {StandaloneSpec: STANDALONE_STEPS, NodegroupSpec: EKS_STEPS}.get(type(spec), ASG_STEPS)
             allowed = steps.get(fault.at or "")
             if allowed is None:
                 raise ValueError(f"{where}.at: a fault of {fault.target} is at one of {sorted(steps)}")
             if fault.kind not in allowed:
                 raise ValueError(f"{where}.kind: {fault.kind} cannot happen at {fault.at} (one of {sorted(allowed)})")
+            if fault.kind == "pdb-blocked" and not any(
+                    w.pdb_min_available is not None for c in self.eks_clusters for w in c.workloads):
+                raise ValueError(f"{where}: pdb-blocked needs a workload with pdb_min_available")
             if fault.kind == "alarm" and fault.alarm not in spec.alarms:
                 raise ValueError(f"{where}.alarm: {fault.alarm!r} is not one of {spec.name}'s alarms")
         for gate in self.approvals.gates:
@@ -142,15 +186,13 @@ class Scenario(_Strict):
                 raise ValueError(f"approvals.gates: {gate} names no target of this scenario")
         return self
 
-    def unsupported_kinds(self) -> list[str]:
-        kinds = []
-        if self.eks_clusters:
-            kinds.append("eks_clusters")
-        return kinds
-
     def expected_outcome(self, target: str, gates: tuple[str, ...]) -> str:
         """`rolled_back` where a fault other than throttling hits the target or one
-        of its approvals is not given; `migrated` otherwise."""
+        of its approvals is not given; `failed` for a node group whose pre-flight
+        must refuse it (Docker runtime); `migrated` otherwise."""
+        for cluster in self.eks_clusters:
+            if any(cluster.target(g) == target and g.container_runtime == "docker" for g in cluster.nodegroups):
+                return "failed"
         faulted = any(f.target == target and f.kind != "throttle" for f in self.faults)
         refused = any(self.approvals.decision(f"{target}/{gate}") != "approve" for gate in gates)
         return "rolled_back" if faulted or refused else "migrated"

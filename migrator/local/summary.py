@@ -93,6 +93,12 @@ def check_invariants(runtime: LocalRuntime, targets: list[dict]) -> list[str]:
         summary = outcomes.get(built.spec.target)
         if summary is not None:
             violations += _check_standalone(runtime, built, summary)
+    for built in runtime.fleet.nodegroups.values():
+        summary = outcomes.get(built.target)
+        if summary is not None:
+            violations += _check_nodegroup(runtime, built, summary)
+    for sim in (runtime.kubernetes.clusters.values() if runtime.kubernetes else []):
+        violations += _check_workloads(sim)
     violations += runtime.fidelity.address_violations
     violations += _check_bystanders(runtime)
     targets_by_group = {name for name, g in runtime.fleet.groups.items() if g.spec.target in outcomes}
@@ -194,6 +200,52 @@ def _check_standalone(runtime: LocalRuntime, built: BuiltInstance, summary: dict
     problem = runtime.address_problem(built)
     if problem:
         problems.append(f"at the end: {problem}")
+    return problems
+
+
+def _check_nodegroup(runtime: LocalRuntime, built, summary: dict) -> list[str]:
+    """The old group gone only after success; after a rollback the AL2 nodes serve,
+    untainted and uncordoned, and the new group is gone."""
+    eks, sim, target = runtime.client("eks"), built.sim, built.target
+    groups = set(eks.list_nodegroups(clusterName=built.cluster.name)["nodegroups"])
+    old, new = built.spec.name, f"{built.spec.name}-al2023"
+    problems = []
+    with sim.lock:
+        sim.reconcile()
+        old_nodes = [n for n in sim.nodes.values() if n.nodegroup == old]
+        if summary["outcome"] == "migrated" and built.spec.os == "al2":
+            if old in groups or old_nodes:
+                problems.append(f"{target}: migrated but the AL2 node group is still there")
+            if new not in groups:
+                problems.append(f"{target}: migrated but {new} does not exist")
+        elif summary["outcome"] != "migrated":
+            if old not in groups or len(old_nodes) != built.spec.size:
+                problems.append(f"{target}: {summary['outcome']} but the AL2 group lost nodes")
+            if new in groups or any(n.nodegroup == new for n in sim.nodes.values()):
+                problems.append(f"{target}: {summary['outcome']} but {new} was left behind")
+            stuck = sorted(n.name for n in old_nodes if n.unschedulable or any(t.get("key") == "os" for t in n.taints))
+            if stuck:
+                problems.append(f"{target}: nodes left cordoned or tainted after {summary['outcome']}: {stuck}")
+    return problems
+
+
+def _check_workloads(sim) -> list[str]:
+    """No pod lost; no workload ever below its budget's minimum during the run."""
+    problems = []
+    with sim.lock:
+        sim.reconcile()
+        if sim.lost_pods:
+            problems.append(f"cluster {sim.name}: pods lost with their nodes: {sim.lost_pods[:5]}")
+        for workload in sim.workloads.values():
+            if workload.daemonset:
+                continue
+            placed = [p for p in sim.pods.values() if p.workload == workload.name and p.deleting_at is None and p.node]
+            if len(placed) != workload.replicas:
+                problems.append(f"cluster {sim.name}: {workload.name} has {len(placed)} of {workload.replicas} pods placed")
+            lowest = sim.min_available.get(workload.name, workload.replicas)
+            if workload.pdb_min_available is not None and lowest < workload.pdb_min_available:
+                problems.append(f"cluster {sim.name}: {workload.name} fell to {lowest} ready replicas, "
+                                f"below its budget's {workload.pdb_min_available}")
     return problems
 
 

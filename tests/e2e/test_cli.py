@@ -40,7 +40,9 @@ def one_line_usage_error(capsys, argv) -> str:
          "faults: [{target: asg/nope, at: canary, kind: unhealthy}]\n", "faults.0.target"),
         ("version: 1\nname: x\nauto_scaling_groups: [{name: web, size: 2}]\n"
          "faults: [{target: asg/web, at: canary, kind: error}]\n", "faults.0.kind"),
-        ("version: 1\nname: x\neks_clusters: [{name: prod}]\n", "eks_clusters targets are not supported yet"),
+        ("version: 1\nname: x\neks_clusters: [{name: prod}]\n", "eks_clusters.0.nodegroups"),
+        ("version: 1\nname: x\neks_clusters: [{name: p, nodegroups: [{name: a, size: 1}]}]\n"
+         "faults: [{target: eks/p/a, at: drain, kind: pdb-blocked}]\n", "pdb-blocked needs a workload"),
         ("version: 1\nname: x\nstandalone: [{name: db-1, elastic_ip: true, dns: db-1.example.com}]\n",
          "standalone.0"),
         ("version: 1\nname: x\nstandalone: [{name: db-1}]\n"

@@ -1,0 +1,17 @@
+"""Taint (os=al2:NoSchedule) and cordon the AL2 nodes."""
+
+from aws_lambda_powertools.utilities.parser import event_parser
+
+from migrator.eks import nodegroup
+from migrator.eks.events import NodegroupTask, clients
+from migrator.observability import task_handler
+from migrator.wiring import audit_log
+
+
+@task_handler
+@event_parser(model=NodegroupTask)
+def handler(event: NodegroupTask, context):
+    request = event.state.input
+    result = nodegroup.taint_old(clients(request.cluster_name), request)
+    audit_log(event.execution, event.target).record("old-nodes-tainted", **result)
+    return result

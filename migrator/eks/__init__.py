@@ -1,0 +1,1 @@
+"""EKS managed node groups: a new AL2023 group, taints, PDB-aware drain, old group removed."""

@@ -1,0 +1,30 @@
+"""What the node group migration's tasks receive: the execution ARN and the state so far."""
+
+from pydantic import BaseModel
+
+from migrator.aws import client
+from migrator.eks.kube import connect
+from migrator.eks.models import NodegroupInput
+from migrator.eks.nodegroup import Clients
+
+
+class NodegroupState(BaseModel):
+    input: NodegroupInput
+    preflight: dict | None = None
+    created: dict | None = None
+    drained: dict | None = None
+    error: dict | None = None
+
+
+class NodegroupTask(BaseModel):
+    execution: str
+    state: NodegroupState
+
+    @property
+    def target(self) -> str:
+        return self.state.input.target
+
+
+def clients(cluster: str) -> Clients:
+    eks = client("eks")
+    return Clients(eks=eks, ec2=client("ec2"), ssm=client("ssm"), kube=connect(eks, client("sts"), cluster))

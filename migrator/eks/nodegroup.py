@@ -1,0 +1,322 @@
+"""The EKS node group migration, one function per state of eks_nodegroup.asl.json.
+
+Blue/green: a new AL2023 managed node group beside the AL2 one, the old nodes
+tainted and cordoned, PDB-aware drain, the old group deleted last. Every function
+reads the current state first, so a retry changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from migrator import clock
+from migrator.aws import error_code
+from migrator.config import EXECUTION_TAG
+from migrator.eks import drain as draining
+from migrator.eks.kube import Kube
+from migrator.eks.models import NodegroupInput
+from migrator.eks.userdata import kubelet_settings, nodeadm_user_data
+from migrator.errors import DeadlineExceeded, NodegroupFailed, NotReadyYet, PreflightFailed
+from migrator.failures import explain_failure
+
+NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
+AL2_TAINT = {"key": "os", "value": "al2", "effect": "NoSchedule"}
+MIN_VPC_CNI = (1, 16, 2)
+SOURCE_NODEGROUP_TAG = "al2023-migration:source-nodegroup"
+AL2023_AMI_PARAMETER = "/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/x86_64/standard/recommended/image_id"
+
+
+@dataclass(frozen=True)
+class Clients:
+    eks: object
+    ec2: object
+    ssm: object
+    kube: Kube
+
+
+def describe_nodegroup(eks, cluster: str, name: str) -> dict | None:
+    try:
+        return eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"]
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def nodes_of(kube: Kube, nodegroup: str) -> list:
+    return kube.core.list_node(label_selector=f"{NODEGROUP_LABEL}={nodegroup}").items
+
+
+def _version(text: str) -> tuple[int, ...]:
+    found = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text or "")
+    return tuple(int(x) for x in found.groups()) if found else (0, 0, 0)
+
+
+# --- pre-flight ---------------------------------------------------------------------
+
+
+def preflight(c: Clients, request: NodegroupInput) -> dict:
+    """Every check runs; all failures are reported together, before any change."""
+    cluster = c.eks.describe_cluster(name=request.cluster_name)["cluster"]
+    old = describe_nodegroup(c.eks, request.cluster_name, request.nodegroup_name)
+    if old is None:
+        raise PreflightFailed(f"node group {request.nodegroup_name} not found in cluster {request.cluster_name}")
+    base = {"target": request.target, "cluster_version": cluster["version"], "old": request.nodegroup_name,
+            "new": request.new_name}
+    if old.get("amiType", "").startswith("AL2023"):
+        return {**base, "already_migrated": True, "checks": {"ami_type": old["amiType"]}}
+    checks, failures = {}, []
+
+    def check(name: str, ok: bool, detail: str) -> None:
+        checks[name] = {"ok": ok, "detail": detail}
+        if not ok:
+            failures.append(f"{name}: {detail}")
+
+    try:
+        c.ssm.get_parameter(Name=AL2023_AMI_PARAMETER.format(version=cluster["version"]))
+        check("kubernetes_version", True, f"{cluster['version']} has EKS-optimized AL2023 AMIs")
+    except ClientError:
+        check("kubernetes_version", False, f"no EKS-optimized AL2023 AMI for Kubernetes {cluster['version']}")
+    ami_type = old.get("amiType", "")
+    check("al2_node_group", ami_type.startswith("AL2_") or ami_type == "CUSTOM", f"amiType {ami_type}")
+    cni = _vpc_cni_version(c, request.cluster_name)
+    check("vpc_cni", _version(cni) >= MIN_VPC_CNI,
+          f"VPC CNI {cni or 'unknown'} (needs >= {'.'.join(map(str, MIN_VPC_CNI))})")
+    nodes = nodes_of(c.kube, request.nodegroup_name)
+    docker = sorted(n.metadata.name for n in nodes
+                    if (n.status.node_info.container_runtime_version or "").startswith("docker"))
+    check("container_runtime", not docker, f"Docker on {docker}" if docker else "containerd on every node")
+    zero = sorted(f"{p.metadata.namespace}/{p.metadata.name}"
+                  for p in c.kube.policy.list_pod_disruption_budget_for_all_namespaces().items
+                  if p.status and p.status.disruptions_allowed == 0)
+    check("disruption_budgets", not (zero and request.pdb_blocks),
+          f"allow no disruption: {zero}" if zero else "every budget allows a disruption")
+    if failures:
+        raise PreflightFailed(f"{request.target} cannot be migrated: " + "; ".join(failures))
+    template = old.get("launchTemplate")
+    user_data = None
+    if template:
+        data = c.ec2.describe_launch_template_versions(
+            LaunchTemplateId=template["id"], Versions=[str(template["version"])])["LaunchTemplateVersions"][0]
+        encoded = data["LaunchTemplateData"].get("UserData")
+        user_data = base64.b64decode(encoded).decode(errors="replace") if encoded else None
+    return {
+        **base,
+        "already_migrated": False,
+        "checks": checks,
+        "old_nodes": sorted(n.metadata.name for n in nodes),
+        "config": {
+            "subnets": old["subnets"],
+            "scalingConfig": old["scalingConfig"],
+            "instanceTypes": old.get("instanceTypes") or [],
+            "capacityType": old.get("capacityType", "ON_DEMAND"),
+            "labels": old.get("labels") or {},
+            "taints": old.get("taints") or [],
+            "nodeRole": old["nodeRole"],
+            "tags": {k: v for k, v in (old.get("tags") or {}).items() if not k.startswith("aws:")},
+        },
+        "kubelet": kubelet_settings(user_data),
+        "old_launch_template": template,
+    }
+
+
+def _vpc_cni_version(c: Clients, cluster: str) -> str:
+    """The vpc-cni add-on's version, else the aws-node DaemonSet's image tag."""
+    try:
+        return c.eks.describe_addon(clusterName=cluster, addonName="vpc-cni")["addon"]["addonVersion"]
+    except ClientError as error:
+        if error_code(error) != "ResourceNotFoundException":
+            raise
+    try:
+        daemonset = c.kube.apps.read_namespaced_daemon_set("aws-node", "kube-system")
+        return daemonset.spec.template.spec.containers[0].image.rsplit(":", 1)[-1]
+    except Exception:  # no aws-node: an unusual CNI, reported as unknown
+        return ""
+
+
+# --- the new group --------------------------------------------------------------------
+
+
+def token(execution: str, purpose: str) -> str:
+    return hashlib.sha256(f"{execution}/{purpose}".encode()).hexdigest()[:64]
+
+
+def create_nodegroup(c: Clients, request: NodegroupInput, pre: dict, execution: str) -> dict:
+    existing = describe_nodegroup(c.eks, request.cluster_name, request.new_name)
+    if existing is not None:
+        return {"nodegroup": request.new_name, "created": False, "started_at": clock.now(),
+                "launch_template": existing.get("launchTemplate")}
+    config = pre["config"]
+    spec = {
+        "clusterName": request.cluster_name,
+        "nodegroupName": request.new_name,
+        "subnets": config["subnets"],
+        "scalingConfig": config["scalingConfig"],
+        "capacityType": config["capacityType"],
+        "labels": config["labels"],
+        "nodeRole": config["nodeRole"],
+        "amiType": request.ami_type,
+        "tags": {**config["tags"], EXECUTION_TAG: execution.rsplit(":", 1)[-1],
+                 SOURCE_NODEGROUP_TAG: request.nodegroup_name},
+        "clientRequestToken": token(execution, "nodegroup"),
+    }
+    if config["taints"]:
+        spec["taints"] = config["taints"]
+    if config["instanceTypes"]:
+        spec["instanceTypes"] = config["instanceTypes"]
+    template = None
+    if request.launch_template == "custom":
+        template = _launch_template(c, request, pre, execution)
+        spec["launchTemplate"] = template
+    c.eks.create_nodegroup(**spec)
+    return {"nodegroup": request.new_name, "created": True, "started_at": clock.now(), "launch_template": template}
+
+
+def _launch_template(c: Clients, request: NodegroupInput, pre: dict, execution: str) -> dict:
+    name = f"{request.cluster_name}-{request.new_name}"[:128]
+    found = c.ec2.describe_launch_templates(Filters=[{"Name": "launch-template-name", "Values": [name]}])
+    if found["LaunchTemplates"]:
+        return {"id": found["LaunchTemplates"][0]["LaunchTemplateId"], "version": "1"}
+    cluster = c.eks.describe_cluster(name=request.cluster_name)["cluster"]
+    user_data = nodeadm_user_data(cluster, pre["kubelet"])
+    created = c.ec2.create_launch_template(
+        LaunchTemplateName=name,
+        ClientToken=token(execution, "launch-template"),
+        LaunchTemplateData={
+            "UserData": base64.b64encode(user_data.encode()).decode(),
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled",
+                                "HttpPutResponseHopLimit": request.imds_hop_limit},
+        },
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": [
+            {"Key": k, "Value": v} for k, v in pre["config"]["tags"].items()]}],
+    )["LaunchTemplate"]
+    return {"id": created["LaunchTemplateId"], "version": "1"}
+
+
+def wait_nodegroup(c: Clients, request: NodegroupInput, created: dict) -> dict:
+    group = describe_nodegroup(c.eks, request.cluster_name, request.new_name)
+    if group is None:
+        raise NodegroupFailed(f"node group {request.new_name} disappeared")
+    status = group["status"]
+    if status in ("CREATE_FAILED", "DEGRADED"):
+        issues = "; ".join(i.get("message", i.get("code", "")) for i in (group.get("health") or {}).get("issues", []))
+        raise NodegroupFailed(f"node group {request.new_name} is {status}: {issues}".rstrip(": "))
+    if clock.now() - created["started_at"] > request.nodegroup_deadline_seconds:
+        raise DeadlineExceeded(f"node group {request.new_name} not ready within {request.nodegroup_deadline_seconds}s")
+    if status != "ACTIVE":
+        raise NotReadyYet(f"node group {request.new_name} is {status}")
+    desired = group["scalingConfig"]["desiredSize"]
+    ready = [n.metadata.name for n in nodes_of(c.kube, request.new_name) if _ready(n)]
+    if len(ready) < desired:
+        raise NotReadyYet(f"{len(ready)}/{desired} nodes of {request.new_name} Ready")
+    return {"nodes": sorted(ready)}
+
+
+def _ready(node) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+
+
+# --- taint, validate, drain, delete -----------------------------------------------------
+
+
+def _taints_without_ours(node) -> list[dict]:
+    return [{k: v for k, v in t.to_dict().items() if v is not None}
+            for t in (node.spec.taints or []) if t.key != AL2_TAINT["key"]]
+
+
+def set_node(kube: Kube, name: str, taints: list[dict], unschedulable: bool) -> None:
+    """A JSON patch: unambiguous whatever patch strategy the server applies to lists
+    (`add` replaces an existing member)."""
+    kube.core.patch_node(name, [
+        {"op": "add", "path": "/spec/taints", "value": taints},
+        {"op": "add", "path": "/spec/unschedulable", "value": unschedulable},
+    ])
+
+
+def taint_old(c: Clients, request: NodegroupInput) -> dict:
+    changed = []
+    for node in nodes_of(c.kube, request.nodegroup_name):
+        others = _taints_without_ours(node)
+        if len(others) == len(node.spec.taints or []) or not node.spec.unschedulable:
+            set_node(c.kube, node.metadata.name, others + [AL2_TAINT], True)
+            changed.append(node.metadata.name)
+    return {"tainted": changed, "taint": f"{AL2_TAINT['key']}={AL2_TAINT['value']}:{AL2_TAINT['effect']}"}
+
+
+def validate_new(c: Clients, request: NodegroupInput, pre: dict) -> dict:
+    """DaemonSet pods running on every new node; the new nodes take workloads
+    (Ready, schedulable, no taint the old group did not have)."""
+    nodes = nodes_of(c.kube, request.new_name)
+    names = sorted(n.metadata.name for n in nodes)
+    copied = {(t["key"], t.get("effect")) for t in pre["config"]["taints"]}
+    for node in nodes:
+        extra = [t.key for t in (node.spec.taints or []) if (t.key, t.effect) not in copied]
+        if node.spec.unschedulable or extra or not _ready(node):
+            raise NotReadyYet(f"node {node.metadata.name} cannot take workloads yet ({extra or 'not ready'})")
+    missing = []
+    pods = c.kube.core.list_pod_for_all_namespaces().items
+    for daemonset in c.kube.apps.list_daemon_set_for_all_namespaces().items:
+        running = {p.spec.node_name for p in pods if p.status.phase == "Running"
+                   and any(o.kind == "DaemonSet" and o.name == daemonset.metadata.name
+                           for o in (p.metadata.owner_references or []))}
+        missing += [f"{daemonset.metadata.name} on {n}" for n in names if n not in running]
+    if missing:
+        raise NotReadyYet("DaemonSet pods not running yet: " + ", ".join(missing[:5]))
+    return {"nodes": names, "daemonsets_everywhere": True}
+
+
+def drain_old(c: Clients, request: NodegroupInput) -> dict:
+    nodes = [n.metadata.name for n in nodes_of(c.kube, request.nodegroup_name)]
+    return draining.drain(c.kube, nodes, request.drain_batch_size, request.drain_deadline_seconds)
+
+
+def delete_nodegroup(c: Clients, cluster: str, name: str) -> dict:
+    group = describe_nodegroup(c.eks, cluster, name)
+    if group is not None and group["status"] not in ("DELETING",):
+        c.eks.delete_nodegroup(clusterName=cluster, nodegroupName=name)
+    return {"deleting": name, "started_at": clock.now()}
+
+
+def wait_deleted(c: Clients, cluster: str, name: str) -> dict:
+    group = describe_nodegroup(c.eks, cluster, name)
+    if group is None:
+        return {"deleted": name}
+    if group["status"] == "DELETE_FAILED":
+        raise NodegroupFailed(f"deleting node group {name} failed")
+    raise NotReadyYet(f"node group {name} is {group['status']}")
+
+
+# --- rollback ----------------------------------------------------------------------------
+
+
+def rollback(c: Clients, request: NodegroupInput, state: dict) -> dict:
+    """Step by step, safe to repeat: old nodes untainted and uncordoned, the new
+    nodes cordoned and drained back, the new group deleted and gone."""
+    for node in nodes_of(c.kube, request.nodegroup_name):
+        others = _taints_without_ours(node)
+        if len(others) != len(node.spec.taints or []) or node.spec.unschedulable:
+            set_node(c.kube, node.metadata.name, others, False)
+    group = describe_nodegroup(c.eks, request.cluster_name, request.new_name)
+    if group is not None and group["status"] != "DELETING":
+        new_nodes = nodes_of(c.kube, request.new_name)
+        for node in new_nodes:
+            if not node.spec.unschedulable:
+                set_node(c.kube, node.metadata.name, _taints_without_ours(node), True)
+        # no workload pod may be left only on the new group: drain it back first
+        draining.drain(c.kube, [n.metadata.name for n in new_nodes], len(new_nodes) or 1,
+                       request.drain_deadline_seconds)
+        c.eks.delete_nodegroup(clusterName=request.cluster_name, nodegroupName=request.new_name)
+        raise NotReadyYet(f"deleting node group {request.new_name}")
+    if group is not None:
+        raise NotReadyYet(f"node group {request.new_name} is {group['status']}")
+    waiting_gate = None
+    if (state.get("error") or {}).get("Error") == "States.Timeout":
+        waiting_gate = "before-delete" if state.get("drained") else "before-drain"
+    name, message = explain_failure(state.get("error"), waiting_gate)
+    return {"error": name, "cause": f"{request.target} rolled back: the AL2 nodes serve again, "
+                                    f"{request.new_name} removed: {message}"}
