@@ -52,6 +52,19 @@ SNAPSHOTS = Pattern("arn:{partition}:ec2:{region}::snapshot/*")  # snapshot and 
 IMAGES = Pattern("arn:{partition}:ec2:{region}::image/*")
 HOSTED_ZONES = Pattern("arn:{partition}:route53:::hostedzone/*")
 RUN_SHELL_SCRIPT = Pattern("arn:{partition}:ssm:{region}::document/AWS-RunShellScript")
+EKS_AMI_PUBLIC_PARAMETERS = Pattern("arn:{partition}:ssm:{region}::parameter/aws/service/eks/optimized-ami/*")
+
+
+def eks_cluster(name: str) -> Pattern:
+    return Pattern("arn:{partition}:eks:{region}:{account}:cluster/" + name)
+
+
+def eks_nodegroups(cluster: str) -> Pattern:  # nodegroup/<cluster>/<nodegroup>/<uuid>; "*": every cluster
+    return Pattern("arn:{partition}:eks:{region}:{account}:nodegroup/" + ("*" if cluster == "*" else cluster + "/*"))
+
+
+def eks_addons(cluster: str) -> Pattern:  # addon/<cluster>/<addon>/<uuid>
+    return Pattern("arn:{partition}:eks:{region}:{account}:addon/" + ("*" if cluster == "*" else cluster + "/*"))
 
 NO_RESOURCE_LEVEL = "the action does not support resource-level permissions"
 
@@ -60,12 +73,16 @@ class TaskPermissions:
     """Turns Access bundles into statements on a role; suppressions follow the statements."""
 
     def __init__(self, *, key: EncryptionKey, tables: MigrationTables, notifications: Notifications,
-                 tag_key: str, tag_value: str, hosted_zone_ids: tuple[str, ...] = ()) -> None:
+                 tag_key: str, tag_value: str, hosted_zone_ids: tuple[str, ...] = (),
+                 eks_clusters: tuple[str, ...] = ()) -> None:
         self._key, self._tables, self._notifications = key, tables, notifications
         self._tag = lambda condition_key: {"StringEquals": {f"{condition_key}/{tag_key}": tag_value}}
         self._tagged = self._tag("aws:ResourceTag")
         # Without cdk.json dns_hosted_zone_ids, any zone: the cutover's zone comes from the execution input.
         self._zones = [Pattern("arn:{partition}:route53:::hostedzone/" + z) for z in hosted_zone_ids] or [HOSTED_ZONES]
+        # With cdk.json eks_clusters, only those clusters (the only ones the tasks get Kubernetes access to);
+        # without, any cluster in the account, since the cluster comes from the execution input.
+        self._clusters = list(eks_clusters) or ["*"]
 
     def apply(self, role: iam.Role, accesses: frozenset[Access], wildcards: dict[str, str] | None = None) -> None:
         """Grant `accesses` to `role`; `wildcards` adds reasons for wildcards granted elsewhere."""
@@ -193,7 +210,49 @@ class TaskPermissions:
             ]
         if access is Access.HEALTH_SCRIPT_READ:
             return [_stmt(["ssm:GetCommandInvocation"], [ANY], why=NO_RESOURCE_LEVEL)]
+        clusters, nodegroups = self._eks_clusters(), self._eks_nodegroups()
+        # Cluster and node group names come from the execution input; cdk.json eks_clusters narrows the clusters.
+        eks_why = "clusters and node groups are named in the execution input; node group ARNs end in an ID"
+        if access is Access.EKS_READ:
+            return [
+                _stmt(["eks:DescribeCluster"], clusters, why=eks_why),
+                _stmt(["eks:DescribeNodegroup"], nodegroups, why=eks_why),
+                _stmt(["eks:DescribeAddon"], [eks_addons(c) for c in self._clusters],
+                      why="the vpc-cni add-on of the cluster in the execution input; add-on ARNs end in an ID"),
+                _stmt(["ssm:GetParameter"], [EKS_AMI_PUBLIC_PARAMETERS],
+                      why="AWS's public EKS-optimized AMI parameters; the path holds the Kubernetes version"),
+                # Also what EKS checks on the caller of CreateNodegroup with a launch template.
+                _stmt(["ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions"], [ANY],
+                      why=NO_RESOURCE_LEVEL),
+            ]
+        if access is Access.NODEGROUP_WRITE:
+            # No ec2:RunInstances: EKS launches the nodes with its service-linked role.
+            return [
+                _stmt(["eks:CreateNodegroup"], clusters + nodegroups, why=eks_why),
+                _stmt(["eks:DeleteNodegroup"], nodegroups, why=eks_why),
+                # CreateNodegroup with tags is authorized as TagResource too; the new group always gets the
+                # execution tag.
+                _stmt(["eks:TagResource"], nodegroups,
+                      conditions={"Null": {f"aws:RequestTag/{EXECUTION_TAG}": "false"}},
+                      why="only tags that come with the execution tag, as CreateNodegroup applies them"),
+                _stmt(["iam:PassRole"], [ROLES],
+                      conditions={"StringEquals": {"iam:PassedToService": "eks.amazonaws.com"}},
+                      why="the old node group's node role, passed to EKS only"),
+                _stmt(["ec2:CreateLaunchTemplate"], [LAUNCH_TEMPLATES],
+                      why="the new node group's launch template, named after the cluster and group at run time"),
+                _tag_on_create("CreateLaunchTemplate", [LAUNCH_TEMPLATES]),
+            ]
+        if access is Access.KUBERNETES:
+            # No IAM statement: the EKS token is a presigned sts:GetCallerIdentity, which needs no permission.
+            # Kubernetes access is an EKS access entry per role and cluster (stacks/kubernetes.py).
+            return []
         raise ValueError(f"no IAM statements defined for {access}")
+
+    def _eks_clusters(self) -> list[Pattern]:
+        return [eks_cluster(c) for c in self._clusters]
+
+    def _eks_nodegroups(self) -> list[Pattern]:
+        return [eks_nodegroups(c) for c in self._clusters]
 
     @staticmethod
     def _launch_through_template():

@@ -14,6 +14,7 @@ from migrator.config import DEFAULT_MIGRATION_TAG, PROJECT_ROOT
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 86400
 DEFAULT_LAYER_DIR = "build/layer"
 MAX_APPROVAL_TIMEOUT_SECONDS = 365 * 24 * 3600  # a Step Functions task token lives at most a year
+EKS_CLUSTER_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9\-_]{0,99}")  # as CreateCluster accepts it
 
 
 class SettingsError(Exception):
@@ -31,6 +32,11 @@ class Settings:
     # standalone workflow may read and change for a DNS cutover. Empty (the default): any zone in the account,
     # since the zone comes from the execution input.
     dns_hosted_zone_ids: tuple[str, ...] = ()
+    # cdk.json `eks_clusters`, e.g. ["prod"]: the EKS clusters (in the stack's account and region) whose
+    # node groups the eks-nodegroup workflow migrates. Each gets an access entry per Kubernetes-using task
+    # role (stacks/kubernetes.py), and the EKS permissions are limited to them. Empty (the default): no
+    # access entries, and EKS permissions on any cluster of the account.
+    eks_clusters: tuple[str, ...] = ()
 
     @classmethod
     def from_context(cls, node: Node) -> Settings:
@@ -59,4 +65,10 @@ class Settings:
         zones = get("dns_hosted_zone_ids", [])
         if not (isinstance(zones, list) and all(isinstance(z, str) and re.fullmatch(r"[A-Z0-9]+", z) for z in zones)):
             raise SettingsError(f'context dns_hosted_zone_ids must be a list of zone IDs like "Z0123ABC", got {zones!r}')
-        return cls(str(tag["key"]), str(tag["value"]), timeout, tuple(emails), layer_dir, tuple(zones))
+        clusters = get("eks_clusters", [])
+        if not (isinstance(clusters, list) and len(set(map(str, clusters))) == len(clusters)
+                and all(isinstance(c, str) and EKS_CLUSTER_NAME.fullmatch(c) for c in clusters)):
+            raise SettingsError(
+                f'context eks_clusters must be a list of distinct EKS cluster names like "prod", got {clusters!r}')
+        return cls(str(tag["key"]), str(tag["value"]), timeout, tuple(emails), layer_dir, tuple(zones),
+                   tuple(clusters))

@@ -6,9 +6,10 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from migrator import config
-from migrator.workflows import WORKFLOWS, Workflow
+from migrator.workflows import WORKFLOWS, Access, Workflow
 from stacks.encryption import EncryptionKey
 from stacks.functions import TaskFunctions
+from stacks.kubernetes import KubernetesAccess
 from stacks.notifications import Notifications
 from stacks.names import pascal_case
 from stacks.permissions import TaskPermissions
@@ -26,7 +27,8 @@ class MigrationStack(Stack):
         tables = MigrationTables(self, "Tables", key=key)
         permissions = TaskPermissions(key=key, tables=tables, notifications=notifications,
                                       tag_key=settings.tag_key, tag_value=settings.tag_value,
-                                      hosted_zone_ids=settings.dns_hosted_zone_ids)
+                                      hosted_zone_ids=settings.dns_hosted_zone_ids,
+                                      eks_clusters=settings.eks_clusters)
         functions = TaskFunctions(
             self, "Tasks", workflows=workflows, settings=settings, key=key, permissions=permissions,
             environment={
@@ -35,6 +37,10 @@ class MigrationStack(Stack):
                 config.ENV_NOTIFICATION_TOPIC: notifications.topic.topic_arn,
             },
         )
+        KubernetesAccess(self, "Kubernetes", clusters=settings.eks_clusters, roles={
+            task.folder: functions.functions[task.folder].role
+            for workflow in workflows for task in workflow.tasks if Access.KUBERNETES in task.access
+        })
         # What the CLI needs to start, approve and audit migrations.
         CfnOutput(self, "NotificationTopicArn", value=notifications.topic.topic_arn)
         CfnOutput(self, "AuditTableName", value=tables.audit.table_name)

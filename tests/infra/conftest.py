@@ -23,6 +23,7 @@ from stacks import build_stack  # noqa: E402
 # Not the default tag, so the tests see the context override reach the policies.
 TEST_TAG = {"key": "team:al2023", "value": "go"}
 TEST_EMAIL = "platform-team@example.com"
+TEST_EKS_CLUSTERS = ["prod"]  # so the access entries are synthesized, linted and nag-checked too
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Synthesized:
     assembly_dir: Path
     tag: dict  # the migration_tag context it was synthesized with
     email: str  # its one notification email
+    eks_clusters: list[str]  # its eks_clusters context
 
     def resources(self, cfn_type: str) -> dict[str, dict]:
         return self.template.find_resources(cfn_type)
@@ -59,6 +61,7 @@ def synthesized(fake_layer) -> Synthesized:
         "layer_dir": str(fake_layer),
         "migration_tag": TEST_TAG,
         "notification_emails": [TEST_EMAIL],
+        "eks_clusters": TEST_EKS_CLUSTERS,
         "aws:cdk:enable-path-metadata": True,  # as the CDK CLI sets it; tests find resources by path
     })
     stack = build_stack(app)  # with the cdk-nag aspect, as app.py does
@@ -73,4 +76,5 @@ def synthesized(fake_layer) -> Synthesized:
         assembly_dir=Path(assembly.directory),
         tag=TEST_TAG,
         email=TEST_EMAIL,
+        eks_clusters=TEST_EKS_CLUSTERS,
     )

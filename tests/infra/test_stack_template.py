@@ -6,20 +6,39 @@ import json
 import re
 
 import pytest
+import yaml
 from aws_cdk import App, Stack, aws_iam as iam
 from aws_cdk.assertions import Template
 
 from migrator import config
-from migrator.config import DEFAULT_MIGRATION_TAG
+from migrator.config import DEFAULT_MIGRATION_TAG, PROJECT_ROOT
 from migrator.workflows import WORKFLOWS, Access
 from stacks import Settings, SettingsError
 from stacks.encryption import EncryptionKey
+from stacks.kubernetes import KUBERNETES_GROUP
 from stacks.names import pascal_case
 from stacks.permissions import TaskPermissions
 
 ALL_TASKS = {task.folder: task for workflow in WORKFLOWS for task in workflow.tasks}
 WRITE_BUNDLES = {Access.LAUNCH_TEMPLATE_WRITE, Access.ASG_WRITE, Access.REFRESH_WRITE, Access.SNAPSHOT_WRITE,
-                 Access.INSTANCE_LAUNCH, Access.INSTANCE_WRITE, Access.ADDRESS_WRITE, Access.HEALTH_SCRIPT}
+                 Access.INSTANCE_LAUNCH, Access.INSTANCE_WRITE, Access.ADDRESS_WRITE, Access.HEALTH_SCRIPT,
+                 Access.NODEGROUP_WRITE}
+# Changes a role may hold only when one of these bundles of its task asks for them.
+GRANTED_ONLY_BY = {
+    "eks:CreateNodegroup": {Access.NODEGROUP_WRITE},
+    "eks:DeleteNodegroup": {Access.NODEGROUP_WRITE},
+    "eks:TagResource": {Access.NODEGROUP_WRITE},
+    "ec2:CreateLaunchTemplate": {Access.NODEGROUP_WRITE},
+    "ec2:RunInstances": {Access.INSTANCE_LAUNCH, Access.ASG_WRITE, Access.REFRESH_WRITE},
+    "ec2:TerminateInstances": {Access.INSTANCE_WRITE},
+    "ec2:CreateLaunchTemplateVersion": {Access.LAUNCH_TEMPLATE_WRITE},
+    "autoscaling:StartInstanceRefresh": {Access.REFRESH_WRITE},
+    "ssm:SendCommand": {Access.HEALTH_SCRIPT},
+}
+# The service each bundle may pass a role to: the instance profile's role to EC2, the node role to EKS.
+PASSES_ROLE_TO = {Access.INSTANCE_LAUNCH: "ec2.amazonaws.com", Access.ASG_WRITE: "ec2.amazonaws.com",
+                  Access.REFRESH_WRITE: "ec2.amazonaws.com", Access.NODEGROUP_WRITE: "eks.amazonaws.com"}
+RBAC_FILE = PROJECT_ROOT / "docs" / "eks-rbac.yaml"
 # Actions on existing instances and launch templates: only on those that carry the migration tag.
 TAG_GATED = {"ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate", "ec2:StopInstances", "ec2:StartInstances",
              "ec2:TerminateInstances", "ec2:ModifyInstanceAttribute", "ec2:CreateSnapshots", "ec2:AssociateAddress"}
@@ -36,6 +55,10 @@ def by_path(resources: dict, suffix: str) -> tuple[str, dict]:
 
 def function_of(synthesized, folder: str) -> tuple[str, dict]:
     return by_path(synthesized.resources("AWS::Lambda::Function"), f"/Tasks/{pascal_case(folder)}/Function/Resource")
+
+
+def role_of(synthesized, folder: str) -> str:
+    return function_of(synthesized, folder)[1]["Properties"]["Role"]["Fn::GetAtt"][0]
 
 
 def role_statements(synthesized, role_id: str) -> list[dict]:
@@ -201,7 +224,10 @@ def test_changes_to_tagged_resources_require_the_migration_tag_from_context(synt
             assert statement["Condition"] == tag_condition, statement
             checked |= changes
     assert TAG_GATED <= checked  # Stop, Terminate, AssociateAddress, ... all seen on instances
-    text = json.dumps(synthesized.template.to_json())
+    template = synthesized.template.to_json()
+    # The access entries' Kubernetes group (docs/eks-rbac.yaml) shares its name with the default tag key.
+    text = json.dumps({**template, "Resources": {lid: r for lid, r in template["Resources"].items()
+                                                 if r["Type"] != "AWS::EKS::AccessEntry"}})
     assert f'/{DEFAULT_MIGRATION_TAG["key"]}"' not in text and f'"{DEFAULT_MIGRATION_TAG["key"]}"' not in text
 
 
@@ -221,8 +247,141 @@ def test_instances_launch_through_launch_templates_or_with_the_migration_tag(syn
             assert "ec2:CreateAction" in statement["Condition"].get("StringEquals", {}) or statement["Condition"] == {
                 "Null": {f"aws:ResourceTag/{config.EXECUTION_TAG}": "false"},
                 "ForAllValues:StringEquals": {"aws:TagKeys": [config.EXPIRES_TAG]}}, statement
-        if "iam:PassRole" in actions(statement):
-            assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
+
+
+@pytest.mark.parametrize("folder", sorted(ALL_TASKS))
+def test_roles_are_passed_only_to_the_service_the_task_launches_with(synthesized, folder):
+    passes = [s for s in role_statements(synthesized, role_of(synthesized, folder)) if "iam:PassRole" in actions(s)]
+    for statement in passes:
+        assert actions(statement) == ["iam:PassRole"] and set(statement["Condition"]) == {"StringEquals"}, statement
+        assert list(statement["Condition"]["StringEquals"]) == ["iam:PassedToService"], statement
+    passed_to = {s["Condition"]["StringEquals"]["iam:PassedToService"] for s in passes}
+    assert passed_to == {PASSES_ROLE_TO[a] for a in ALL_TASKS[folder].access if a in PASSES_ROLE_TO}
+
+
+@pytest.mark.parametrize("folder", sorted(ALL_TASKS))
+def test_changes_only_on_the_roles_whose_bundles_need_them(synthesized, folder):
+    access = ALL_TASKS[folder].access
+    granted = {a for s in role_statements(synthesized, role_of(synthesized, folder)) for a in actions(s)}
+    assert granted & set(GRANTED_ONLY_BY) == {a for a, bundles in GRANTED_ONLY_BY.items() if access & bundles}
+
+
+def test_every_restricted_change_is_granted_somewhere(synthesized):
+    """GRANTED_ONLY_BY is not vacuous: each action appears on some role (node groups: create, delete, rollback)."""
+    granted = {a for s in all_statements(synthesized) for a in actions(s)}
+    assert set(GRANTED_ONLY_BY) <= granted
+    assert {f for f, t in ALL_TASKS.items() if Access.NODEGROUP_WRITE in t.access} == {
+        "eks_create_nodegroup", "eks_delete_old", "eks_rollback"}
+
+
+def eks_arn(resource: str, kind: str, clusters: list[str]) -> bool:
+    """Whether the JSON text of a resource is an EKS `kind` ARN of this account and region in `clusters`."""
+    arn = json.loads(resource)["Fn::Join"][1]
+    tail = arn[-1]
+    names = [f":{kind}/*"] if clusters == ["*"] else [
+        f":{kind}/{c}" if kind == "cluster" else f":{kind}/{c}/*" for c in clusters]
+    return arn[:-1] == ["arn:", {"Ref": "AWS::Partition"}, ":eks:", {"Ref": "AWS::Region"}, ":",
+                        {"Ref": "AWS::AccountId"}] and tail in names
+
+
+def eks_statements(statements: list[dict]) -> dict[str, list[dict]]:
+    found = {}
+    for statement in statements:
+        for action in actions(statement):
+            if action.startswith("eks:"):
+                found.setdefault(action, []).append(statement)
+    return found
+
+
+EKS_RESOURCE_KINDS = {"eks:DescribeCluster": {"cluster"}, "eks:DescribeNodegroup": {"nodegroup"},
+                      "eks:DescribeAddon": {"addon"}, "eks:CreateNodegroup": {"cluster", "nodegroup"},
+                      "eks:DeleteNodegroup": {"nodegroup"}, "eks:TagResource": {"nodegroup"}}
+
+
+def assert_eks_statements_on(statements: list[dict], clusters: list[str]) -> None:
+    by_action = eks_statements(statements)
+    assert set(by_action) == set(EKS_RESOURCE_KINDS)
+    for action, found in by_action.items():
+        for statement in found:
+            kinds = EKS_RESOURCE_KINDS[action]
+            resources = resources_of(statement)
+            assert all(any(eks_arn(r, k, clusters) for k in kinds) for r in resources), statement
+            assert len(resources) == len(kinds) * len(clusters), statement  # each kind in each cluster
+            if action == "eks:TagResource":  # only as CreateNodegroup tags the new group
+                assert statement["Condition"] == {"Null": {f"aws:RequestTag/{config.EXECUTION_TAG}": "false"}}
+            else:
+                assert "Condition" not in statement, statement
+
+
+def test_eks_actions_are_limited_to_the_configured_clusters(synthesized):
+    assert_eks_statements_on(all_statements(synthesized), synthesized.eks_clusters)
+
+
+def test_eks_actions_without_configured_clusters_cover_the_accounts_clusters():
+    stack = Stack(App(), "Eks")
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    TaskPermissions(key=EncryptionKey(stack, "Key"), tables=None, notifications=None, tag_key="k", tag_value="v",
+                    ).apply(role, frozenset({Access.EKS_READ, Access.NODEGROUP_WRITE, Access.KUBERNETES}))
+    (policy,) = Template.from_stack(stack).find_resources("AWS::IAM::Policy").values()
+    assert_eks_statements_on(policy["Properties"]["PolicyDocument"]["Statement"], ["*"])
+
+
+def test_eks_tasks_read_only_the_eks_optimized_ami_parameters(synthesized):
+    for folder, task in ALL_TASKS.items():
+        if Access.EKS_READ in task.access:
+            reads = [s for s in role_statements(synthesized, role_of(synthesized, folder))
+                     if "ssm:GetParameter" in actions(s)]
+            assert reads and all(r.endswith('::parameter/aws/service/eks/optimized-ami/*"]]}')
+                                 for s in reads for r in resources_of(s)), folder
+
+
+def test_kubernetes_access_adds_no_iam_statement():
+    stack = Stack(App(), "Kube")
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    TaskPermissions(key=EncryptionKey(stack, "Key"), tables=None, notifications=None, tag_key="k", tag_value="v",
+                    ).apply(role, frozenset({Access.KUBERNETES}))
+    assert Template.from_stack(stack).find_resources("AWS::IAM::Policy") == {}
+
+
+# --- Kubernetes access ----------------------------------------------------
+
+
+def test_one_access_entry_per_cluster_and_kubernetes_task_role_in_the_rbac_group(synthesized):
+    kube_roles = {role_of(synthesized, f) for f, t in ALL_TASKS.items() if Access.KUBERNETES in t.access}
+    assert kube_roles
+    entries = list(synthesized.resources("AWS::EKS::AccessEntry").values())
+    assert len(entries) == len(kube_roles) * len(synthesized.eks_clusters)
+    pairs = set()
+    for entry in entries:
+        props = entry["Properties"]
+        assert props["Type"] == "STANDARD"
+        assert props["KubernetesGroups"] == [KUBERNETES_GROUP]
+        assert "AccessPolicies" not in props  # no cluster-admin or other EKS access policy: RBAC only
+        assert "Username" not in props
+        (role_id, attribute) = props["PrincipalArn"]["Fn::GetAtt"]
+        assert attribute == "Arn"
+        pairs.add((props["ClusterName"], role_id))
+    assert pairs == {(c, r) for c in synthesized.eks_clusters for r in kube_roles}
+
+
+def test_rbac_manifest_binds_the_group_to_exactly_what_the_workflow_calls():
+    documents = {d["kind"]: d for d in yaml.safe_load_all(RBAC_FILE.read_text())}
+    assert set(documents) == {"ClusterRole", "ClusterRoleBinding"}
+    role, binding = documents["ClusterRole"], documents["ClusterRoleBinding"]
+    rules = {(group, resource): sorted(rule["verbs"])
+             for rule in role["rules"] for group in rule["apiGroups"] for resource in rule["resources"]}
+    assert rules == {
+        ("", "nodes"): ["get", "list", "patch"],
+        ("", "pods"): ["get", "list"],
+        ("", "pods/eviction"): ["create"],
+        ("policy", "poddisruptionbudgets"): ["list"],
+        ("apps", "daemonsets"): ["get", "list"],
+    }
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                                    "name": KUBERNETES_GROUP}]
+    assert not KUBERNETES_GROUP.startswith("system:")
 
 
 def test_send_command_runs_only_aws_run_shell_script_on_tagged_instances(synthesized):
@@ -268,12 +427,12 @@ def test_no_statement_allows_all_actions_of_a_service(synthesized):
 
 
 @pytest.mark.parametrize("folder", sorted(ALL_TASKS))
-def test_read_only_tasks_cannot_mutate_ec2_or_auto_scaling(synthesized, folder):
+def test_read_only_tasks_cannot_mutate_infrastructure(synthesized, folder):
     task = ALL_TASKS[folder]
     _, function = function_of(synthesized, folder)
     granted = {a for s in role_statements(synthesized, function["Properties"]["Role"]["Fn::GetAtt"][0])
                for a in actions(s)}
-    mutations = {a for a in granted if a.split(":")[0] in {"ec2", "autoscaling", "iam", "route53", "ssm"}
+    mutations = {a for a in granted if a.split(":")[0] in {"ec2", "autoscaling", "iam", "route53", "ssm", "eks"}
                  and not a.split(":")[1].startswith(("Describe", "List", "Get"))}
     if not task.access & WRITE_BUNDLES:
         assert not mutations
@@ -296,6 +455,19 @@ def test_tag_defaults_to_the_config_and_context_overrides_it(fake_layer):
 def test_hosted_zones_must_be_a_list_of_zone_ids(fake_layer, zones):
     with pytest.raises(SettingsError, match="dns_hosted_zone_ids"):
         Settings.from_context(App(context={"layer_dir": str(fake_layer), "dns_hosted_zone_ids": zones}).node)
+
+
+def test_eks_clusters_default_to_none_and_context_sets_them(fake_layer):
+    assert Settings.from_context(App(context={"layer_dir": str(fake_layer)}).node).eks_clusters == ()
+    context = {"layer_dir": str(fake_layer), "eks_clusters": '["prod", "dev-2"]'}  # as `-c` gives it
+    from_json = Settings.from_context(App(context=context).node)
+    assert from_json.eks_clusters == ("prod", "dev-2")
+
+
+@pytest.mark.parametrize("clusters", ['"prod"', '["prod/x"]', '["-prod"]', '["prod", "prod"]', "[1]"])
+def test_eks_clusters_must_be_a_list_of_cluster_names(fake_layer, clusters):
+    with pytest.raises(SettingsError, match="eks_clusters"):
+        Settings.from_context(App(context={"layer_dir": str(fake_layer), "eks_clusters": clusters}).node)
 
 
 def test_missing_layer_fails_with_a_hint(tmp_path):

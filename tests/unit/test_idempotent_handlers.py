@@ -123,3 +123,36 @@ def test_standalone_domain_steps_twice_make_nothing_twice():
                   for i in r["Instances"]}
         assert states[built.instance_id] == "terminated" and states[new["instance_id"]] == "running"
         assert sum(1 for i, s in states.items() if s == "running") == 2  # the replacement and the bystander
+
+
+# --- EKS -------------------------------------------------------------------------------
+
+
+def test_eks_mutating_steps_twice_make_nothing_twice():
+    from migrator.eks import nodegroup
+    from migrator.eks.events import clients as eks_clients
+    from migrator.eks.models import NodegroupInput
+
+    spec = {"name": "prod", "nodegroups": [{"name": "ng-al2", "size": 2, "launch_template": "custom"}],
+            "workloads": [{"name": "api", "replicas": 2, "pdb_min_available": 1}]}
+    with running([], eks_clusters=[spec], clock={"speed": 0.001}) as rt:
+        c = eks_clients("prod")
+        request = NodegroupInput(cluster_name="prod", nodegroup_name="ng-al2")
+        pre = nodegroup.preflight(c, request)
+        first = nodegroup.create_nodegroup(c, request, pre, EXECUTION)
+        again = nodegroup.create_nodegroup(c, request, pre, EXECUTION)
+        assert (first["created"], again["created"]) == (True, False)
+        assert sorted(rt.client("eks").list_nodegroups(clusterName="prod")["nodegroups"]) == ["ng-al2", "ng-al2-al2023"]
+        templates = rt.client("ec2").describe_launch_templates(
+            Filters=[{"Name": "launch-template-name", "Values": ["prod-ng-al2-al2023"]}])["LaunchTemplates"]
+        assert len(templates) == 1
+
+        assert len(nodegroup.taint_old(c, request)["tainted"]) == 2
+        assert nodegroup.taint_old(c, request)["tainted"] == []  # already tainted and cordoned
+        taints = [n.taints for n in rt.kubernetes.clusters["prod"].nodes.values() if n.nodegroup == "ng-al2"]
+        assert all(len(t) == 1 for t in taints)
+
+        nodegroup.delete_nodegroup(c, "prod", "ng-al2")
+        nodegroup.delete_nodegroup(c, "prod", "ng-al2")  # DELETING: not asked again
+        group = rt.client("eks").describe_nodegroup(clusterName="prod", nodegroupName="ng-al2")["nodegroup"]
+        assert group["status"] == "DELETING"

@@ -1,0 +1,111 @@
+"""The simulated Kubernetes API through the official client, and the drain logic
+against it: DaemonSet and mirror pods, 429 from a budget, the deadline."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from kubernetes import client as k8s
+from moto import mock_aws
+
+from migrator import clock as domain_clock
+from migrator.eks import drain as draining
+from migrator.eks.kube import Kube, eks_token
+from migrator.errors import DeadlineExceeded, EvictionBlocked, NotReadyYet
+from migrator.local.clock import SimClock
+from migrator.local.kubernetes import KubernetesApi, NodegroupNodes, Pod, SimCluster, Workload
+
+
+@pytest.fixture
+def world():
+    clock = SimClock(speed=0.001, start=10_000.0)
+    domain_clock.use(clock.now)
+    api = KubernetesApi()
+    api.start()
+    groups = [NodegroupNodes("ng-al2", 2, {}, [], "Amazon Linux 2", "containerd://1.7.11", registered_at=0)]
+    cluster = SimCluster("prod", "1.30", clock, pod_termination=10, nodegroups=lambda: groups, pod_start=5)
+    cluster.add_workload(Workload("api", "default", replicas=2, pdb_min_available=1))
+    cluster.add_workload(Workload("aws-node", "kube-system", daemonset=True))
+    api.clusters["prod"] = cluster
+    cluster.settle()
+    with mock_aws():
+        sts = boto3.client("sts", "us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+        configuration = k8s.Configuration()
+        configuration.host = api.endpoint("prod")
+        configuration.api_key = {"authorization": "Bearer " + eks_token(sts, "prod")}
+        yield clock, cluster, Kube(k8s.ApiClient(configuration)), groups
+    api.stop()
+    domain_clock.use(None)
+
+
+def names(cluster, node):
+    return sorted(p.workload for p in cluster.pods.values() if p.node == node and p.deleting_at is None)
+
+
+def test_eviction_answers_201_then_429_with_the_disruption_budget_cause(world):
+    clock, cluster, kube, _ = world
+    api_pods = [p for p in kube.core.list_pod_for_all_namespaces(label_selector="app=api").items]
+    eviction = k8s.V1Eviction(metadata=k8s.V1ObjectMeta(name=api_pods[0].metadata.name, namespace="default"))
+    kube.core.create_namespaced_pod_eviction(api_pods[0].metadata.name, "default", eviction)
+    budget = kube.policy.list_pod_disruption_budget_for_all_namespaces().items[0]
+    assert budget.status.disruptions_allowed == 0  # dropped by one
+    with pytest.raises(k8s.ApiException) as blocked:
+        kube.core.create_namespaced_pod_eviction(api_pods[1].metadata.name, "default", eviction)
+    assert blocked.value.status == 429
+    assert '"reason": "DisruptionBudget"' in blocked.value.body and "needs 1 healthy pods" in blocked.value.body
+    # the evicted pod terminates for its grace period, it is not gone at once
+    evicted = kube.core.read_namespaced_pod(api_pods[0].metadata.name, "default")
+    assert evicted.metadata.deletion_timestamp is not None
+    clock.advance(11)
+    with pytest.raises(k8s.ApiException) as gone:
+        kube.core.read_namespaced_pod(api_pods[0].metadata.name, "default")
+    assert gone.value.status == 404
+
+
+def test_a_bad_token_is_refused(world):
+    _, _, kube, _ = world
+    configuration = k8s.Configuration()
+    configuration.host = kube.api_client.configuration.host
+    configuration.api_key = {"authorization": "Bearer k8s-aws-v1.bm90LWEtdXJs"}
+    with pytest.raises(k8s.ApiException) as refused:
+        k8s.CoreV1Api(k8s.ApiClient(configuration)).list_node()
+    assert refused.value.status == 401
+
+
+def test_drain_skips_daemonset_and_mirror_pods_and_waits_for_termination(world):
+    clock, cluster, kube, groups = world
+    groups.append(NodegroupNodes("ng-new", 2, {}, [], "Amazon Linux 2023", "containerd://1.7.22", registered_at=0))
+    cluster.reconcile()
+    old = sorted(n.name for n in cluster.nodes.values() if n.nodegroup == "ng-al2")
+    for name in old:
+        kube.core.patch_node(name, [{"op": "add", "path": "/spec/unschedulable", "value": True}])
+    cluster.pods[("kube-system", "static-etcd")] = Pod("static-etcd", "kube-system", "aws-node", False, 0,
+                                                       node=old[0], ready_at=0, mirror=True)
+    with pytest.raises((NotReadyYet, EvictionBlocked)):
+        draining.drain(kube, old, batch_size=2, deadline_seconds=900)
+    for _ in range(20):  # as the state machine's Retry would, on the simulated clock
+        clock.advance(20)
+        try:
+            result = draining.drain(kube, old, batch_size=2, deadline_seconds=900)
+            break
+        except (NotReadyYet, EvictionBlocked):
+            continue
+    assert result["drained"] == old
+    for name in old:
+        assert "api" not in names(cluster, name)
+        assert "aws-node" in names(cluster, name)  # DaemonSet pods stay
+    assert ("kube-system", "static-etcd") in cluster.pods  # mirror pods are never evicted
+    assert cluster.min_available["api"] >= 1
+
+
+def test_a_node_that_cannot_drain_fails_at_its_deadline_naming_pods_and_budgets(world):
+    clock, cluster, kube, _ = world
+    cluster.blocked_pdbs = lambda: {"api"}
+    nodes = sorted(cluster.nodes)
+    with pytest.raises(EvictionBlocked):
+        draining.drain(kube, nodes, batch_size=1, deadline_seconds=300)
+    clock.advance(301)
+    with pytest.raises(DeadlineExceeded) as late:
+        draining.drain(kube, nodes, batch_size=1, deadline_seconds=300)
+    assert "did not drain within 300s" in str(late.value)
+    assert "default/api (allows 0)" in str(late.value)
