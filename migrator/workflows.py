@@ -36,6 +36,7 @@ class Access(str, Enum):
     HEALTH_SCRIPT_READ = "health-script-read"  # ssm:GetCommandInvocation
     EKS_READ = "eks-read"  # eks:Describe*, the EKS optimized-AMI parameters, ec2:DescribeLaunchTemplate(Version)s
     NODEGROUP_WRITE = "nodegroup-write"  # eks:Create/DeleteNodegroup, ec2:CreateLaunchTemplate, PassRole to EKS
+    PLAN_READ = "plan-read"  # dynamodb:GetItem on the audit table (plans are stored there by wave)
     KUBERNETES = "kubernetes"  # an EKS access entry on the clusters in cdk.json (no IAM action: the token is presigned)
 
 
@@ -61,6 +62,11 @@ class Workflow:
     asl_file: str
     tasks: tuple[LambdaTask, ...]
     gates: tuple[str, ...] = ()  # approval gates, named as in the ASL's approval messages
+    children: tuple["Workflow", ...] = ()  # state machines it starts, as ${<Name>StateMachineArn}
+
+    @property
+    def arn_substitution(self) -> str:
+        return "".join(part.capitalize() for part in self.name.split("-")) + "StateMachineArn"
 
     @property
     def asl_path(self):
@@ -170,7 +176,21 @@ EKS_NODEGROUP = Workflow(
     ),
 )
 
-WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP)
+FLEET = Workflow(
+    name="fleet",
+    asl_file="fleet.asl.json",
+    gates=("start",),
+    children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP),
+    tasks=(
+        LambdaTask("fleet_load_wave", "LoadWaveFunctionArn",
+                   "Validate a wave's input and read its targets from the plan", frozenset({Access.PLAN_READ})),
+        LambdaTask("fleet_summarize_wave", "SummarizeWaveFunctionArn",
+                   "Count a wave's outcomes against its tolerated failure percentage", _BASE),
+    ),
+)
+
+# Children before the workflows that start them: the stack creates them in this order.
+WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, FLEET)
 
 
 _SUBSTITUTION = re.compile(r"\$\{(\w+)\}")

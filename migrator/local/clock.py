@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 class SimClock:
     TICK = 0.005  # real seconds between clock steps
     QUIET = 0.03  # real seconds without activity before jumping ahead
+    # While handlers run, time moves at most this fast: under load (many executions
+    # on two cores) a handler's real time says more about the machine than about AWS,
+    # and at full speed it would eat the workflows' deadlines.
+    BUSY_SPEED = 5.0
 
     def __init__(self, speed: float = 200.0, start: float | None = None):
         self.speed = speed
@@ -87,7 +91,8 @@ class SimClock:
             heapq.heappush(self._timers, (deadline, seq, event))
             if soft:
                 self._soft.add(seq)
-        self.touch()
+        if not soft:  # a soft wait is a poll riding along: it neither holds nor drives the clock
+            self.touch()
         # threading.Event keeps its Condition in `_cond`; the clock notifies it at
         # the deadline without setting the flag, so set() and timeout both wake us.
         with event._cond:
@@ -95,7 +100,8 @@ class SimClock:
                 event._cond.wait(1.0)
         with self._lock:
             self._cancelled.add(seq)
-        self.touch()
+        if not soft:
+            self.touch()
         return event._flag
 
     def sleep(self, seconds: float) -> None:
@@ -178,7 +184,8 @@ class SimClock:
         quiet_since = last_real
         while not self._stopped.wait(self.TICK):
             real = time.monotonic()
-            self._advance(self._now + (real - last_real) * self.speed)
+            rate = min(self.speed, self.BUSY_SPEED) if self._busy else self.speed
+            self._advance(self._now + (real - last_real) * rate)
             last_real = real
             if real - last_hooks > 0.1:
                 last_hooks = real

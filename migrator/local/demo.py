@@ -6,11 +6,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from migrator.local.runtime import LocalRuntime, Run
+from migrator.fleet.plan import build_plan, discover, plan_table
+from migrator.fleet.waves import store_plan
 from migrator.local.fleet import BuiltInstance, BuiltNodegroup
+from migrator.local.runtime import AUDIT_TABLE, LocalRuntime, Run
 from migrator.local.scenario import AutoScalingGroupSpec, Scenario
 from migrator.local.summary import summarize
-from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, STANDALONE_EC2
+from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, FLEET, STANDALONE_EC2, WORKFLOWS
+
+WORKFLOWS_BY_NAME = {workflow.name: workflow for workflow in WORKFLOWS}
 
 HEALTH_SCRIPT = "systemctl is-active --quiet app && curl -fsS http://127.0.0.1:8080/health"
 
@@ -62,10 +66,83 @@ def start_targets(runtime: LocalRuntime) -> list[Run]:
     ]
 
 
-def run_scenario(scenario: Scenario, on_change: Callable[[LocalRuntime, Run, str], None] | None = None) -> dict:
+def plan_fleet(runtime: LocalRuntime) -> dict:
+    """Discovery of the simulated account, as `al2023-migrate plan` does it, with the
+    scenario's timings as input defaults; the waves stored for the fleet state machine."""
+    scenario = runtime.scenario
+    timeout = {"approval_timeout_seconds": int(scenario.approvals.timeout)}
+    defaults = {
+        "asg": {**timeout, "canary_bake_seconds": int(scenario.timings.canary_bake),
+                "instance_warmup_seconds": int(scenario.timings.refresh_warmup)},
+        "standalone": {**timeout, "retention_seconds": int(scenario.timings.retention)},
+        "eks": timeout,
+    }
+    plan = build_plan(discover(runtime.client("ec2")), runtime.region, scenario.waves.max_instances, defaults)
+    store_plan(runtime.client("dynamodb"), AUDIT_TABLE, plan)
+    return plan
+
+
+def run_waves(runtime: LocalRuntime, plan: dict, on_progress: Callable[[str], None] | None = None) -> None:
+    """Each wave as one execution of the fleet state machine, one after another."""
+    waves = runtime.scenario.waves
+    sfn = runtime.client("stepfunctions")
+    for wave in plan["waves"]:
+        fleet = runtime.start_execution(FLEET, f"wave-{wave['wave']}", {
+            "plan_id": plan["plan_id"], "wave": wave["wave"], "max_concurrency": waves.max_concurrency,
+            "tolerated_failure_percentage": waves.tolerated_failure_percentage,
+            "approval_timeout_seconds": int(runtime.scenario.approvals.timeout),
+        })
+        fleet.wave = wave["wave"]
+        children = [Run(t["target"], WORKFLOWS_BY_NAME[t["state_machine"]],
+                        runtime.execution_arn(WORKFLOWS_BY_NAME[t["state_machine"]], t["execution_name"]),
+                        runtime.clock.now(), wave=wave["wave"]) for t in wave["targets"]]
+        runtime.runs.extend(children)
+        shown = None
+        while runtime.status(fleet)["status"] == "RUNNING":
+            if on_progress:
+                line = _progress(sfn, wave, children, runtime)
+                if line != shown:
+                    on_progress(line)
+                    shown = line
+            time.sleep(0.25)
+        runtime.wait([fleet])
+        if on_progress:
+            on_progress(_progress(sfn, wave, children, runtime))
+
+
+def _progress(sfn, wave: dict, children: list[Run], runtime: LocalRuntime) -> str:
+    done = failed = running = 0
+    for child in children:
+        try:
+            status = sfn.describe_execution(executionArn=child.execution_arn)["status"]
+        except sfn.exceptions.ExecutionDoesNotExist:
+            continue
+        done += status == "SUCCEEDED"
+        failed += status in ("FAILED", "TIMED_OUT", "ABORTED")
+        running += status == "RUNNING"
+    total = len(children)
+    filled = int(30 * (done + failed) / max(1, total))
+    return (f"[{_clock(runtime)}] {wave['name']:>8} [{'#' * filled}{'.' * (30 - filled)}] "
+            f"{done + failed}/{total} targets ({wave['instances']} instances), {running} running, {failed} failed")
+
+
+def _clock(runtime: LocalRuntime) -> str:
+    seconds = int(runtime.clock.elapsed())
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def run_scenario(scenario: Scenario, on_change: Callable[[LocalRuntime, Run, str], None] | None = None,
+                 on_progress: Callable[[str], None] | None = None) -> dict:
     started = time.monotonic()
     with LocalRuntime(scenario) as runtime:
-        runs = start_targets(runtime)
-        callback = (lambda run, status: on_change(runtime, run, status)) if on_change else None
-        results = runtime.wait(runs, on_change=callback)
+        if scenario.waves:
+            plan = plan_fleet(runtime)
+            if on_progress:
+                on_progress(plan_table(plan))
+            run_waves(runtime, plan, on_progress)
+            results = {}
+        else:
+            runs = start_targets(runtime)
+            callback = (lambda run, status: on_change(runtime, run, status)) if on_change else None
+            results = runtime.wait(runs, on_change=callback)
         return summarize(runtime, results, time.monotonic() - started)

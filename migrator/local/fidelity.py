@@ -31,6 +31,8 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.exceptions import ServiceException
 from moto.ec2.models import ec2_backends
+from moto.ec2.models.core import TaggedEC2Resource
+from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 from moto.ec2.models import elastic_block_store as ebs_models
 from moto.ec2.models import elastic_ip_addresses as eip_models
 from moto.ec2.models import instances as ec2_instances
@@ -45,6 +47,9 @@ from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec import execute_state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+    StateTaskServiceSfn,
+)
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, HeartbeatEndpoint
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
@@ -62,6 +67,8 @@ THROTTLE_CODES = {"ec2": "RequestLimitExceeded", "ssm": "ThrottlingException"}
 # Services of the fleet's resources; throttling them is what `throttle` rehearses.
 THROTTLED_SERVICES = {"ec2", "autoscaling", "elasticloadbalancing", "cloudwatch", "monitoring", "ssm", "route53"}
 SSM_COMMAND_SECONDS = 30  # how long a health script takes to report
+NO_TIMEOUT_SECONDS = 99_999_999  # moto's TimeoutSeconds when a state sets none
+SYNC_POLL_SECONDS = 60  # how often a `.sync` task looks at its child execution
 TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 _MISSING = object()
 
@@ -251,13 +258,19 @@ class Fidelity:
 
         self._patch(WaitFunction, "_wait_interval", wait_interval)
         self._patch(retrier_decl, "time", _SimTimeModule(clock))
-        self._patch(state_task_service_callback, "time", _SimTimeModule(clock))
+        # A `.sync` task polls its child execution; on AWS the wait is event-driven,
+        # here a soft poll every simulated minute that never holds the clock back.
+        self._patch(state_task_service_callback, "time", _SimTimeModule(clock, soft=True))
+        self._patch(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", SYNC_POLL_SECONDS)
         self._patch(execute_state, "threading", _SimThreadingModule(clock))
 
         # With people answering (local serve), the clock must not jump over a
         # gate's timeout while they read the email: the wait is soft then.
+        # moto's stand-in for "no TimeoutSeconds" (the listener of every `.sync` task
+        # waits with it) must not be a deadline the clock jumps to either.
         def callback_wait(endpoint, timeout=None):
-            clock.wait(endpoint._notify_event, timeout, soft=fidelity.people_answer)
+            soft = fidelity.people_answer or (timeout or 0) >= NO_TIMEOUT_SECONDS
+            clock.wait(endpoint._notify_event, timeout, soft=soft)
             return endpoint._outcome
 
         def heartbeat_wait(endpoint):
@@ -296,6 +309,36 @@ class Fidelity:
             return clone
 
         self._patch(StateMachine, "__deepcopy__", state_machine_deepcopy)
+
+        # AWS: `states:startExecution(.sync)` takes the ASL's StateMachineArn, Name and
+        # Input; moto handed them to botocore unchanged, which wants stateMachineArn,
+        # name and input, and failed with KeyError 'StateMachineArn'.
+        original_normalise = StateTaskServiceSfn._normalise_parameters
+
+        def normalise_parameters(task, parameters, boto_service_name=None, service_action_name=None):
+            original_normalise(task, parameters, boto_service_name, service_action_name)
+            if service_action_name is None and task._get_boto_service_action() == "start_execution":
+                for key in [k for k in parameters if k[:1].isupper()]:
+                    parameters[key[0].lower() + key[1:]] = parameters.pop(key)
+
+        self._patch(StateTaskServiceSfn, "_normalise_parameters", normalise_parameters)
+
+        # ... and answered in botocore's camelCase where the integration answers
+        # ExecutionArn, StartDate, Status, Output: the .sync:2 poll then failed.
+        def pascal(response):
+            if isinstance(response, dict):
+                for key in [k for k in response if k[:1].islower()]:
+                    response[key[0].upper() + key[1:]] = response.pop(key)
+
+        original_eval = StateTaskServiceSfn._eval_service_task
+
+        def eval_service_task(task, env, *args, **kwargs):
+            original_eval(task, env, *args, **kwargs)
+            pascal(env.stack[-1])
+
+        self._patch(StateTaskServiceSfn, "_eval_service_task", eval_service_task)
+        self._patch(StateTaskServiceSfn, "_normalise_response",
+                    lambda task, response, boto_service_name=None, service_action_name=None: pascal(response))
 
         # AWS: `$.a[0].b` selects one value; moto returned a one-element list, so a
         # Choice on it never matched.
@@ -364,6 +407,19 @@ class Fidelity:
             instance.sim_launched_at = fidelity.launch_time()
 
         self._patch(ec2_instances.Instance, "__init__", instance_init)
+
+        # Speed, not behaviour: moto answered a resource's own tags by scanning every
+        # tag of the account with regular expressions, for each resource a filter
+        # looked at; the same records come straight from the resource's entry.
+        def get_tags(resource):
+            resource_id = getattr(resource, "id", None)
+            if not resource_id:
+                return []
+            kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+            return [{"resource_id": resource_id, "key": key, "value": value, "resource_type": kind}
+                    for key, value in resource.ec2_backend.tags.get(resource_id, {}).items()]
+
+        self._patch(TaggedEC2Resource, "get_tags", get_tags)
 
         backend_cls = ec2_instances.InstanceBackend
         for method in ("terminate_instances", "stop_instances"):
@@ -919,6 +975,7 @@ class Fidelity:
             original_init(group, *args, **kwargs)
             group.sim_created_at = fidelity.clock.now()
             group.sim_deleting_at = None
+            fidelity.launch_node_instances(group)
 
         # AWS: a node group is CREATING while its instances launch, then ACTIVE (or
         # CREATE_FAILED with health issues); DELETING, then gone. moto: ACTIVE at once.
@@ -982,6 +1039,27 @@ class Fidelity:
         self._patch(EKSResponse, "list_addons", list_addons)
         self._patch(EKSResponse, "describe_addon", describe_addon)
 
+    def launch_node_instances(self, group) -> None:
+        """A managed node group's instances, tagged as EKS tags them, so discovery
+        finds them (the nodes themselves live in the simulated API server)."""
+        if self.nodegroup_failed(group):
+            return
+        ec2 = ec2_backends[self.account][self.region]
+        parameter = ("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+                     if group.ami_type.startswith("AL2023") else
+                     "/aws/service/ami-amazon-linux-latest/amzn2-ami-kernel-5.10-hvm-x86_64-gp2")
+        from moto.ssm.models import ssm_backends
+
+        image = ssm_backends[self.account][self.region].get_parameter(parameter).value
+        tags = {"eks:cluster-name": group.cluster_name, "eks:nodegroup-name": group.nodegroup_name,
+                f"kubernetes.io/cluster/{group.cluster_name}": "owned",
+                "Name": f"{group.cluster_name}-{group.nodegroup_name}-node"}
+        reservation = ec2.run_instances(image, group.scaling_config.get("desiredSize", 0), None, [],
+                                        instance_type=(group.instance_types or ["m5.large"])[0],
+                                        subnet_id=(group.subnets or [None])[0], tags={"instance": tags},
+                                        is_instance_type_default=False)
+        group.sim_instance_ids = [i.id for i in reservation.instances]
+
     def nodegroup_failed(self, group) -> bool:
         source = (group.tags or {}).get(SOURCE_NODEGROUP_TAG)
         return bool(source) and self.has_fault(f"eks/{group.cluster_name}/{source}", "create", "error")
@@ -995,6 +1073,10 @@ class Fidelity:
             if deleting is not None and self.clock.now() >= deleting + self.timings.nodegroup_delete:
                 del cluster.nodegroups[name]
                 cluster.nodegroup_count -= 1
+                ec2 = ec2_backends[self.account][self.region]
+                ids = getattr(group, "sim_instance_ids", [])
+                if ids:
+                    ec2.terminate_instances(ids)
 
     def publish_eks_ami_parameters(self, versions: set[str]) -> None:
         """AWS publishes the EKS-optimized AMI ids as public SSM parameters; moto has none."""
@@ -1145,12 +1227,13 @@ class _HandlerOutput:
 class _SimTimeModule(types.ModuleType):
     """`time` for moto modules that sleep: sleeping follows the simulated clock."""
 
-    def __init__(self, clock: SimClock):
+    def __init__(self, clock: SimClock, soft: bool = False):
         super().__init__("time")
         self._clock = clock
+        self._soft = soft
 
     def sleep(self, seconds: float) -> None:
-        self._clock.sleep(seconds)
+        self._clock.wait(threading.Event(), seconds, soft=self._soft)
 
     def __getattr__(self, name):
         return getattr(time, name)

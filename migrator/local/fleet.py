@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from migrator.config import AL2_AMI_PARAMETER, AL2023_AMI_PARAMETER
+from migrator.fleet.plan import ALARMS_TAG, DNS_TAG
 from migrator.local.kubernetes import SimCluster, Workload
 from migrator.local.scenario import AutoScalingGroupSpec, EksClusterSpec, NodegroupSpec, Scenario, StandaloneSpec
 
@@ -156,7 +157,10 @@ def _build_instance(spec: StandaloneSpec, clients, fleet: Fleet, shared: dict, t
         route53.change_resource_record_sets(HostedZoneId=built.zone_id, ChangeBatch={"Changes": [{
             "Action": "CREATE", "ResourceRecordSet": {"Name": spec.dns, "Type": "A", "TTL": 60,
                                                       "ResourceRecords": [{"Value": built.private_ip}]}}]})
+        # how discovery learns which record to move (Route 53 cannot be searched by value)
+        ec2.create_tags(Resources=[iid], Tags=[{"Key": DNS_TAG, "Value": f"{built.zone_id}/{spec.dns}"}])
     if spec.alarms:
+        ec2.create_tags(Resources=[iid], Tags=[{"Key": ALARMS_TAG, "Value": ",".join(spec.alarms)}])
         cloudwatch = clients("cloudwatch")
         for alarm in spec.alarms:
             cloudwatch.put_metric_alarm(
@@ -206,7 +210,8 @@ def _build_group(spec: AutoScalingGroupSpec, clients, fleet: Fleet, vpc: str, ta
         HealthCheckGracePeriod=60,
         TargetGroupARNs=[target_group_arn] if target_group_arn else [],
         Tags=[{"Key": t["Key"], "Value": t["Value"], "PropagateAtLaunch": True} for t in opt_in]
-        + [{"Key": "Name", "Value": spec.name, "PropagateAtLaunch": True}],
+        + [{"Key": "Name", "Value": spec.name, "PropagateAtLaunch": True}]
+        + ([{"Key": ALARMS_TAG, "Value": ",".join(spec.alarms), "PropagateAtLaunch": True}] if spec.alarms else []),
     )
     group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[spec.name])["AutoScalingGroups"][0]
     return BuiltGroup(

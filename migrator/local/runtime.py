@@ -76,6 +76,7 @@ class Run:
     workflow: Workflow
     execution_arn: str
     started_sim: float
+    wave: int | None = None  # started by the fleet state machine in this wave
 
 
 class LocalRuntime:
@@ -208,6 +209,7 @@ class LocalRuntime:
         awslambda, sfn = self.client("lambda"), self.client("stepfunctions")
         for workflow in WORKFLOWS:
             values = {"NotificationTopicArn": topic}
+            values |= {child.arn_substitution: self.state_machines[child.name] for child in workflow.children}
             for task in workflow.tasks:
                 function = awslambda.create_function(
                     FunctionName=task.local_function_name, Runtime="python3.12", Role=role,
@@ -232,6 +234,9 @@ class LocalRuntime:
 
     def status(self, run: Run) -> dict:
         return self.client("stepfunctions").describe_execution(executionArn=run.execution_arn)
+
+    def execution_arn(self, workflow: Workflow, name: str) -> str:
+        return self.state_machines[workflow.name].replace(":stateMachine:", ":execution:") + f":{name}"
 
     def wait(self, runs: list[Run], on_change: Callable[[Run, str], None] | None = None,
              timeout: float = 1800) -> dict[str, dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -136,6 +137,15 @@ class Fault(_Strict):
     rate: float = Field(default=0.0, ge=0, le=1)
 
 
+class Waves(_Strict):
+    """Present: the run goes as a team would run it, discovery -> plan -> waves on the
+    fleet state machine, each wave behind its `wave-N/start` approval."""
+
+    max_instances: int = Field(default=50, ge=1, le=10_000)
+    max_concurrency: int = Field(default=10, ge=1, le=40)
+    tolerated_failure_percentage: float = Field(default=0, ge=0, le=100)
+
+
 class Scenario(_Strict):
     version: Literal[1]
     name: str = Field(pattern=NAME)
@@ -147,6 +157,7 @@ class Scenario(_Strict):
     auto_scaling_groups: list[AutoScalingGroupSpec] = Field(default_factory=list)
     eks_clusters: list[EksClusterSpec] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
+    waves: Waves | None = None
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -182,11 +193,11 @@ class Scenario(_Strict):
                 raise ValueError(f"{where}.alarm: {fault.alarm!r} is not one of {spec.name}'s alarms")
         for gate in self.approvals.gates:
             target = gate.rsplit("/", 1)[0]
-            if target not in targets:
+            if target not in targets and not re.fullmatch(r"wave-\d+", target):
                 raise ValueError(f"approvals.gates: {gate} names no target of this scenario")
         return self
 
-    def expected_outcome(self, target: str, gates: tuple[str, ...]) -> str:
+    def expected_outcome(self, target: str, gates: tuple[str, ...], wave: int | None = None) -> str:
         """`rolled_back` where a fault other than throttling hits the target or one
         of its approvals is not given; `failed` for a node group whose pre-flight
         must refuse it (Docker runtime); `migrated` otherwise."""
@@ -195,6 +206,7 @@ class Scenario(_Strict):
                 return "failed"
         faulted = any(f.target == target and f.kind != "throttle" for f in self.faults)
         refused = any(self.approvals.decision(f"{target}/{gate}") != "approve" for gate in gates)
+        refused |= wave is not None and self.approvals.decision(f"wave-{wave}/start") != "approve"
         return "rolled_back" if faulted or refused else "migrated"
 
 

@@ -10,6 +10,7 @@ from migrator.config import SOURCE_INSTANCE_TAG
 from migrator.failures import error_message
 from migrator.local.fleet import BuiltGroup, BuiltInstance
 from migrator.local.runtime import ACCOUNT, AUDIT_TABLE, LocalRuntime, Run
+from migrator.workflows import FLEET
 
 
 
@@ -34,9 +35,15 @@ def outcome_of(described: dict, history: list[dict]) -> str:
     return "rolled_back" if "RolledBack" in entered else "failed"
 
 
-def target_summary(runtime: LocalRuntime, run: Run, described: dict) -> dict:
-    history = runtime.history(run)
+def target_summary(runtime: LocalRuntime, run: Run, described: dict | None) -> dict:
     kind = run.target.split("/", 1)[0]
+    expected = runtime.scenario.expected_outcome(run.target, run.workflow.gates, run.wave)
+    if described is None:  # its wave was never approved: nothing touched it
+        return {"target": run.target, "kind": kind, "instances": runtime.fleet.instance_count(run.target),
+                "outcome": "rolled_back", "expected": expected, "execution_arn": run.execution_arn,
+                "status": "NOT_STARTED", "state_transitions": 0, "sim_seconds": 0.0,
+                "error": f"wave {run.wave} was not approved; the target was left as it was"}
+    history = runtime.history(run)
     times = [_seconds(e["timestamp"]) for e in history]
     error = None
     if described["status"] != "SUCCEEDED":
@@ -46,7 +53,7 @@ def target_summary(runtime: LocalRuntime, run: Run, described: dict) -> dict:
         "kind": kind,
         "instances": runtime.fleet.instance_count(run.target),
         "outcome": outcome_of(described, history),
-        "expected": runtime.scenario.expected_outcome(run.target, run.workflow.gates),
+        "expected": expected,
         "execution_arn": run.execution_arn,
         "status": described["status"],
         "state_transitions": state_transitions(history),
@@ -55,8 +62,18 @@ def target_summary(runtime: LocalRuntime, run: Run, described: dict) -> dict:
     }
 
 
+def _described(runtime: LocalRuntime, run: Run) -> dict | None:
+    sfn = runtime.client("stepfunctions")
+    try:
+        return sfn.describe_execution(executionArn=run.execution_arn)
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return None
+
+
 def summarize(runtime: LocalRuntime, results: dict[str, dict], wall_seconds: float) -> dict:
-    targets = [target_summary(runtime, run, results[run.execution_arn]) for run in runtime.runs]
+    fleet_runs = [run for run in runtime.runs if run.workflow is FLEET]
+    targets = [target_summary(runtime, run, results.get(run.execution_arn) or _described(runtime, run))
+               for run in runtime.runs if run.workflow is not FLEET]
     instances = {"total": 0, "migrated": 0, "rolled_back": 0, "failed": 0}
     for target in targets:
         instances["total"] += target["instances"]
@@ -69,7 +86,9 @@ def summarize(runtime: LocalRuntime, results: dict[str, dict], wall_seconds: flo
         "scenario": runtime.scenario.name,
         "targets": targets,
         "instances": instances,
-        "state_transitions": sum(t["state_transitions"] for t in targets),
+        "state_transitions": sum(t["state_transitions"] for t in targets)
+        + sum(state_transitions(runtime.history(run)) for run in fleet_runs),
+        "waves": [{"wave": run.wave, "execution_arn": run.execution_arn, "status": runtime.status(run)["status"]} for run in fleet_runs],
         "aws_api_calls": runtime.fidelity.calls.total,
         "aws_api_calls_throttled": runtime.fidelity.calls.throttled,
         "peak_aws_calls_per_sim_second": runtime.fidelity.calls.peak_per_second,
@@ -103,11 +122,15 @@ def check_invariants(runtime: LocalRuntime, targets: list[dict]) -> list[str]:
     violations += _check_bystanders(runtime)
     targets_by_group = {name for name, g in runtime.fleet.groups.items() if g.spec.target in outcomes}
     standalone = {t for t in outcomes if t.startswith("standalone/")}
-    outside = sorted(
-        i for i, group in runtime.fidelity.changed_instances.items()
-        if group not in targets_by_group and runtime.fidelity.target_of_instance(
-            _instance(runtime, i)) not in standalone
-    )
+    clusters = {t.split("/")[1] for t in outcomes if t.startswith("eks/")}
+
+    def ours(instance_id: str, group: str | None) -> bool:
+        instance = _instance(runtime, instance_id)
+        tags = instance.ec2_backend.tags.get(instance_id, {})
+        return (group in targets_by_group or runtime.fidelity.target_of_instance(instance) in standalone
+                or tags.get("eks:cluster-name") in clusters)
+
+    outside = sorted(i for i, group in runtime.fidelity.changed_instances.items() if not ours(i, group))
     if outside:
         violations.append(f"instances outside the targets were stopped or terminated: {outside}")
     return violations

@@ -10,7 +10,8 @@ def test_every_substitution_is_a_registered_task_or_the_topic():
     for workflow in WORKFLOWS:
         text = workflow.asl_path.read_text()
         used = set(re.findall(r"\$\{(\w+)\}", text))
-        assert used == {t.substitution for t in workflow.tasks} | {"NotificationTopicArn"}
+        assert used == ({t.substitution for t in workflow.tasks} | {"NotificationTopicArn"}
+                        | {child.arn_substitution for child in workflow.children})
 
 
 def test_gates_are_named_in_the_approval_messages_and_have_timeouts():

@@ -1,0 +1,1 @@
+"""Fleet migration: discovery, plans, waves."""

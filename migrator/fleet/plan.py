@@ -1,0 +1,253 @@
+"""Discovery and planning: every AL2 instance of an account, classified into the
+targets the workflows migrate, grouped into waves.
+
+Describe calls are filtered and paginated, images are described 100 at a time
+and cached, so an account of 10,000 instances costs a few dozen calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from migrator import clock
+from migrator.ami import OsFamily, describe_images, os_family
+from migrator.config import DEFAULT_MIGRATION_TAG
+
+WAVE_TAG = "al2023-migration:wave"  # an explicit wave number (0 is the canary wave)
+CRITICALITY_TAG = "al2023-migration:criticality"  # low | medium | high
+DNS_TAG = "al2023-migration:dns"  # "<hosted zone id>/<record name>" for a DNS cutover
+ALARMS_TAG = "al2023-migration:alarms"  # comma-separated CloudWatch alarms that must stay OK
+EXCLUDE_VALUE = "exclude"  # the migration tag's value that keeps an instance out of every plan
+KIND_WORKFLOW = {"asg": "asg-rollout", "standalone": "standalone-ec2", "eks": "eks-nodegroup"}
+CRITICALITY_RANK = {"low": 0, "medium": 1, "high": 2}
+DEFAULT_MAX_INSTANCES_PER_WAVE = 50
+
+
+@dataclass
+class Target:
+    target: str
+    kind: str
+    instances: int
+    input: dict
+    criticality: str = "medium"
+    wave_tag: int | None = None
+
+    def as_dict(self, plan_id: str, wave: int) -> dict:
+        slug = re.sub(r"[^A-Za-z0-9-]", "-", self.target)
+        digest = hashlib.sha256(f"{plan_id}/{self.target}".encode()).hexdigest()[:6]
+        return {
+            "target": self.target,
+            "kind": self.kind,
+            "state_machine": KIND_WORKFLOW[self.kind],
+            "instances": self.instances,
+            "criticality": self.criticality,
+            # deterministic: a retried wave starts the same execution, never a second one
+            "execution_name": f"{plan_id}-w{wave}-{slug}"[:73] + f"-{digest}",
+            "input": self.input,
+        }
+
+
+@dataclass
+class Inventory:
+    targets: dict[str, Target] = field(default_factory=dict)
+    already_al2023: int = 0
+    excluded: list[str] = field(default_factory=list)
+    karpenter: list[dict] = field(default_factory=list)
+    self_managed: list[dict] = field(default_factory=list)
+    not_opted_in: list[str] = field(default_factory=list)
+    other_os: int = 0
+    instances_seen: int = 0
+    api_calls: Counter = field(default_factory=Counter)
+
+
+def _paginate(client, operation: str, key: str, inventory: Inventory, **kwargs):
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        inventory.api_calls[operation] += 1
+        yield from page[key]
+
+
+def discover(ec2, eks=None, tag_key: str = DEFAULT_MIGRATION_TAG["key"]) -> Inventory:
+    inventory = Inventory()
+    instances = [i for r in _paginate(ec2, "describe_instances", "Reservations", inventory,
+                                      Filters=[{"Name": "instance-state-name", "Values": ["pending", "running", "stopped"]}],
+                                      PaginationConfig={"PageSize": 1000})
+                 for i in r["Instances"]]
+    inventory.instances_seen = len(instances)
+    image_ids = sorted({i["ImageId"] for i in instances})
+    images = describe_images(ec2, image_ids)
+    inventory.api_calls["describe_images"] += -(-len(image_ids) // 100)
+    addresses = {a["InstanceId"]: a for a in ec2.describe_addresses()["Addresses"] if a.get("InstanceId")}
+    inventory.api_calls["describe_addresses"] += 1
+    for instance in instances:
+        _classify(instance, images, addresses, inventory, tag_key)
+    return inventory
+
+
+def _classify(instance: dict, images: dict, addresses: dict, inventory: Inventory, tag_key: str) -> None:
+    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+    iid = instance["InstanceId"]
+    if tags.get(tag_key) == EXCLUDE_VALUE:
+        inventory.excluded.append(iid)
+        return
+    image = images.get(instance["ImageId"]) or {"PlatformDetails": instance.get("PlatformDetails", "")}
+    family = os_family(image)
+    if family is OsFamily.AL2023:
+        inventory.already_al2023 += 1
+        return
+    if family is not OsFamily.AL2:
+        inventory.other_os += 1
+        return
+    criticality = tags.get(CRITICALITY_TAG, "medium")
+    alarms = {"alarm_names": tags[ALARMS_TAG].split(",")} if tags.get(ALARMS_TAG) else {}
+    wave = int(tags[WAVE_TAG]) if tags.get(WAVE_TAG, "").isdigit() else None
+    cluster = tags.get("eks:cluster-name") or next(
+        (k.rsplit("/", 1)[1] for k in tags if k.startswith("kubernetes.io/cluster/")), None)
+    if "karpenter.sh/nodepool" in tags or "karpenter.sh/provisioner-name" in tags:
+        pool = tags.get("karpenter.sh/nodepool") or tags.get("karpenter.sh/provisioner-name")
+        inventory.karpenter.append({
+            "instance_id": iid, "cluster": cluster, "nodepool": pool,
+            "change": f"in the EC2NodeClass of node pool {pool}, set amiSelectorTerms to [{{alias: al2023@latest}}]; "
+                      "Karpenter's drift replaces the nodes",
+        })
+        return
+    if "eks:nodegroup-name" in tags:
+        name = f"eks/{cluster}/{tags['eks:nodegroup-name']}"
+        _add(inventory, name, "eks", {"cluster_name": cluster, "nodegroup_name": tags["eks:nodegroup-name"]},
+             criticality, wave)
+        return
+    group = tags.get("aws:autoscaling:groupName")
+    if tags.get(tag_key) is None and not (group and cluster):
+        # The workflows change only what carries the opt-in tag (IAM enforces it too).
+        inventory.not_opted_in.append(iid)
+        return
+    if group and cluster:
+        inventory.self_managed.append({"instance_id": iid, "cluster": cluster, "group": group,
+                                       "change": "self-managed node group: move it to a managed node group, "
+                                                 "or roll its launch template with a drain lifecycle hook"})
+        return
+    if group:
+        _add(inventory, f"asg/{group}", "asg", {"group_name": group, **alarms}, criticality, wave)
+        return
+    cutover = {"mode": "none"}
+    if iid in addresses:
+        cutover = {"mode": "elastic_ip"}
+    elif "/" in tags.get(DNS_TAG, ""):
+        zone, record = tags[DNS_TAG].split("/", 1)
+        cutover = {"mode": "dns", "hosted_zone_id": zone, "record_name": record}
+    name = tags.get("Name") or iid
+    _add(inventory, f"standalone/{name}", "standalone", {"instance_id": iid, "cutover": cutover, **alarms},
+         criticality, wave)
+
+
+def _add(inventory: Inventory, name: str, kind: str, payload: dict, criticality: str, wave: int | None) -> None:
+    target = inventory.targets.get(name)
+    if target is None:
+        inventory.targets[name] = Target(name, kind, 1, payload, criticality, wave)
+    else:
+        target.instances += 1
+        if CRITICALITY_RANK.get(criticality, 1) > CRITICALITY_RANK.get(target.criticality, 1):
+            target.criticality = criticality  # a group is as critical as its most critical member
+
+
+def make_waves(targets: list[Target], max_instances: int = DEFAULT_MAX_INSTANCES_PER_WAVE) -> list[list[Target]]:
+    """Explicit wave tags first. Otherwise: a canary wave (wave 0) of the least
+    critical, smallest target of each kind, then waves of at most `max_instances`
+    instances, least critical and smallest first (a larger target gets a wave alone)."""
+    tagged = defaultdict(list)
+    untagged = []
+    for target in targets:
+        (tagged[target.wave_tag].append(target) if target.wave_tag is not None else untagged.append(target))
+    order = sorted(untagged, key=lambda t: (CRITICALITY_RANK.get(t.criticality, 1), t.instances, t.target))
+    canary = []
+    if not tagged.get(0):
+        for kind in ("standalone", "asg", "eks"):
+            first = next((t for t in order if t.kind == kind), None)
+            if first:
+                canary.append(first)
+                order.remove(first)
+    waves: list[list[Target]] = [tagged.pop(0, []) + canary]
+    for number in sorted(tagged):
+        while len(waves) <= number:
+            waves.append([])
+        waves[number].extend(tagged[number])
+    current, size = [], 0
+    for target in order:
+        if current and size + target.instances > max_instances:
+            waves.append(current)
+            current, size = [], 0
+        current.append(target)
+        size += target.instances
+    if current:
+        waves.append(current)
+    return [wave for wave in waves if wave]
+
+
+def build_plan(inventory: Inventory, region: str, max_instances: int = DEFAULT_MAX_INSTANCES_PER_WAVE,
+               defaults: dict | None = None, tag_key: str = DEFAULT_MIGRATION_TAG["key"]) -> dict:
+    """The plan file `start` accepts. `defaults` adds input fields per kind."""
+    created = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
+    plan_id = "plan-" + created.strftime("%Y%m%d-%H%M%S")
+    waves = make_waves(list(inventory.targets.values()), max_instances)
+    defaults = defaults or {}
+    plan_waves = []
+    for number, wave in enumerate(waves):
+        targets = []
+        for target in wave:
+            item = target.as_dict(plan_id, number)
+            item["input"] = {**defaults.get(target.kind, {}), **item["input"]}
+            targets.append(item)
+        plan_waves.append({"wave": number, "name": "canary" if number == 0 else f"wave {number}",
+                           "instances": sum(t["instances"] for t in targets), "targets": targets})
+    kinds = Counter()
+    for target in inventory.targets.values():
+        kinds[target.kind] += target.instances
+    return {
+        "version": 1,
+        "plan_id": plan_id,
+        "region": region,
+        "created_at": created.isoformat(),
+        "summary": {
+            "instances_seen": inventory.instances_seen,
+            "to_migrate": sum(kinds.values()),
+            "by_kind": dict(sorted(kinds.items())),
+            "already_al2023": inventory.already_al2023,
+            "excluded": len(inventory.excluded),
+            "karpenter": len(inventory.karpenter),
+            "self_managed_node_groups": len(inventory.self_managed),
+            "not_opted_in": len(inventory.not_opted_in),
+            "other_os": inventory.other_os,
+            "waves": len(plan_waves),
+            "api_calls": dict(inventory.api_calls),
+        },
+        "waves": plan_waves,
+        "not_migrated": {"excluded": inventory.excluded, "karpenter": inventory.karpenter,
+                         "self_managed_node_groups": inventory.self_managed,
+                         "not_opted_in": {"instances": inventory.not_opted_in,
+                                          "change": f"tag them {tag_key}={DEFAULT_MIGRATION_TAG['value']} to include them"}},
+    }
+
+
+def plan_table(plan: dict) -> str:
+    """Counts per kind and wave, for a terminal."""
+    kinds = ("standalone", "asg", "eks")
+    rows = [("wave", "targets", *kinds, "instances")]
+    for wave in plan["waves"]:
+        per_kind = Counter()
+        for target in wave["targets"]:
+            per_kind[target["kind"]] += target["instances"]
+        rows.append((wave["name"], str(len(wave["targets"])), *(str(per_kind[k]) for k in kinds),
+                     str(wave["instances"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    s = plan["summary"]
+    lines.append(f"\n{s['to_migrate']} AL2 instances to migrate in {s['waves']} waves; "
+                 f"{s['already_al2023']} already on AL2023, {s['excluded']} excluded, "
+                 f"{s['karpenter']} Karpenter nodes (EC2NodeClass change), "
+                 f"{s['self_managed_node_groups']} in self-managed node groups, "
+                 f"{s['not_opted_in']} without the opt-in tag, {s['other_os']} other OS")
+    return "\n".join(lines)

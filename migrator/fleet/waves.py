@@ -1,0 +1,83 @@
+"""A wave on the fleet state machine: loading it, and judging its outcome."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from migrator.errors import InvalidInput, MigrationError
+from migrator.fleet.plan import KIND_WORKFLOW
+
+
+class WaveFailed(MigrationError):
+    """More targets failed than the wave tolerates."""
+
+
+class WaveTarget(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    target: str
+    kind: str = Field(pattern="^(" + "|".join(KIND_WORKFLOW) + ")$")
+    instances: int = Field(ge=1)
+    execution_name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    input: dict
+
+
+class WaveInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    wave: int = Field(ge=0, le=999)
+    targets: list[WaveTarget] | None = None  # inline, or read from the plan table
+    max_concurrency: int = Field(default=10, ge=1, le=40)  # inline Map runs at most 40 at once
+    tolerated_failure_percentage: float = Field(default=0, ge=0, le=100)
+    approval_timeout_seconds: int = Field(default=86_400, ge=60, le=31_536_000)
+
+
+def wave_key(plan_id: str, wave: int) -> dict:
+    return {"pk": {"S": f"plan#{plan_id}"}, "sk": {"S": f"wave#{wave:03d}"}}
+
+
+def store_plan(dynamodb, table: str, plan: dict) -> None:
+    """Each wave as one item of the audit table, so a schedule can start a wave by number."""
+    for wave in plan["waves"]:
+        dynamodb.put_item(TableName=table, Item={
+            **wave_key(plan["plan_id"], wave["wave"]),
+            "target": {"S": f"wave-{wave['wave']}"},
+            "action": {"S": "wave-planned"},
+            "at": {"S": plan["created_at"]},
+            "detail": {"S": json.dumps(wave["targets"])},
+        })
+
+
+def load_wave(dynamodb, table: str, request: WaveInput) -> dict:
+    targets = request.targets
+    if targets is None:
+        item = dynamodb.get_item(TableName=table, Key=wave_key(request.plan_id, request.wave)).get("Item")
+        if item is None:
+            raise InvalidInput(f"invalid input: wave: plan {request.plan_id} has no wave {request.wave}")
+        targets = [WaveTarget.model_validate(t) for t in json.loads(item["detail"]["S"])]
+    if not targets:
+        raise InvalidInput(f"invalid input: targets: wave {request.wave} has no targets")
+    return {**request.model_dump(exclude={"targets"}), "targets": [t.model_dump() for t in targets],
+            "instances": sum(t.instances for t in targets)}
+
+
+def summarize(results: list[dict], tolerated_percentage: float) -> dict:
+    counts = {"targets": len(results), "succeeded": 0, "failed": 0, "instances": 0, "failed_instances": 0}
+    failed = []
+    for result in results:
+        counts["instances"] += result["instances"]
+        if result["status"] == "SUCCEEDED":
+            counts["succeeded"] += 1
+        else:
+            counts["failed"] += 1
+            counts["failed_instances"] += result["instances"]
+            failed.append(result["target"])
+    percentage = 100 * counts["failed"] / max(1, counts["targets"])
+    summary = {**counts, "failed_percentage": round(percentage, 1), "failed_targets": failed}
+    if percentage > tolerated_percentage:
+        raise WaveFailed(f"{counts['failed']} of {counts['targets']} targets failed ({percentage:.0f} % > "
+                         f"{tolerated_percentage:g} % tolerated): {', '.join(failed[:10])}")
+    return summary
