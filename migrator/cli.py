@@ -1,4 +1,4 @@
-"""`al2023-migrate`: rehearse migrations locally (`demo`, `local serve`)."""
+"""`al2023-migrate`: plan, rehearse, start and audit AL2 -> AL2023 migrations."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 from migrator.config import SCENARIOS_DIR
 
-DEFAULT_SCENARIO = SCENARIOS_DIR / "asg-fleet.yaml"
+DEFAULT_SCENARIO = SCENARIOS_DIR / "reference-200.yaml"
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE = 0, 1, 2
 
 
@@ -26,6 +26,35 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run a scenario in the local runtime and audit the result")
     demo.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="scenario YAML (SCENARIOS.md)")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
+    def aws_options(command):
+        command.add_argument("--region", help="AWS region (default: the SDK's)")
+        command.add_argument("--endpoint-url", help="another endpoint, e.g. http://127.0.0.1:5000 (local serve)")
+
+    plan = commands.add_parser("plan", help="discover AL2 instances and write a plan of waves")
+    aws_options(plan)
+    plan.add_argument("--out", help="plan file to write (.json or .yaml)")
+    plan.add_argument("--max-instances", type=int, default=50, help="instances per wave after the canary")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON instead of the table")
+
+    start = commands.add_parser("start", help="start one wave of a plan on the fleet state machine")
+    aws_options(start)
+    start.add_argument("--plan", required=True, help="plan file from `plan`")
+    start.add_argument("--wave", required=True, type=int)
+    start.add_argument("--max-concurrency", type=int, default=10)
+    start.add_argument("--tolerated-failure-percentage", type=float, default=0)
+    start.add_argument("--state-machine-arn", help="the fleet state machine (default: found by name)")
+    start.add_argument("--table", help="the audit table (default: found by name)")
+
+    status = commands.add_parser("status", help="the fleet's executions and how they ended")
+    aws_options(status)
+    status.add_argument("--state-machine-arn", help="the fleet state machine (default: found by name)")
+
+    audit = commands.add_parser("audit", help="an execution's timeline, approvals, changes and errors")
+    aws_options(audit)
+    audit.add_argument("execution_arn")
+    audit.add_argument("--html", help="also write a self-contained HTML report here")
+    audit.add_argument("--table", help="the audit table (default: found by name)")
 
     local = commands.add_parser("local", help="the local runtime")
     local_commands = local.add_subparsers(dest="local_command", required=True, parser_class=_Parser)
@@ -95,7 +124,8 @@ def demo(args) -> int:
         print(f"scenario {scenario.name}: {len(scenario.auto_scaling_groups)} Auto Scaling groups, "
               f"{len(scenario.standalone)} standalone instances, {nodegroups} EKS node groups, "
               f"clock x{scenario.clock.speed:g}", flush=True)
-    summary = run_scenario(scenario, on_change=progress)
+    summary = run_scenario(scenario, on_change=progress,
+                           on_progress=None if args.json else (lambda line: print(line, flush=True)))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -120,9 +150,15 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as stop:  # --help, or a usage error already printed
         return int(stop.code or 0)
-    if args.command == "demo":
-        return demo(args)
-    return serve(args)
+    from migrator.fleet import commands
+    from migrator.fleet.commands import CommandError
+
+    handlers = {"demo": demo, "local": serve, "plan": commands.plan, "start": commands.start,
+                "status": commands.status, "audit": commands.audit}
+    try:
+        return handlers[args.command](args)
+    except CommandError as error:
+        return _fail_usage(str(error))
 
 
 if __name__ == "__main__":

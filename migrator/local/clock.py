@@ -201,3 +201,5 @@ class SimClock:
             deadline = self._next_deadline()
             if deadline is not None and deadline > self._now:
                 self._advance(deadline)
+                # the threads just woken get a quiet spell to react before the next jump
+                self.touch()
