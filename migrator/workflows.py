@@ -37,6 +37,7 @@ class Access(str, Enum):
     EKS_READ = "eks-read"  # eks:Describe*, the EKS optimized-AMI parameters, ec2:DescribeLaunchTemplate(Version)s
     NODEGROUP_WRITE = "nodegroup-write"  # eks:Create/DeleteNodegroup, ec2:CreateLaunchTemplate, PassRole to EKS
     PLAN_READ = "plan-read"  # dynamodb:GetItem on the audit table (plans are stored there by wave)
+    EXECUTION_READ = "execution-read"  # states:DescribeExecution on the child state machines' executions
     KUBERNETES = "kubernetes"  # an EKS access entry on the clusters in cdk.json (no IAM action: the token is presigned)
 
 
@@ -183,7 +184,8 @@ FLEET = Workflow(
     children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP),
     tasks=(
         LambdaTask("fleet_load_wave", "LoadWaveFunctionArn",
-                   "Validate a wave's input and read its targets from the plan", frozenset({Access.PLAN_READ})),
+                   "Validate a wave's input and read its targets from the plan",
+                   frozenset({Access.PLAN_READ, Access.EXECUTION_READ})),
         LambdaTask("fleet_summarize_wave", "SummarizeWaveFunctionArn",
                    "Count a wave's outcomes against its tolerated failure percentage", _BASE),
     ),

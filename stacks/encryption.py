@@ -7,6 +7,7 @@ from constructs import Construct
 
 # Named actions only: the CDK grant helpers add wildcards such as kms:GenerateDataKey*.
 KEY_TABLE_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+KEY_READ_ACTIONS = ("kms:Decrypt", "kms:DescribeKey")
 KEY_PUBLISH_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 
 
@@ -33,3 +34,11 @@ class EncryptionKey(Construct):
     def grant_topic_publish(self, grantee: iam.IGrantable) -> None:
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(actions=list(KEY_PUBLISH_ACTIONS), resources=[self.key.key_arn]))
+
+    def allow_service_to_publish(self, service: str) -> None:
+        """The key policy lets an AWS service (EventBridge) publish to the encrypted topic, as CDK's
+        Topic.grantPublish does for a service principal, with named actions only."""
+        self.key.add_to_resource_policy(iam.PolicyStatement(
+            principals=[iam.ServicePrincipal(service)], actions=list(KEY_PUBLISH_ACTIONS),
+            resources=["*"],  # in a key policy, "*" means this key
+        ))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import aws_iam as iam, aws_sns as sns, aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_events as events, aws_iam as iam, aws_sns as sns, aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from stacks.encryption import EncryptionKey
@@ -22,3 +22,10 @@ class Notifications(Construct):
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
         self._key.grant_topic_publish(grantee)  # the topic is encrypted
+
+    def allow_rule_to_publish(self, rule: events.IRule) -> None:
+        """EventBridge publishes with the topic's resource policy (only for `rule`) and the key's policy."""
+        self.topic.add_to_resource_policy(iam.PolicyStatement(
+            principals=[iam.ServicePrincipal("events.amazonaws.com")], actions=["sns:Publish"],
+            resources=[self.topic.topic_arn], conditions={"ArnEquals": {"aws:SourceArn": rule.rule_arn}}))
+        self._key.allow_service_to_publish("events.amazonaws.com")

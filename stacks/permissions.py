@@ -13,7 +13,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 
 from migrator.config import EXECUTION_TAG, EXPIRES_TAG
 from migrator.workflows import Access
-from stacks.encryption import KEY_PUBLISH_ACTIONS, KEY_TABLE_ACTIONS, EncryptionKey
+from stacks.encryption import KEY_PUBLISH_ACTIONS, KEY_READ_ACTIONS, KEY_TABLE_ACTIONS, EncryptionKey
 from stacks.notifications import Notifications
 from stacks.tables import MigrationTables
 
@@ -66,6 +66,8 @@ def eks_nodegroups(cluster: str) -> Pattern:  # nodegroup/<cluster>/<nodegroup>/
 def eks_addons(cluster: str) -> Pattern:  # addon/<cluster>/<addon>/<uuid>
     return Pattern("arn:{partition}:eks:{region}:{account}:addon/" + ("*" if cluster == "*" else cluster + "/*"))
 
+PLAN_KEY_PREFIX = "plan#"  # migrator/fleet/waves.py wave_key: pk plan#<id>, sk wave#NNN
+
 NO_RESOURCE_LEVEL = "the action does not support resource-level permissions"
 
 
@@ -110,6 +112,12 @@ class TaskPermissions:
             return [_stmt(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
                           [self._tables.idempotency.table_arn]),
                     _stmt(KEY_TABLE_ACTIONS, [key_arn])]
+        if access is Access.PLAN_READ:
+            # The fleet's LoadWave reads one wave item (pk plan#<id>, sk wave#NNN); the audit table holds
+            # other records too, so only items whose partition key is a plan's.
+            return [_stmt(["dynamodb:GetItem"], [self._tables.audit.table_arn],
+                          conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{PLAN_KEY_PREFIX}*"]}}),
+                    _stmt(KEY_READ_ACTIONS, [key_arn])]
         if access is Access.NOTIFY:
             return [_stmt(["sns:Publish"], [self._notifications.topic.topic_arn]),
                     _stmt(KEY_PUBLISH_ACTIONS, [key_arn])]
@@ -242,6 +250,10 @@ class TaskPermissions:
                       why="the new node group's launch template, named after the cluster and group at run time"),
                 _tag_on_create("CreateLaunchTemplate", [LAUNCH_TEMPLATES]),
             ]
+        if access is Access.EXECUTION_READ:
+            # The child state machines are created after the functions: stacks/state_machines.py grants
+            # states:DescribeExecution on their executions to the tasks of the workflow that starts them.
+            return []
         if access is Access.KUBERNETES:
             # No IAM statement: the EKS token is a presigned sts:GetCallerIdentity, which needs no permission.
             # Kubernetes access is an EKS access entry per role and cluster (stacks/kubernetes.py).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +16,79 @@ DEFAULT_APPROVAL_TIMEOUT_SECONDS = 86400
 DEFAULT_LAYER_DIR = "build/layer"
 MAX_APPROVAL_TIMEOUT_SECONDS = 365 * 24 * 3600  # a Step Functions task token lives at most a year
 EKS_CLUSTER_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9\-_]{0,99}")  # as CreateCluster accepts it
+# EventBridge Scheduler: schedule names, and its three expression forms (cron has six fields, year included).
+SCHEDULE_NAME = re.compile(r"[0-9A-Za-z_.\-]{1,64}")
+SCHEDULE_EXPRESSION = re.compile(
+    r"cron\(\S+( \S+){5}\)"
+    r"|at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)"
+    r"|rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)")
+# As the fleet's LoadWave validates its input (migrator/fleet/waves.py WaveInput).
+PLAN_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+MAX_WAVE = 999
+MAX_CONCURRENCY = 40  # an inline Map runs at most 40 iterations at once
+DEFAULT_MAX_CONCURRENCY = 10
+DEFAULT_SCHEDULE_TIMEZONE = "UTC"
 
 
 class SettingsError(Exception):
     """A context value the app cannot synthesize with; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class WaveSchedule:
+    """One item of cdk.json `schedules`: an EventBridge Scheduler schedule that starts a wave of a plan
+    on the fleet state machine, which reads the wave's targets from the audit table."""
+
+    name: str  # the schedule's name, unique in the default schedule group
+    expression: str  # cron(...) (six fields), at(yyyy-mm-ddThh:mm:ss) or rate(...)
+    plan_id: str
+    wave: int
+    timezone: str = DEFAULT_SCHEDULE_TIMEZONE  # IANA name, for cron and at
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    tolerated_failure_percentage: float = 0
+
+    def execution_input(self) -> dict:
+        """The fleet state machine's input; without `targets`, LoadWave reads them from the plan."""
+        return {"plan_id": self.plan_id, "wave": self.wave, "max_concurrency": self.max_concurrency,
+                "tolerated_failure_percentage": self.tolerated_failure_percentage}
+
+    @classmethod
+    def from_context_item(cls, index: int, item) -> WaveSchedule:
+        where = f"context schedules[{index}]"
+        if not isinstance(item, dict):
+            raise SettingsError(f"{where} must be an object with name, expression, plan_id and wave, got {item!r}")
+        unknown = sorted(set(item) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise SettingsError(f"{where} has unknown field(s) {', '.join(unknown)}")
+
+        def field(name, valid, expected, default=None):
+            value = item.get(name, default)
+            if value is None or isinstance(value, bool) or not valid(value):
+                raise SettingsError(f"{where}.{name} must be {expected}, got {value!r}")
+            return value
+
+        name = field("name", lambda v: isinstance(v, str) and SCHEDULE_NAME.fullmatch(v),
+                     "1-64 letters, digits, '.', '-' or '_'")
+        expression = field("expression", lambda v: isinstance(v, str) and SCHEDULE_EXPRESSION.fullmatch(v),
+                           'cron(<6 fields>), at(yyyy-mm-ddThh:mm:ss) or rate(<n> <minutes|hours|days>)')
+        timezone = field("timezone", lambda v: isinstance(v, str) and _is_time_zone(v),
+                         'an IANA time zone like "Europe/Paris"', DEFAULT_SCHEDULE_TIMEZONE)
+        plan_id = field("plan_id", lambda v: isinstance(v, str) and PLAN_ID.fullmatch(v),
+                        "a plan id of 1-40 letters, digits, '-' or '_'")
+        wave = field("wave", lambda v: isinstance(v, int) and 0 <= v <= MAX_WAVE, f"an integer 0..{MAX_WAVE}")
+        concurrency = field("max_concurrency", lambda v: isinstance(v, int) and 1 <= v <= MAX_CONCURRENCY,
+                            f"an integer 1..{MAX_CONCURRENCY}", DEFAULT_MAX_CONCURRENCY)
+        tolerated = field("tolerated_failure_percentage", lambda v: isinstance(v, (int, float)) and 0 <= v <= 100,
+                          "a number 0..100", 0)
+        return cls(name, expression, plan_id, wave, timezone, concurrency, tolerated)
+
+
+def _is_time_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -37,6 +107,9 @@ class Settings:
     # role (stacks/kubernetes.py), and the EKS permissions are limited to them. Empty (the default): no
     # access entries, and EKS permissions on any cluster of the account.
     eks_clusters: tuple[str, ...] = ()
+    # cdk.json `schedules`: waves of stored plans started on the fleet state machine by EventBridge
+    # Scheduler (stacks/schedules.py). Empty (the default): no schedule; waves start by hand.
+    schedules: tuple[WaveSchedule, ...] = ()
 
     @classmethod
     def from_context(cls, node: Node) -> Settings:
@@ -70,5 +143,13 @@ class Settings:
                 and all(isinstance(c, str) and EKS_CLUSTER_NAME.fullmatch(c) for c in clusters)):
             raise SettingsError(
                 f'context eks_clusters must be a list of distinct EKS cluster names like "prod", got {clusters!r}')
+        items = get("schedules", [])
+        if not isinstance(items, list):
+            raise SettingsError(f"context schedules must be a list of schedule objects, got {items!r}")
+        schedules = tuple(WaveSchedule.from_context_item(i, item) for i, item in enumerate(items))
+        names = [s.name for s in schedules]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise SettingsError(f"context schedules: names must be distinct, {', '.join(duplicates)} repeated")
         return cls(str(tag["key"]), str(tag["value"]), timeout, tuple(emails), layer_dir, tuple(zones),
-                   tuple(clusters))
+                   tuple(clusters), schedules)

@@ -1,19 +1,22 @@
-"""The stack: shared key, topic and tables, then functions and state machines for every workflow."""
+"""The stack: shared key, topic and tables, then functions and state machines for every workflow, the
+wave schedules of cdk.json and an alert on failed executions."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Stack, aws_stepfunctions as sfn
 from constructs import Construct
 
 from migrator import config
-from migrator.workflows import WORKFLOWS, Access, Workflow
+from migrator.workflows import FLEET, WORKFLOWS, Access, Workflow
+from stacks.alerts import ExecutionFailureAlerts
 from stacks.encryption import EncryptionKey
 from stacks.functions import TaskFunctions
 from stacks.kubernetes import KubernetesAccess
 from stacks.notifications import Notifications
 from stacks.names import pascal_case
 from stacks.permissions import TaskPermissions
-from stacks.settings import Settings
+from stacks.schedules import WaveSchedules
+from stacks.settings import Settings, SettingsError
 from stacks.state_machines import WorkflowStateMachine
 from stacks.tables import MigrationTables
 
@@ -46,10 +49,21 @@ class MigrationStack(Stack):
         CfnOutput(self, "AuditTableName", value=tables.audit.table_name)
         CfnOutput(self, "ApprovalTimeoutSeconds", value=str(settings.approval_timeout_seconds),
                   description="default approval timeout for the execution input")
-        for workflow in workflows:
+        self.state_machines: dict[str, sfn.StateMachine] = {}  # by workflow name
+        for workflow in workflows:  # children first, as WORKFLOWS orders them
+            missing = [child.name for child in workflow.children if child.name not in self.state_machines]
+            if missing:
+                raise ValueError(f"{workflow.name} starts {missing}: list them before it in the workflows")
             machine = WorkflowStateMachine(
                 self, pascal_case(workflow.name), workflow=workflow, functions=functions.functions,
-                notifications=notifications, key=key,
-            )
-            CfnOutput(self, f"{pascal_case(workflow.name)}StateMachineArn", value=machine.state_machine.state_machine_arn)
+                notifications=notifications, key=key, children=self.state_machines,
+            ).state_machine
+            self.state_machines[workflow.name] = machine
+            CfnOutput(self, f"{pascal_case(workflow.name)}StateMachineArn", value=machine.state_machine_arn)
+        if settings.schedules:
+            if FLEET.name not in self.state_machines:
+                raise SettingsError("context schedules need the fleet workflow, which this stack does not deploy")
+            WaveSchedules(self, "Schedules", schedules=settings.schedules, state_machine=self.state_machines[FLEET.name])
+        ExecutionFailureAlerts(self, "FailureAlerts", state_machines=list(self.state_machines.values()),
+                               notifications=notifications)
 

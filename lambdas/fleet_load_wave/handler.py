@@ -10,4 +10,5 @@ from migrator.validation import parse_input
 @task_handler
 def handler(event, context):
     request = parse_input(WaveInput, event.get("request"))
-    return load_wave(client("dynamodb"), settings().audit_table, request)
+    return load_wave(client("dynamodb"), client("stepfunctions"), settings().audit_table, request,
+                     event["state_machines"])

@@ -13,6 +13,7 @@ class WaveResults(BaseModel):
     wave: int
     tolerated_failure_percentage: float
     results: list[dict]
+    already_done: list[dict] = []
 
 
 @task_handler
@@ -20,7 +21,7 @@ class WaveResults(BaseModel):
 def handler(event: WaveResults, context):
     log = audit_log(event.execution, f"wave-{event.wave}")
     try:
-        summary = summarize(event.results, event.tolerated_failure_percentage)
+        summary = summarize(event.results + event.already_done, event.tolerated_failure_percentage)
     except Exception as error:
         log.record("wave-failed", reason=str(error), results=event.results)
         raise

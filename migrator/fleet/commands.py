@@ -95,12 +95,15 @@ def start(args) -> int:
     name = f"{plan_data['plan_id']}-wave-{args.wave}"
     payload = {"plan_id": plan_data["plan_id"], "wave": args.wave, "max_concurrency": args.max_concurrency,
                "tolerated_failure_percentage": args.tolerated_failure_percentage}
+    arn = machine.replace(":stateMachine:", ":execution:") + f":{name}"
     try:
-        arn = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(payload))["executionArn"]
-    except sfn.exceptions.ExecutionAlreadyExists:
-        arn = machine.replace(":stateMachine:", ":execution:") + f":{name}"
-        print(f"wave {args.wave} of {plan_data['plan_id']} was started already: {arn}")
+        existing = sfn.describe_execution(executionArn=arn)["status"]
+    except sfn.exceptions.ExecutionDoesNotExist:
+        existing = None
+    if existing:  # the execution name is the plan's: a second `start` never runs the wave twice
+        print(f"wave {args.wave} of {plan_data['plan_id']} was started already ({existing}): {arn}")
         return 0
+    arn = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(payload))["executionArn"]
     print(f"started wave {args.wave} ({waves[args.wave]['instances']} instances, "
           f"{len(waves[args.wave]['targets'])} targets): {arn}")
     return 0

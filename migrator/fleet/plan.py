@@ -154,9 +154,10 @@ def _add(inventory: Inventory, name: str, kind: str, payload: dict, criticality:
 
 
 def make_waves(targets: list[Target], max_instances: int = DEFAULT_MAX_INSTANCES_PER_WAVE) -> list[list[Target]]:
-    """Explicit wave tags first. Otherwise: a canary wave (wave 0) of the least
-    critical, smallest target of each kind, then waves of at most `max_instances`
-    instances, least critical and smallest first (a larger target gets a wave alone)."""
+    """Explicit wave tags first, in their order (empty numbers close up; 0 is the
+    canary). Otherwise: a canary wave of the least critical, smallest target of each
+    kind, then waves of at most `max_instances` instances, least critical and
+    smallest first (a target larger than the bound gets a wave alone)."""
     tagged = defaultdict(list)
     untagged = []
     for target in targets:

@@ -51,7 +51,9 @@ def store_plan(dynamodb, table: str, plan: dict) -> None:
         })
 
 
-def load_wave(dynamodb, table: str, request: WaveInput) -> dict:
+def load_wave(dynamodb, sfn, table: str, request: WaveInput, state_machines: dict[str, str]) -> dict:
+    """The wave's targets, less those whose execution (named by the plan) already
+    succeeded: a retried wave resumes, it never starts a target twice."""
     targets = request.targets
     if targets is None:
         item = dynamodb.get_item(TableName=table, Key=wave_key(request.plan_id, request.wave)).get("Item")
@@ -60,11 +62,24 @@ def load_wave(dynamodb, table: str, request: WaveInput) -> dict:
         targets = [WaveTarget.model_validate(t) for t in json.loads(item["detail"]["S"])]
     if not targets:
         raise InvalidInput(f"invalid input: targets: wave {request.wave} has no targets")
-    return {**request.model_dump(exclude={"targets"}), "targets": [t.model_dump() for t in targets],
+    to_run, done = [], []
+    for target in targets:
+        arn = state_machines[target.kind].replace(":stateMachine:", ":execution:") + f":{target.execution_name}"
+        try:
+            status = sfn.describe_execution(executionArn=arn)["status"]
+        except sfn.exceptions.ExecutionDoesNotExist:
+            status = None
+        if status == "SUCCEEDED":
+            done.append({"target": target.target, "kind": target.kind, "instances": target.instances,
+                         "status": "SUCCEEDED", "execution_arn": arn})
+        else:
+            to_run.append(target.model_dump())
+    return {**request.model_dump(exclude={"targets"}), "targets": to_run, "already_done": done,
             "instances": sum(t.instances for t in targets)}
 
 
 def summarize(results: list[dict], tolerated_percentage: float) -> dict:
+    """Counts over every target of the wave (run now or before)."""
     counts = {"targets": len(results), "succeeded": 0, "failed": 0, "instances": 0, "failed_instances": 0}
     failed = []
     for result in results:

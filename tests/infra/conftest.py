@@ -24,6 +24,13 @@ from stacks import build_stack  # noqa: E402
 TEST_TAG = {"key": "team:al2023", "value": "go"}
 TEST_EMAIL = "platform-team@example.com"
 TEST_EKS_CLUSTERS = ["prod"]  # so the access entries are synthesized, linted and nag-checked too
+# So the schedules and their role are synthesized, linted and nag-checked too: one with every field,
+# one with the defaults (UTC, max_concurrency 10, no tolerated failure).
+TEST_SCHEDULES = [
+    {"name": "wave-1-weekdays", "expression": "cron(30 21 ? * MON-FRI *)", "timezone": "Europe/Paris",
+     "plan_id": "reference-200", "wave": 1, "max_concurrency": 5, "tolerated_failure_percentage": 12.5},
+    {"name": "wave-2.once", "expression": "at(2030-01-15T22:00:00)", "plan_id": "reference-200", "wave": 2},
+]
 
 
 @dataclass
@@ -36,6 +43,7 @@ class Synthesized:
     tag: dict  # the migration_tag context it was synthesized with
     email: str  # its one notification email
     eks_clusters: list[str]  # its eks_clusters context
+    schedules: list[dict]  # its schedules context
 
     def resources(self, cfn_type: str) -> dict[str, dict]:
         return self.template.find_resources(cfn_type)
@@ -62,6 +70,7 @@ def synthesized(fake_layer) -> Synthesized:
         "migration_tag": TEST_TAG,
         "notification_emails": [TEST_EMAIL],
         "eks_clusters": TEST_EKS_CLUSTERS,
+        "schedules": TEST_SCHEDULES,
         "aws:cdk:enable-path-metadata": True,  # as the CDK CLI sets it; tests find resources by path
     })
     stack = build_stack(app)  # with the cdk-nag aspect, as app.py does
@@ -77,4 +86,5 @@ def synthesized(fake_layer) -> Synthesized:
         tag=TEST_TAG,
         email=TEST_EMAIL,
         eks_clusters=TEST_EKS_CLUSTERS,
+        schedules=TEST_SCHEDULES,
     )

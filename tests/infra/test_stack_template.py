@@ -12,8 +12,10 @@ from aws_cdk.assertions import Template
 
 from migrator import config
 from migrator.config import DEFAULT_MIGRATION_TAG, PROJECT_ROOT
+from migrator.fleet.waves import wave_key
 from migrator.workflows import WORKFLOWS, Access
-from stacks import Settings, SettingsError
+from stacks import MigrationStack, Settings, SettingsError
+from stacks.alerts import ENDED_BADLY
 from stacks.encryption import EncryptionKey
 from stacks.kubernetes import KUBERNETES_GROUP
 from stacks.names import pascal_case
@@ -57,6 +59,11 @@ def function_of(synthesized, folder: str) -> tuple[str, dict]:
     return by_path(synthesized.resources("AWS::Lambda::Function"), f"/Tasks/{pascal_case(folder)}/Function/Resource")
 
 
+def state_machine_of(synthesized, workflow) -> tuple[str, dict]:
+    return by_path(synthesized.resources("AWS::StepFunctions::StateMachine"),
+                   f"/{pascal_case(workflow.name)}/StateMachine/Resource")
+
+
 def role_of(synthesized, folder: str) -> str:
     return function_of(synthesized, folder)[1]["Properties"]["Role"]["Fn::GetAtt"][0]
 
@@ -98,9 +105,8 @@ def test_one_standard_state_machine_per_workflow(synthesized):
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
-def test_every_placeholder_is_substituted_with_its_function_or_the_topic(synthesized, workflow):
-    _, machine = by_path(synthesized.resources("AWS::StepFunctions::StateMachine"),
-                         f"/{pascal_case(workflow.name)}/StateMachine/Resource")
+def test_every_placeholder_is_substituted_with_its_function_child_or_the_topic(synthesized, workflow):
+    _, machine = state_machine_of(synthesized, workflow)
     props = machine["Properties"]
     # DefinitionBody.from_file ships the ASL file as an asset; read the copy that gets deployed.
     asset_key = props["DefinitionS3Location"]["Key"]
@@ -115,15 +121,27 @@ def test_every_placeholder_is_substituted_with_its_function_or_the_topic(synthes
     for task in workflow.tasks:
         function_id, _ = function_of(synthesized, task.folder)
         assert substitutions[task.substitution] == {"Fn::GetAtt": [function_id, "Arn"]}, task.substitution
+    for child in workflow.children:  # the child state machine itself, not a copy or another workflow's
+        assert substitutions[child.arn_substitution] == {"Ref": state_machine_of(synthesized, child)[0]}, child.name
     (topic_id,) = synthesized.resources("AWS::SNS::Topic")
     assert substitutions["NotificationTopicArn"] == {"Ref": topic_id}
-    assert "ApprovalTimeoutSeconds" not in substitutions  # timeouts come from the execution input
+    assert set(substitutions) == ({t.substitution for t in workflow.tasks} | {c.arn_substitution for c in workflow.children}
+                                  | {"NotificationTopicArn"})  # timeouts come from the execution input
+
+
+def test_children_are_the_other_workflows_and_come_first():
+    names = [w.name for w in WORKFLOWS]
+    parents = [w for w in WORKFLOWS if w.children]
+    assert parents  # the fleet
+    for parent in parents:
+        for child in parent.children:
+            assert child in WORKFLOWS and child is not parent and not child.children
+            assert names.index(child.name) < names.index(parent.name)
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
 def test_state_machine_logs_everything_encrypted_and_traces(synthesized, workflow):
-    _, machine = by_path(synthesized.resources("AWS::StepFunctions::StateMachine"),
-                         f"/{pascal_case(workflow.name)}/StateMachine/Resource")
+    _, machine = state_machine_of(synthesized, workflow)
     logging = machine["Properties"]["LoggingConfiguration"]
     assert logging["Level"] == "ALL" and logging["IncludeExecutionData"] is True
     log_group_id = logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
@@ -134,8 +152,7 @@ def test_state_machine_logs_everything_encrypted_and_traces(synthesized, workflo
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
 def test_state_machine_role_invokes_exactly_its_functions_and_publishes(synthesized, workflow):
-    _, machine = by_path(synthesized.resources("AWS::StepFunctions::StateMachine"),
-                         f"/{pascal_case(workflow.name)}/StateMachine/Resource")
+    _, machine = state_machine_of(synthesized, workflow)
     statements = role_statements(synthesized, machine["Properties"]["RoleArn"]["Fn::GetAtt"][0])
     invoked = [r for s in statements if "lambda:InvokeFunction" in actions(s) for r in s["Resource"]]
     expected = [{"Fn::GetAtt": [function_of(synthesized, t.folder)[0], "Arn"]} for t in workflow.tasks]
@@ -143,6 +160,147 @@ def test_state_machine_role_invokes_exactly_its_functions_and_publishes(synthesi
     (topic_id,) = synthesized.resources("AWS::SNS::Topic")
     assert any("sns:Publish" in actions(s) and s["Resource"] == {"Ref": topic_id} for s in statements)
     assert any("kms:GenerateDataKey" in actions(s) for s in statements)  # the topic is encrypted
+
+
+def execution_arns_of(machine_id: str) -> dict:
+    """arn:<partition>:states:<region>:<account>:execution:<name of machine_id>:*"""
+    return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":states:", {"Ref": "AWS::Region"}, ":",
+                              {"Ref": "AWS::AccountId"}, ":execution:", {"Fn::GetAtt": [machine_id, "Name"]}, ":*"]]}
+
+
+def granted_on(statements: list[dict], action: str) -> list[str]:
+    return sorted(r for s in statements if action in actions(s) for r in resources_of(s))
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
+def test_state_machine_role_starts_and_follows_exactly_its_children(synthesized, workflow):
+    _, machine = state_machine_of(synthesized, workflow)
+    statements = role_statements(synthesized, machine["Properties"]["RoleArn"]["Fn::GetAtt"][0])
+    child_ids = [state_machine_of(synthesized, child)[0] for child in workflow.children]
+    assert granted_on(statements, "states:StartExecution") == sorted(json.dumps({"Ref": c}) for c in child_ids)
+    for action in ("states:DescribeExecution", "states:StopExecution"):  # startExecution.sync:2
+        assert granted_on(statements, action) == sorted(json.dumps(execution_arns_of(c)) for c in child_ids)
+    sync_rule = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":events:", {"Ref": "AWS::Region"}, ":",
+                                   {"Ref": "AWS::AccountId"},
+                                   ":rule/StepFunctionsGetEventsForStepFunctionsExecutionRule"]]}
+    for action in ("events:PutTargets", "events:PutRule", "events:DescribeRule"):
+        assert granted_on(statements, action) == ([json.dumps(sync_rule)] if child_ids else [])
+    assert not any(a.startswith(("states:", "events:")) and a not in {
+        "states:StartExecution", "states:DescribeExecution", "states:StopExecution",
+        "events:PutTargets", "events:PutRule", "events:DescribeRule"} for s in statements for a in actions(s))
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
+def test_tasks_read_only_the_executions_of_their_workflows_children(synthesized, workflow):
+    expected = sorted(json.dumps(execution_arns_of(state_machine_of(synthesized, c)[0])) for c in workflow.children)
+    for task in workflow.tasks:
+        statements = role_statements(synthesized, role_of(synthesized, task.folder))
+        granted = {a for s in statements for a in actions(s) if a.startswith("states:")}
+        if Access.EXECUTION_READ in task.access:
+            assert expected and granted == {"states:DescribeExecution"}, task.folder
+            assert granted_on(statements, "states:DescribeExecution") == expected, task.folder
+        else:
+            assert not granted, task.folder
+
+
+def test_only_the_workflows_with_children_may_start_executions(synthesized):
+    machine_roles = {state_machine_of(synthesized, w)[1]["Properties"]["RoleArn"]["Fn::GetAtt"][0]: w
+                     for w in WORKFLOWS}
+    schedule_roles = {s["Properties"]["Target"]["RoleArn"]["Fn::GetAtt"][0]
+                      for s in synthesized.resources("AWS::Scheduler::Schedule").values()}
+    for policy in synthesized.resources("AWS::IAM::Policy").values():
+        starts = any("states:StartExecution" in actions(s) for s in policy["Properties"]["PolicyDocument"]["Statement"])
+        for role in policy["Properties"]["Roles"]:
+            if starts:
+                assert role["Ref"] in schedule_roles or machine_roles[role["Ref"]].children, role
+
+
+def test_a_workflow_listed_before_its_children_is_refused(fake_layer):
+    fleet = next(w for w in WORKFLOWS if w.children)
+    settings = Settings.from_context(App(context={"layer_dir": str(fake_layer)}).node)
+    with pytest.raises(ValueError, match="list them before it"):
+        MigrationStack(App(), "Order", settings=settings, workflows=(fleet, *fleet.children))
+
+
+# --- wave schedules -------------------------------------------------------
+
+
+def fleet_workflow():
+    (fleet,) = [w for w in WORKFLOWS if w.children]
+    return fleet
+
+
+def test_one_schedule_per_context_item_starting_its_wave_on_the_fleet(synthesized):
+    fleet_id, _ = state_machine_of(synthesized, fleet_workflow())
+    schedules = {s["Properties"]["Name"]: s["Properties"]
+                 for s in synthesized.resources("AWS::Scheduler::Schedule").values()}
+    assert sorted(schedules) == sorted(item["name"] for item in synthesized.schedules)
+    for item in synthesized.schedules:
+        props = schedules[item["name"]]
+        assert props["ScheduleExpression"] == item["expression"]
+        assert props["ScheduleExpressionTimezone"] == item.get("timezone", "UTC")
+        assert props["FlexibleTimeWindow"] == {"Mode": "OFF"} and props["State"] == "ENABLED"
+        target = props["Target"]
+        assert target["Arn"] == {"Ref": fleet_id}
+        # No targets in the input: the fleet's LoadWave reads the wave from the plan.
+        assert json.loads(target["Input"]) == {
+            "plan_id": item["plan_id"], "wave": item["wave"], "max_concurrency": item.get("max_concurrency", 10),
+            "tolerated_failure_percentage": item.get("tolerated_failure_percentage", 0)}
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+        assert 60 <= target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 86400
+    # The test context covers a time zone and the defaults.
+    assert {item.get("timezone", "UTC") for item in synthesized.schedules} > {"UTC"}
+
+
+def test_schedule_role_may_only_start_the_fleet_state_machine(synthesized):
+    fleet_id, _ = state_machine_of(synthesized, fleet_workflow())
+    (role_id,) = {s["Properties"]["Target"]["RoleArn"]["Fn::GetAtt"][0]
+                  for s in synthesized.resources("AWS::Scheduler::Schedule").values()}
+    trust = synthesized.resources("AWS::IAM::Role")[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [(t["Principal"], t["Condition"]) for t in trust] == [
+        ({"Service": "scheduler.amazonaws.com"}, {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}})]
+    statements = role_statements(synthesized, role_id)
+    assert [(actions(s), s["Resource"], s.get("Condition")) for s in statements] == [
+        (["states:StartExecution"], {"Ref": fleet_id}, None)]
+    assert "ManagedPolicyArns" not in synthesized.resources("AWS::IAM::Role")[role_id]["Properties"]
+
+
+def test_no_schedule_without_context(fake_layer):
+    stack = MigrationStack(App(), "NoSchedules",
+                           settings=Settings.from_context(App(context={"layer_dir": str(fake_layer)}).node))
+    template = Template.from_stack(stack)
+    assert template.find_resources("AWS::Scheduler::Schedule") == {}
+    assert not [r for r in template.find_resources("AWS::IAM::Role").values()
+                if "scheduler.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])]
+
+
+# --- failed executions ----------------------------------------------------
+
+
+def test_failed_timed_out_or_aborted_executions_of_every_state_machine_reach_the_topic(synthesized):
+    (topic_id,) = synthesized.resources("AWS::SNS::Topic")
+    (rule_id, rule), = synthesized.resources("AWS::Events::Rule").items()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.states"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert sorted(pattern["detail"]["status"]) == sorted(ENDED_BADLY) == ["ABORTED", "FAILED", "TIMED_OUT"]
+    assert sorted(map(json.dumps, pattern["detail"]["stateMachineArn"])) == sorted(
+        json.dumps({"Ref": state_machine_of(synthesized, w)[0]}) for w in WORKFLOWS)
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Ref": topic_id} and "RoleArn" not in target
+    assert target["InputTransformer"]["InputPathsMap"]["detail-executionArn"] == "$.detail.executionArn"
+
+    # The topic lets EventBridge publish for this rule only, and the topic's key lets EventBridge use it.
+    (policy,) = synthesized.resources("AWS::SNS::TopicPolicy").values()
+    assert [{k: v for k, v in s.items() if k != "Sid"} for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            if s["Effect"] == "Allow" and s["Principal"] == {"Service": "events.amazonaws.com"}] == [{
+                "Action": "sns:Publish", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                "Resource": {"Ref": topic_id},
+                "Condition": {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}}}]
+    (key,) = synthesized.resources("AWS::KMS::Key").values()
+    events_grants = [s for s in key["Properties"]["KeyPolicy"]["Statement"]
+                     if s["Principal"] == {"Service": "events.amazonaws.com"}]
+    assert [sorted(actions(s)) for s in events_grants] == [["kms:Decrypt", "kms:GenerateDataKey"]]
 
 
 # --- shared resources -----------------------------------------------------
@@ -420,6 +578,24 @@ def test_dns_changes_only_upsert_a_records_in_the_configured_zones(synthesized, 
         assert [r.split(":::")[1] for r in resources_of(statement)] == ['hostedzone/Z111"]]}', 'hostedzone/Z222"]]}']
 
 
+def test_audit_table_reads_are_only_plan_items_for_plan_readers(synthesized):
+    (audit_id, _) = by_path(synthesized.resources("AWS::DynamoDB::Table"), "/Tables/Audit/Resource")
+    audit = json.dumps({"Fn::GetAtt": [audit_id, "Arn"]})
+    readers = set()
+    for folder, task in ALL_TASKS.items():
+        for statement in role_statements(synthesized, role_of(synthesized, folder)):
+            if audit in resources_of(statement):
+                reads = set(actions(statement)) - {"dynamodb:PutItem"}
+                if reads:
+                    assert Access.PLAN_READ in task.access, folder
+                    assert reads == {"dynamodb:GetItem"} and resources_of(statement) == [audit], statement
+                    assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["plan#*"]}}
+                    readers.add(folder)
+    assert readers == {f for f, t in ALL_TASKS.items() if Access.PLAN_READ in t.access} != set()
+    # The plans' key, as the fleet stores them.
+    assert wave_key("p", 1)["pk"]["S"].startswith("plan#")
+
+
 def test_no_statement_allows_all_actions_of_a_service(synthesized):
     for statement in all_statements(synthesized):
         for action in actions(statement):
@@ -473,3 +649,52 @@ def test_eks_clusters_must_be_a_list_of_cluster_names(fake_layer, clusters):
 def test_missing_layer_fails_with_a_hint(tmp_path):
     with pytest.raises(SettingsError, match=r"run `make layer` first"):
         Settings.from_context(App(context={"layer_dir": str(tmp_path / "nope")}).node)
+
+
+def _schedule(**overrides) -> dict:
+    return {"name": "nightly", "expression": "cron(0 22 * * ? *)", "plan_id": "plan-1", "wave": 0, **overrides}
+
+
+def test_schedules_default_to_none_and_items_take_defaults(fake_layer):
+    assert Settings.from_context(App(context={"layer_dir": str(fake_layer)}).node).schedules == ()
+    context = {"layer_dir": str(fake_layer), "schedules": json.dumps([_schedule()])}  # as `-c` gives it
+    (schedule,) = Settings.from_context(App(context=context).node).schedules
+    assert (schedule.timezone, schedule.max_concurrency, schedule.tolerated_failure_percentage) == ("UTC", 10, 0)
+    assert schedule.execution_input() == {"plan_id": "plan-1", "wave": 0, "max_concurrency": 10,
+                                          "tolerated_failure_percentage": 0}
+
+
+@pytest.mark.parametrize("expression", ["cron(0 22 * * ? *)", "cron(30 6 ? * MON-FRI *)",
+                                        "at(2030-01-15T22:00:00)", "rate(1 hour)", "rate(15 minutes)"])
+def test_schedule_expressions_scheduler_accepts(fake_layer, expression):
+    context = {"layer_dir": str(fake_layer), "schedules": [_schedule(expression=expression)]}
+    assert Settings.from_context(App(context=context).node).schedules[0].expression == expression
+
+
+@pytest.mark.parametrize(("field", "item"), [
+    ("schedules", "not a list"),
+    ("schedules[0]", ["not an object"]),
+    ("schedules[0].name", [_schedule(name="has space")]),
+    ("schedules[0].name", [_schedule(name="x" * 65)]),
+    ("schedules[0].expression", [_schedule(expression="0 22 * * ? *")]),
+    ("schedules[0].expression", [_schedule(expression="cron(0 22 * * ?)")]),  # five fields: no year
+    ("schedules[0].expression", [_schedule(expression="at(2030-01-15 22:00)")]),
+    ("schedules[0].expression", [_schedule(expression="rate(1 hours)")]),
+    ("schedules[0].timezone", [_schedule(timezone="Mars/Olympus_Mons")]),
+    ("schedules[0].timezone", [_schedule(timezone="")]),
+    ("schedules[0].plan_id", [{k: v for k, v in _schedule().items() if k != "plan_id"}]),
+    ("schedules[0].plan_id", [_schedule(plan_id="plan#1")]),
+    ("schedules[0].wave", [_schedule(wave=-1)]),
+    ("schedules[0].wave", [_schedule(wave="1")]),
+    ("schedules[0].wave", [_schedule(wave=True)]),
+    ("schedules[0].max_concurrency", [_schedule(max_concurrency=0)]),
+    ("schedules[0].max_concurrency", [_schedule(max_concurrency=41)]),
+    ("schedules[0].tolerated_failure_percentage", [_schedule(tolerated_failure_percentage=101)]),
+    ("schedules[0] has unknown field(s) timeZone", [_schedule(timeZone="UTC")]),
+    ("schedules: names must be distinct, nightly repeated", [_schedule(), _schedule(wave=1)]),
+])
+def test_invalid_schedules_name_the_field_in_one_line(fake_layer, field, item):
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_context(App(context={"layer_dir": str(fake_layer), "schedules": item}).node)
+    message = str(raised.value)
+    assert message.startswith(f"context {field}") and "\n" not in message, message
