@@ -15,7 +15,7 @@ test: $(PY_OK) $(NODE_OK) $(LAYER_OK)
 	$(BIN)/pytest
 
 bench: $(PY_OK)
-	$(BIN)/python -m migrator.bench
+	$(BIN)/python -m migrator.bench --all
 
 synth: $(PY_OK) $(NODE_OK) $(LAYER_OK)
 	PATH="$(abspath $(BIN)):$$PATH" npx cdk synth --quiet

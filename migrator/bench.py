@@ -1,46 +1,130 @@
-"""`make bench`: run the shipped scenarios in the local runtime and print figures.
+"""`make bench`: figures, never assertions.
 
-Per scenario: state transitions and AWS calls per migrated instance, the peak
-AWS calls in one simulated second, simulated and wall seconds. Nothing here is
-asserted: the figures are for reading and comparing between commits.
+1. The reference fleet (scenarios/reference-200.yaml) end to end: state
+   transitions and AWS calls per migrated instance, the peak AWS calls in one
+   simulated second, the simulated makespan beside its lower bound (the longest
+   single target's simulated AWS durations), wall seconds.
+2. `plan` over a simulated account of 10,000 instances: calls and seconds.
+3. Every other shipped scenario, one line each (`--all`).
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
 from migrator.config import SCENARIOS_DIR
 from migrator.local.demo import run_scenario
-from migrator.local.scenario import load_scenario
+from migrator.local.scenario import Scenario, load_scenario
 
-COLUMNS = ("scenario", "instances", "migrated", "rolled back", "transitions/inst", "AWS calls/inst",
-           "peak calls/sim s", "sim s", "wall s", "invariants")
+REFERENCE = SCENARIOS_DIR / "reference-200.yaml"
 
 
-def measure(path) -> tuple:
-    scenario = load_scenario(path)
+def target_lower_bound(scenario: Scenario, target: str) -> float:
+    """The simulated seconds AWS itself needs for one target on its own: boots,
+    health checks, bakes, snapshots, node group creation, approvals, retention."""
+    t, approve = scenario.timings, scenario.approvals.after
+    kind, name = target.split("/", 1)
+    if kind == "asg":
+        size = next(g.size for g in scenario.auto_scaling_groups if g.name == name)
+        per_batch = max(1, math.floor((size + 1) * (100 - 90) / 100))  # the default 90 % min healthy
+        batches = math.ceil(size / per_batch)
+        return t.instance_boot + t.health_grace + t.canary_bake + approve + batches * (t.instance_boot + t.refresh_warmup)
+    if kind == "standalone":
+        return t.snapshot_complete + t.instance_boot + t.health_grace + 2 * approve + t.retention
+    return t.nodegroup_create + t.instance_boot + 2 * approve + t.pod_termination + t.nodegroup_delete
+
+
+def reference() -> None:
+    scenario = load_scenario(REFERENCE)
     started = time.monotonic()
     summary = run_scenario(scenario)
     wall = time.monotonic() - started
-    instances = summary["instances"]
-    per = max(1, instances["migrated"] + instances["rolled_back"])
-    return (
-        scenario.name, instances["total"], instances["migrated"], instances["rolled_back"],
-        f"{summary['state_transitions'] / per:.1f}", f"{summary['aws_api_calls'] / per:.1f}",
-        summary["peak_aws_calls_per_sim_second"], f"{summary['sim_seconds']:.0f}", f"{wall:.1f}",
-        "ok" if summary["invariants"]["ok"] else "VIOLATED",
-    )
+    migrated = max(1, summary["instances"]["migrated"])
+    bound = max(target_lower_bound(scenario, t["target"]) for t in summary["targets"])
+    waves = len(summary.get("waves", []))
+    print(f"reference fleet ({summary['instances']['total']} instances, {len(summary['targets'])} targets, {waves} waves)")
+    rows = [
+        ("migrated / rolled back / failed",
+         f"{summary['instances']['migrated']} / {summary['instances']['rolled_back']} / {summary['instances']['failed']}"),
+        ("state transitions per migrated instance", f"{summary['state_transitions'] / migrated:.1f}"),
+        ("AWS calls per migrated instance", f"{summary['aws_api_calls'] / migrated:.1f}"),
+        ("peak AWS calls in one simulated second", str(summary["peak_aws_calls_per_sim_second"])),
+        ("simulated makespan", f"{summary['sim_seconds']:.0f} s ({summary['sim_seconds'] / 3600:.1f} h)"),
+        ("lower bound: longest single target", f"{bound:.0f} s ({bound / 3600:.1f} h)"),
+        ("makespan / lower bound", f"{summary['sim_seconds'] / bound:.1f}x (waves run one after another)"),
+        ("wall seconds", f"{wall:.1f}"),
+        ("invariants", "ok" if summary["invariants"]["ok"] else "VIOLATED: " + "; ".join(summary["invariants"]["violations"][:3])),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"  {label.ljust(width)}  {value}")
 
 
-def main(paths: list[str]) -> int:
-    rows = [COLUMNS] + [tuple(map(str, measure(p))) for p in paths or sorted(SCENARIOS_DIR.glob("*.yaml"))]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    for index, row in enumerate(rows):
-        print("  ".join(c.rjust(w) if index and i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
-        if index == 0:
-            print("  ".join("-" * w for w in widths))
-    return 0 if all(r[-1] == "ok" for r in rows[1:]) else 1
+def plan_10k(count: int = 10_000) -> None:
+    """Discovery and planning over an account of `count` instances in moto."""
+    import boto3
+    from moto import mock_aws
+    from moto.ec2.models import ec2_backends
+
+    from migrator.config import AL2_AMI_PARAMETER, AL2023_AMI_PARAMETER
+    from migrator.fleet.plan import build_plan, discover
+
+    with mock_aws():
+        ec2 = boto3.client("ec2", "us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+        ssm = boto3.client("ssm", "us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+        al2 = ssm.get_parameter(Name=AL2_AMI_PARAMETER["x86_64"])["Parameter"]["Value"]
+        al2023 = ssm.get_parameter(Name=AL2023_AMI_PARAMETER["x86_64"])["Parameter"]["Value"]
+        backend = ec2_backends["123456789012"]["us-east-1"]  # built in the backend: the API would be the slow part
+        built = time.monotonic()
+        for batch in range(count // 500):
+            kind = batch % 4
+            tags = {"al2023-migration": "enabled"}
+            if kind == 1:
+                tags["aws:autoscaling:groupName"] = f"group-{batch}"
+            elif kind == 2:
+                tags |= {"eks:cluster-name": "prod", "eks:nodegroup-name": f"ng-{batch}"}
+            image = al2023 if batch % 10 == 9 else al2
+            backend.run_instances(image, 500, None, [], instance_type="t3.micro", tags={"instance": tags},
+                                  is_instance_type_default=False)
+        built = time.monotonic() - built
+        started = time.monotonic()
+        inventory = discover(ec2)
+        plan = build_plan(inventory, "us-east-1")
+        took = time.monotonic() - started
+    calls = sum(inventory.api_calls.values())
+    print(f"plan over {inventory.instances_seen} instances (account built in {built:.0f} s)")
+    print(f"  targets {len(inventory.targets)}, waves {len(plan['waves'])}, AL2023 already {inventory.already_al2023}")
+    print(f"  AWS calls {calls} ({dict(inventory.api_calls)}), wall {took:.1f} s "
+          f"(most of it moto serializing {count:,} instances)")
+
+
+def scenarios() -> None:
+    print("every shipped scenario")
+    print(f"  {'scenario':34} {'instances':>9} {'migrated':>8} {'rolled back':>11} {'transitions/inst':>16} "
+          f"{'calls/inst':>10} {'sim s':>7} {'wall s':>7}  invariants")
+    for path in sorted(SCENARIOS_DIR.glob("*.yaml")):
+        if path == REFERENCE:
+            continue
+        started = time.monotonic()
+        summary = run_scenario(load_scenario(path))
+        wall = time.monotonic() - started
+        i = summary["instances"]
+        per = max(1, i["migrated"] + i["rolled_back"])
+        print(f"  {summary['scenario']:34} {i['total']:>9} {i['migrated']:>8} {i['rolled_back']:>11} "
+              f"{summary['state_transitions'] / per:>16.1f} {summary['aws_api_calls'] / per:>10.1f} "
+              f"{summary['sim_seconds']:>7.0f} {wall:>7.1f}  {'ok' if summary['invariants']['ok'] else 'VIOLATED'}")
+
+
+def main(argv: list[str]) -> int:
+    reference()
+    print()
+    plan_10k()
+    if "--all" in argv:
+        print()
+        scenarios()
+    return 0
 
 
 if __name__ == "__main__":
