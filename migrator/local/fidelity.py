@@ -217,6 +217,16 @@ class Fidelity:
         self._saved_items.append((mapping, key, mapping.get(key, _MISSING)))
         mapping[key] = value
 
+    def _after_init(self, cls, hook: Callable[[object], None]) -> None:
+        """Run `hook` on every new object of a moto class (to stamp simulated times)."""
+        original = cls.__init__
+
+        def init(obj, *args, **kwargs):
+            original(obj, *args, **kwargs)
+            hook(obj)
+
+        self._patch(cls, "__init__", init)
+
     def _patch(self, owner: object, name: str, value: object) -> None:
         self._saved.append((owner, name, owner.__dict__.get(name, getattr(owner, name, None))))
         setattr(owner, name, value)
@@ -400,13 +410,7 @@ class Fidelity:
 
     def _patch_ec2(self) -> None:
         fidelity = self
-        original_init = ec2_instances.Instance.__init__
-
-        def instance_init(instance, *args, **kwargs):
-            original_init(instance, *args, **kwargs)
-            instance.sim_launched_at = fidelity.launch_time()
-
-        self._patch(ec2_instances.Instance, "__init__", instance_init)
+        self._after_init(ec2_instances.Instance, lambda instance: setattr(instance, "sim_launched_at", fidelity.launch_time()))
 
         # Speed, not behaviour: moto answered a resource's own tags by scanning every
         # tag of the account with regular expressions, for each resource a filter
@@ -467,12 +471,10 @@ class Fidelity:
     def _patch_autoscaling(self) -> None:
         fidelity = self
         state_cls = asg_models.InstanceState
-        original_state_init = state_cls.__init__
 
         # AWS: each instance reports the launch-template version it was launched
         # from (moto reported the template's default for all).
-        def state_init(state, instance, *args, **kwargs):
-            original_state_init(state, instance, *args, **kwargs)
+        def state_created(state):
             group = state.auto_scaling_group
             version = None
             if group is not None and group.ec2_launch_template is not None:
@@ -510,7 +512,7 @@ class Fidelity:
         def set_health(state, value):
             state.__dict__["_health_status"] = value
 
-        self._patch(state_cls, "__init__", state_init)
+        self._after_init(state_cls, state_created)
         self._patch(state_cls, "launch_template", property(launch_template))
         self._patch(state_cls, "lifecycle_state", property(get_lifecycle, set_lifecycle))
         self._patch(state_cls, "health_status", property(get_health, set_health))
@@ -780,11 +782,6 @@ class Fidelity:
     def _patch_standalone(self) -> None:
         fidelity = self
         snapshot_cls = ebs_models.Snapshot
-        original_snapshot_init = snapshot_cls.__init__
-
-        def snapshot_init(snapshot, *args, **kwargs):
-            original_snapshot_init(snapshot, *args, **kwargs)
-            snapshot.sim_started_at = fidelity.clock.now()
 
         # AWS: a snapshot is `pending` with a progress until it completes (or ends
         # in `error`); moto made every snapshot `completed` at once.
@@ -812,7 +809,7 @@ class Fidelity:
         def snapshot_message(snapshot):
             return "Snapshot failed: simulated error (scenario fault)" if snapshot_state(snapshot) == "error" else None
 
-        self._patch(snapshot_cls, "__init__", snapshot_init)
+        self._after_init(snapshot_cls, lambda snapshot: setattr(snapshot, "sim_started_at", fidelity.clock.now()))
         # `status` feeds DescribeSnapshots, `state` the SnapshotInfo of CreateSnapshots
         self._patch(snapshot_cls, "status", property(snapshot_state, lambda snapshot, value: None))
         self._patch(snapshot_cls, "state", property(snapshot_state))
@@ -873,12 +870,7 @@ class Fidelity:
 
         # AWS: a Run Command invocation is InProgress for a while, then Success,
         # or Failed when the health script fails; moto answered Success at once.
-        original_command_init = ssm_models.Command.__init__
         original_invocation = ssm_models.Command.get_invocation
-
-        def command_init(command, *args, **kwargs):
-            original_command_init(command, *args, **kwargs)
-            command.sim_requested_at = fidelity.clock.now()
 
         def get_invocation(command, instance_id, plugin_name):
             invocation = dict(original_invocation(command, instance_id, plugin_name))
@@ -895,7 +887,7 @@ class Fidelity:
                 invocation.update(StandardOutputContent="app healthy\n")
             return invocation
 
-        self._patch(ssm_models.Command, "__init__", command_init)
+        self._after_init(ssm_models.Command, lambda command: setattr(command, "sim_requested_at", fidelity.clock.now()))
         self._patch(ssm_models.Command, "get_invocation", get_invocation)
 
         # Faults at the cutover: the API call fails, or the new instance turns
@@ -969,10 +961,8 @@ class Fidelity:
     def _patch_eks(self) -> None:
         fidelity = self
         group_cls = eks_models.Nodegroup
-        original_init = group_cls.__init__
 
-        def group_init(group, *args, **kwargs):
-            original_init(group, *args, **kwargs)
+        def group_created(group):
             group.sim_created_at = fidelity.clock.now()
             group.sim_deleting_at = None
             fidelity.launch_node_instances(group)
@@ -993,7 +983,7 @@ class Fidelity:
                                     "resourceIds": [group.resources["autoScalingGroups"][0]["name"]]}]}
             return {"issues": []}
 
-        self._patch(group_cls, "__init__", group_init)
+        self._after_init(group_cls, group_created)
         self._patch(group_cls, "status", property(group_status, lambda group, value: None))
         self._patch(group_cls, "health", property(group_health, lambda group, value: None))
 
