@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 LAYER_OK := build/layer/.built
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test bench synth layer lint clean
 
 demo: $(PY_OK)
 	$(BIN)/al2023-migrate demo
 
-test: $(PY_OK) $(NODE_OK) $(LAYER_OK)
+test: $(PY_OK) $(NODE_OK) $(LAYER_OK) $(CHROMIUM)
 	$(BIN)/pytest
 
 bench: $(PY_OK)
@@ -35,6 +36,10 @@ $(NODE_OK): package.json package-lock.json
 $(LAYER_OK): $(PY_OK) layers/requirements.txt layers/build.py $(shell find migrator -name '*.py' -not -path '*/local/*')
 	$(BIN)/python layers/build.py build/layer
 	touch $@
+
+# The browser test drives Debian's Chromium (a test tool's own browser download cannot work here).
+$(CHROMIUM):
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 clean:
 	rm -rf $(VENV) node_modules build cdk.out

@@ -56,6 +56,18 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--html", help="also write a self-contained HTML report here")
     audit.add_argument("--table", help="the audit table (default: found by name)")
 
+    approvals_cmd = commands.add_parser("approvals", help="pending approvals; approve or reject from the terminal")
+    approvals_sub = approvals_cmd.add_subparsers(dest="approvals_command", required=True, parser_class=_Parser)
+    listing = approvals_sub.add_parser("list", help="pending approval requests")
+    aws_options(listing)
+    listing.add_argument("--table", help="the audit table (default: found by name)")
+    for verb in ("approve", "reject"):
+        decide = approvals_sub.add_parser(verb, help=f"{verb} one request (IAM-authenticated, single use)")
+        aws_options(decide)
+        decide.add_argument("approval_id")
+        decide.add_argument("--comment", default="")
+        decide.add_argument("--table", help="the audit table (default: found by name)")
+
     local = commands.add_parser("local", help="the local runtime")
     local_commands = local.add_subparsers(dest="local_command", required=True, parser_class=_Parser)
     serve = local_commands.add_parser("serve", help="serve the local runtime as an AWS endpoint on 127.0.0.1")
@@ -154,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     from migrator.fleet.commands import CommandError
 
     handlers = {"demo": demo, "local": serve, "plan": commands.plan, "start": commands.start,
-                "status": commands.status, "audit": commands.audit}
+                "status": commands.status, "audit": commands.audit, "approvals": commands.approvals}
     try:
         return handlers[args.command](args)
     except CommandError as error:

@@ -14,6 +14,9 @@ class Settings(BaseModel):
     notification_topic: str = Field(alias=config.ENV_NOTIFICATION_TOPIC)
     tag_key: str = Field(alias=config.ENV_TAG_KEY, default=config.DEFAULT_MIGRATION_TAG["key"])
     tag_value: str = Field(alias=config.ENV_TAG_VALUE, default=config.DEFAULT_MIGRATION_TAG["value"])
+    approval_secret: str = Field(alias=config.ENV_APPROVAL_SECRET, default="")
+    approval_base_url: str = Field(alias=config.ENV_APPROVAL_BASE_URL, default="")
+    approval_reminder_seconds: int = Field(alias=config.ENV_APPROVAL_REMINDER, default=3600)
 
 
 @lru_cache(maxsize=1)

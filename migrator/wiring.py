@@ -9,6 +9,9 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
+from aws_lambda_powertools.utilities.parameters import get_secret
+
+from migrator.approvals.core import Approvals
 from migrator.audit import AuditLog
 from migrator.aws import client
 from migrator.settings import settings
@@ -38,3 +41,13 @@ def run_once(task: str, execution: str, context, action: Callable[[], dict]) -> 
     functions also check state first, so this guards retries after a timeout.)"""
     _IDEMPOTENCY.register_lambda_context(context)
     return _once_runner()(key={"task": task, "execution": execution}, action=action)
+
+
+def approvals() -> Approvals:
+    """The approval store; the HMAC secret comes from Secrets Manager, cached by Powertools."""
+    s = settings()
+    return Approvals(
+        dynamodb=client("dynamodb"), sfn=client("stepfunctions"), sns=client("sns"), table=s.audit_table,
+        topic=s.notification_topic, secret=get_secret(s.approval_secret, max_age=300).encode(),
+        base_url=s.approval_base_url,
+    )

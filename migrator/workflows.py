@@ -38,6 +38,7 @@ class Access(str, Enum):
     NODEGROUP_WRITE = "nodegroup-write"  # eks:Create/DeleteNodegroup, ec2:CreateLaunchTemplate, PassRole to EKS
     PLAN_READ = "plan-read"  # dynamodb:GetItem on the audit table (plans are stored there by wave)
     EXECUTION_READ = "execution-read"  # states:DescribeExecution on the child state machines' executions
+    APPROVALS = "approvals"  # the approval items of the audit table, the HMAC secret, sns:Publish, states:SendTask*
     KUBERNETES = "kubernetes"  # an EKS access entry on the clusters in cdk.json (no IAM action: the token is presigned)
 
 
@@ -76,6 +77,11 @@ class Workflow:
 
 _BASE = frozenset({Access.AUDIT_WRITE})
 
+# Every approval gate is this task (lambda:invoke.waitForTaskToken): one mechanism for all.
+REQUEST_APPROVAL = LambdaTask("approvals_request", "RequestApprovalFunctionArn",
+                              "Store a gate's task token under an id and email signed links",
+                              _BASE | {Access.APPROVALS})
+
 ASG_ROLLOUT = Workflow(
     name="asg-rollout",
     asl_file="asg_rollout.asl.json",
@@ -110,6 +116,7 @@ ASG_ROLLOUT = Workflow(
         LambdaTask("asg_check_rollback", "CheckRollbackFunctionArn",
                    "Wait until every instance runs the old version again",
                    _BASE | {Access.ASG_READ}),
+        REQUEST_APPROVAL,
     ),
 )
 
@@ -148,6 +155,7 @@ STANDALONE_EC2 = Workflow(
         LambdaTask("ec2_decommission", "DecommissionFunctionArn",
                    "Terminate the old instance; snapshots get an expiry date",
                    _BASE | {Access.INSTANCE_READ, Access.INSTANCE_WRITE, Access.SNAPSHOT_WRITE, Access.IDEMPOTENCY}),
+        REQUEST_APPROVAL,
     ),
 )
 
@@ -174,6 +182,7 @@ EKS_NODEGROUP = Workflow(
         LambdaTask("eks_wait_deleted", "WaitDeletedFunctionArn", "Wait until the old group is gone", _KUBE),
         LambdaTask("eks_rollback", "RollbackFunctionArn", "Untaint the AL2 nodes, remove the new group",
                    _KUBE | {Access.NODEGROUP_WRITE}),
+        REQUEST_APPROVAL,
     ),
 )
 
@@ -188,6 +197,7 @@ FLEET = Workflow(
                    frozenset({Access.PLAN_READ, Access.EXECUTION_READ})),
         LambdaTask("fleet_summarize_wave", "SummarizeWaveFunctionArn",
                    "Count a wave's outcomes against its tolerated failure percentage", _BASE),
+        REQUEST_APPROVAL,
     ),
 )
 

@@ -7,7 +7,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from migrator import config
-from migrator.workflows import LambdaTask, Workflow
+from migrator.workflows import Access, Workflow
 from stacks.encryption import EncryptionKey
 from stacks.names import pascal_case
 from stacks.permissions import ANY, NO_RESOURCE_LEVEL, TaskPermissions
@@ -23,9 +23,11 @@ class TaskFunctions(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, workflows: tuple[Workflow, ...],
                  settings: Settings, key: EncryptionKey, permissions: TaskPermissions,
-                 environment: dict[str, str]) -> None:
+                 environment: dict[str, str], access_environment: dict[Access, dict[str, str]] | None = None) -> None:
         super().__init__(scope, construct_id)
         self._key, self._permissions = key, permissions
+        # Variables only the functions with that bundle get (the approval secret's ARN for APPROVALS).
+        self._access_environment = access_environment or {}
         self._environment = {
             **environment,
             config.ENV_TAG_KEY: settings.tag_key,
@@ -40,21 +42,29 @@ class TaskFunctions(Construct):
         self.functions: dict[str, lambda_.Function] = {}
         for workflow in workflows:
             for task in workflow.tasks:
-                if task.folder not in self.functions:  # a task may serve several workflows
-                    self.functions[task.folder] = self._function(task)
+                if task.folder not in self.functions:  # a task may serve several workflows (approvals_request)
+                    self.functions[task.folder] = self.create(self, task.folder, task.description, task.access)
 
-    def _function(self, task: LambdaTask) -> lambda_.Function:
-        scope = Construct(self, pascal_case(task.folder))
+    def tasks_with(self, access: Access, workflows: tuple[Workflow, ...]) -> dict[str, lambda_.Function]:
+        """The task functions whose bundles include `access`, by folder."""
+        return {t.folder: self.functions[t.folder] for w in workflows for t in w.tasks if access in t.access}
+
+    def create(self, parent: Construct, folder: str, description: str, access: frozenset[Access],
+               environment: dict[str, str] | None = None) -> lambda_.Function:
+        """A function for lambdas/<folder>/handler.py under `parent`, with the layer, runtime, tracing, log
+        settings and environment every task function has, and its own role with exactly `access`
+        (also for the functions no workflow invokes: the approval API and the reminder)."""
+        scope = Construct(parent, pascal_case(folder))
         log_group = logs.LogGroup(
             scope, "Logs", retention=logs.RetentionDays.ONE_MONTH, encryption_key=self._key.key,
         )
         role = iam.Role(scope, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description=f"{task.folder}: {', '.join(sorted(a.value for a in task.access)) or 'no AWS access'}")
+                        description=f"{folder}: {', '.join(sorted(a.value for a in access)) or 'no AWS access'}")
         log_group.grant_write(role)  # instead of the AWSLambdaBasicExecutionRole managed policy
         function = lambda_.Function(
             scope, "Function",
-            description=task.description,
-            code=lambda_.Code.from_asset(str(task.handler_file.parent)),
+            description=description,
+            code=lambda_.Code.from_asset(str(config.LAMBDAS_DIR / folder)),
             handler="handler.handler",
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
@@ -64,14 +74,18 @@ class TaskFunctions(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             memory_size=256,
             timeout=Duration.seconds(60),  # tasks poll through the ASL, they never wait inside
-            environment=self._environment,
+            environment={
+                **self._environment,
+                **{k: v for a in sorted(access, key=lambda a: a.value) for k, v in self._access_environment.get(a, {}).items()},
+                **(environment or {}),
+            },
         )
         NagSuppressions.add_resource_suppressions(function, [NagPackSuppression(
             id="AwsSolutions-L1",
             reason="Python 3.12 on purpose: layers/build.py builds the layer's binary wheels (pydantic-core) "
                    "for CPython 3.12; the runtime and the layer move to a newer Python together",
         )])
-        self._permissions.apply(role, task.access, wildcards={
+        self._permissions.apply(role, access, wildcards={
             ANY.nag_finding: "xray:PutTraceSegments, xray:PutTelemetryRecords (active tracing): " + NO_RESOURCE_LEVEL,
         })
         return function

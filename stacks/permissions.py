@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from aws_cdk import Aws, aws_iam as iam
+from aws_cdk import Aws, aws_iam as iam, aws_secretsmanager as secretsmanager
 from cdk_nag import NagPackSuppression, NagSuppressions
 
 from migrator.config import EXECUTION_TAG, EXPIRES_TAG
@@ -67,6 +67,7 @@ def eks_addons(cluster: str) -> Pattern:  # addon/<cluster>/<addon>/<uuid>
     return Pattern("arn:{partition}:eks:{region}:{account}:addon/" + ("*" if cluster == "*" else cluster + "/*"))
 
 PLAN_KEY_PREFIX = "plan#"  # migrator/fleet/waves.py wave_key: pk plan#<id>, sk wave#NNN
+APPROVAL_KEY_PREFIX = "approval#"  # migrator/approvals/core.py Approvals._key: pk approval#<id>, sk request
 
 NO_RESOURCE_LEVEL = "the action does not support resource-level permissions"
 
@@ -76,8 +77,9 @@ class TaskPermissions:
 
     def __init__(self, *, key: EncryptionKey, tables: MigrationTables, notifications: Notifications,
                  tag_key: str, tag_value: str, hosted_zone_ids: tuple[str, ...] = (),
-                 eks_clusters: tuple[str, ...] = ()) -> None:
+                 eks_clusters: tuple[str, ...] = (), approval_secret: secretsmanager.ISecret | None = None) -> None:
         self._key, self._tables, self._notifications = key, tables, notifications
+        self._approval_secret = approval_secret  # the HMAC key of the approval links (stacks/approvals.py)
         self._tag = lambda condition_key: {"StringEquals": {f"{condition_key}/{tag_key}": tag_value}}
         self._tagged = self._tag("aws:ResourceTag")
         # Without cdk.json dns_hosted_zone_ids, any zone: the cutover's zone comes from the execution input.
@@ -121,6 +123,8 @@ class TaskPermissions:
         if access is Access.NOTIFY:
             return [_stmt(["sns:Publish"], [self._notifications.topic.topic_arn]),
                     _stmt(KEY_PUBLISH_ACTIONS, [key_arn])]
+        if access is Access.APPROVALS:
+            return self._approvals(key_arn)
 
         tagged = self._tagged
         if access is Access.AMI_READ:
@@ -259,6 +263,28 @@ class TaskPermissions:
             # Kubernetes access is an EKS access entry per role and cluster (stacks/kubernetes.py).
             return []
         raise ValueError(f"no IAM statements defined for {access}")
+
+    def _approvals(self, key_arn: str):
+        """migrator/approvals/core.py: the approval items of the audit table, the link secret, the topic (the
+        email, and who else receives it), and the decision sent back to the waiting execution."""
+        if self._approval_secret is None:
+            raise ValueError("Access.APPROVALS needs the approval secret: TaskPermissions(approval_secret=...)")
+        audit, topic = self._tables.audit.table_arn, self._notifications.topic.topic_arn
+        return [
+            _stmt(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [audit],
+                  conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{APPROVAL_KEY_PREFIX}*"]}}),
+            # Scan (the reminder's list of pending requests) names no partition key, so dynamodb:LeadingKeys is
+            # absent from its request: a ForAllValues condition would then match anyway (an empty set) and only
+            # pretend to restrict it, a ForAnyValue one would never match. It reads the table; core.py filters
+            # on approval#, and the items hold no secret (links are signed with the secret, never stored).
+            _stmt(["dynamodb:Scan"], [audit]),
+            _stmt(KEY_TABLE_ACTIONS, [key_arn]),  # the table, the secret and the topic share the key
+            _stmt(["secretsmanager:GetSecretValue"], [self._approval_secret.secret_arn]),
+            _stmt(["sns:Publish", "sns:ListSubscriptionsByTopic"], [topic]),
+            _stmt(["states:SendTaskSuccess", "states:SendTaskFailure"], [ANY],
+                  why="the Service Authorization Reference lists no resource type for these actions (they act on a "
+                      "task token, which names the execution); the tokens are only in the approval items"),
+        ]
 
     def _eks_clusters(self) -> list[Pattern]:
         return [eks_cluster(c) for c in self._clusters]

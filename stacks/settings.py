@@ -28,6 +28,13 @@ MAX_WAVE = 999
 MAX_CONCURRENCY = 40  # an inline Map runs at most 40 iterations at once
 DEFAULT_MAX_CONCURRENCY = 10
 DEFAULT_SCHEDULE_TIMEZONE = "UTC"
+# cdk.json `approval_auth`: how the approval API authenticates. "none": the signed link is the credential;
+# "iam": both methods need SigV4-signed requests (AuthorizationType AWS_IAM).
+APPROVAL_AUTH_MODES = ("none", "iam")
+DEFAULT_APPROVAL_AUTH = "none"
+DEFAULT_APPROVAL_REMINDER_SECONDS = 3600
+# Context values that are plain strings, not JSON (`-c approval_auth=iam` and cdk.json give the same).
+_STRING_KEYS = {"layer_dir", "approval_auth"}
 
 
 class SettingsError(Exception):
@@ -110,13 +117,17 @@ class Settings:
     # cdk.json `schedules`: waves of stored plans started on the fleet state machine by EventBridge
     # Scheduler (stacks/schedules.py). Empty (the default): no schedule; waves start by hand.
     schedules: tuple[WaveSchedule, ...] = ()
+    # cdk.json `approval_auth`: "none" (default) or "iam", see APPROVAL_AUTH_MODES.
+    approval_auth: str = DEFAULT_APPROVAL_AUTH
+    # cdk.json `approval_reminder_seconds`: a pending approval gets one reminder when it expires within this.
+    approval_reminder_seconds: int = DEFAULT_APPROVAL_REMINDER_SECONDS
 
     @classmethod
     def from_context(cls, node: Node) -> Settings:
         def get(key, default):
             value = node.try_get_context(key)
             # `-c key=value` on the command line gives strings; cdk.json gives JSON values.
-            if isinstance(value, str) and key != "layer_dir":
+            if isinstance(value, str) and key not in _STRING_KEYS:
                 try:
                     value = json.loads(value)
                 except json.JSONDecodeError:
@@ -151,5 +162,12 @@ class Settings:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise SettingsError(f"context schedules: names must be distinct, {', '.join(duplicates)} repeated")
+        auth = get("approval_auth", DEFAULT_APPROVAL_AUTH)
+        if auth not in APPROVAL_AUTH_MODES:
+            raise SettingsError(f"context approval_auth must be one of {', '.join(APPROVAL_AUTH_MODES)}, got {auth!r}")
+        reminder = get("approval_reminder_seconds", DEFAULT_APPROVAL_REMINDER_SECONDS)
+        if not (isinstance(reminder, int) and not isinstance(reminder, bool) and 0 < reminder <= MAX_APPROVAL_TIMEOUT_SECONDS):
+            raise SettingsError(
+                f"context approval_reminder_seconds must be 1..{MAX_APPROVAL_TIMEOUT_SECONDS}, got {reminder!r}")
         return cls(str(tag["key"]), str(tag["value"]), timeout, tuple(emails), layer_dir, tuple(zones),
-                   tuple(clusters), schedules)
+                   tuple(clusters), schedules, auth, reminder)

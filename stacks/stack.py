@@ -1,5 +1,5 @@
-"""The stack: shared key, topic and tables, then functions and state machines for every workflow, the
-wave schedules of cdk.json and an alert on failed executions."""
+"""The stack: shared key, topic, tables and approval secret, then functions and state machines for every
+workflow, the approval API and reminder, the wave schedules of cdk.json and an alert on failed executions."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from constructs import Construct
 from migrator import config
 from migrator.workflows import FLEET, WORKFLOWS, Access, Workflow
 from stacks.alerts import ExecutionFailureAlerts
+from stacks.approvals import ApprovalsApi, approval_secret
 from stacks.encryption import EncryptionKey
 from stacks.functions import TaskFunctions
 from stacks.kubernetes import KubernetesAccess
@@ -28,10 +29,11 @@ class MigrationStack(Stack):
         key = EncryptionKey(self, "Encryption")
         notifications = Notifications(self, "Notifications", key=key, emails=settings.notification_emails)
         tables = MigrationTables(self, "Tables", key=key)
+        secret = approval_secret(self, "ApprovalSecret", key=key)
         permissions = TaskPermissions(key=key, tables=tables, notifications=notifications,
                                       tag_key=settings.tag_key, tag_value=settings.tag_value,
                                       hosted_zone_ids=settings.dns_hosted_zone_ids,
-                                      eks_clusters=settings.eks_clusters)
+                                      eks_clusters=settings.eks_clusters, approval_secret=secret)
         functions = TaskFunctions(
             self, "Tasks", workflows=workflows, settings=settings, key=key, permissions=permissions,
             environment={
@@ -39,7 +41,14 @@ class MigrationStack(Stack):
                 config.ENV_IDEMPOTENCY_TABLE: tables.idempotency.table_name,
                 config.ENV_NOTIFICATION_TOPIC: notifications.topic.topic_arn,
             },
+            access_environment={Access.APPROVALS: {config.ENV_APPROVAL_SECRET: secret.secret_arn}},
         )
+        # One approvals_request function serves the gates of every workflow; its links point at the API, whose
+        # own function (approvals_api) is a different one, so the URL creates no cycle.
+        approvals = ApprovalsApi(self, "Approvals", functions=functions, key=key, auth=settings.approval_auth,
+                                 reminder_seconds=settings.approval_reminder_seconds)
+        for function in functions.tasks_with(Access.APPROVALS, workflows).values():
+            function.add_environment(config.ENV_APPROVAL_BASE_URL, approvals.url)
         KubernetesAccess(self, "Kubernetes", clusters=settings.eks_clusters, roles={
             task.folder: functions.functions[task.folder].role
             for workflow in workflows for task in workflow.tasks if Access.KUBERNETES in task.access
@@ -47,6 +56,8 @@ class MigrationStack(Stack):
         # What the CLI needs to start, approve and audit migrations.
         CfnOutput(self, "NotificationTopicArn", value=notifications.topic.topic_arn)
         CfnOutput(self, "AuditTableName", value=tables.audit.table_name)
+        CfnOutput(self, "ApprovalApiUrl", value=approvals.url,
+                  description="approval links point here: <url>approvals/<id>?d=...&e=...&s=...")
         CfnOutput(self, "ApprovalTimeoutSeconds", value=str(settings.approval_timeout_seconds),
                   description="default approval timeout for the execution input")
         self.state_machines: dict[str, sfn.StateMachine] = {}  # by workflow name

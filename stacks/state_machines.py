@@ -46,7 +46,7 @@ class WorkflowStateMachine(Construct):
         # Exactly these functions, unqualified: the ASL invokes them by the substituted ARN.
         self.state_machine.add_to_role_policy(iam.PolicyStatement(
             actions=["lambda:InvokeFunction"], resources=[fn.function_arn for fn in task_functions]))
-        notifications.grant_publish(self.state_machine)  # approval requests with the task token
+        notifications.grant_publish(self.state_machine)  # the workflows' own notifications (sns:publish)
         NagSuppressions.add_resource_suppressions(self.state_machine.role, [NagPackSuppression(
             id="AwsSolutions-IAM5", applies_to=[ANY.nag_finding],
             reason="logs:*LogDelivery, logs:PutResourcePolicy, logs:Describe* (log delivery to CloudWatch Logs) and "

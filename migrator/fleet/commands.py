@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -139,4 +140,34 @@ def audit(args) -> int:
     if args.html:
         Path(args.html).write_text(render_html(report))
         print(f"HTML report written to {args.html}")
+    return 0
+
+
+def approvals(args) -> int:
+    """The terminal's way to answer: the caller's IAM identity is the approver, and the
+    same conditional write keeps every request single-use."""
+    from migrator.approvals.core import PAST, Approvals, LinkRefused
+
+    clients = session_clients(args)
+    dynamodb = clients("dynamodb")
+    store = Approvals(dynamodb=dynamodb, sfn=clients("stepfunctions"), sns=None,
+                      table=_find_table(dynamodb, args.table), topic="", secret=b"", base_url="")
+    if args.approvals_command == "list":
+        rows = [("id", "target", "gate", "expires")]
+        for request in store.pending():
+            rows.append((request["id"], request["target"], request["gate"],
+                         datetime.fromtimestamp(request["expires_at"], UTC).isoformat(timespec="minutes")))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for index, row in enumerate(rows):
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+            if index == 0:
+                print("  ".join("-" * w for w in widths))
+        return 0
+    identity = clients("sts").get_caller_identity()["Arn"]
+    try:
+        record = store.decide(args.approval_id, args.approvals_command, identity, "terminal", "al2023-migrate",
+                              args.comment)
+    except LinkRefused as error:
+        raise CommandError(str(error)) from None
+    print(f"{args.approval_id}: {PAST[args.approvals_command]} by {record['by']} at {record['at']}")
     return 0

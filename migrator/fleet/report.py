@@ -59,11 +59,11 @@ def approvals_of(events: list[dict]) -> list[dict]:
         if event["type"] == "TaskSubmitted" and "waitForTaskToken" in event["taskSubmittedEventDetails"].get("resource", ""):
             asked[event["previousEventId"]] = event
         if event["type"] == "TaskScheduled":
-            parameters = json.loads(event["taskScheduledEventDetails"].get("parameters", "{}"))
-            message = parameters.get("Message")
-            message = json.loads(message) if isinstance(message, str) else message
-            if isinstance(message, dict) and message.get("kind") == "approval-request":
-                found.append({"gate": f"{message['target']}/{message['gate']}", "asked_at": _seconds(event["timestamp"]),
+            details = event["taskScheduledEventDetails"]
+            payload = json.loads(details.get("parameters", "{}")).get("Payload")
+            if "waitForTaskToken" in details.get("resource", "") + details.get("resourceType", "") or (
+                    isinstance(payload, dict) and "task_token" in payload):
+                found.append({"gate": f"{payload['target']}/{payload['gate']}", "asked_at": _seconds(event["timestamp"]),
                               "decision": "pending", "by": None, "at": None})
         if found and event["type"] == "TaskSucceeded" and found[-1]["decision"] == "pending":
             output = json.loads(event["taskSucceededEventDetails"].get("output") or "{}")

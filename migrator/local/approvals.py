@@ -1,18 +1,19 @@
 """Answers approval requests in the local runtime the way the scenario says.
 
-It reads the notification topic through an SQS subscription, as any consumer
-of the topic would, and answers with SendTaskSuccess / SendTaskFailure after
-the scenario's simulated delay. Gates set to `ignore` are never answered and
-time out.
+It reads the notification topic through an SQS subscription, as a mailbox
+would, and after the scenario's simulated delay does what a person does: opens
+the approve or reject link from the email (the confirmation page) and submits
+its form. Gates set to `ignore` are never answered and time out.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
+import re
 import threading
-
-from botocore.exceptions import ClientError
+import urllib.parse
+import urllib.request
+from html.parser import HTMLParser
 
 from migrator.local.clock import SimClock
 from migrator.local.scenario import Approvals
@@ -38,7 +39,8 @@ class ApprovalBot:
                     return
                 self.clock.touch()
                 for message in batch:
-                    body = json.loads(json.loads(message["Body"])["Message"])
+                    text = json.loads(message["Body"])["Message"]
+                    body = parse_message(text)
                     self.messages.append(body)
                     if body.get("kind") == "approval-request":
                         self._schedule(body)
@@ -55,14 +57,45 @@ class ApprovalBot:
         self.clock.call_later(self.approvals.after, lambda: self._answer(request, gate, decision))
 
     def _answer(self, request: dict, gate: str, decision: str) -> None:
-        at = dt.datetime.fromtimestamp(self.clock.now(), dt.UTC).isoformat()
-        record = {"gate": gate, "decision": decision, "by": "scenario", "at": at, "execution": request["execution"]}
-        self.decisions.append(record)
+        record = {"gate": gate, "decision": decision, "by": "scenario", "page": None}
+        link = request["links"]["approve" if decision == "approve" else "reject"]
         try:
-            if decision == "approve":
-                self.sfn.send_task_success(taskToken=request["task_token"], output=json.dumps(record))
-            else:
-                self.sfn.send_task_failure(taskToken=request["task_token"], error="Rejected",
-                                           cause=f"{gate} rejected by the scenario's approvals")
-        except ClientError as error:  # the gate timed out or the run was stopped first
+            with urllib.request.urlopen(link, timeout=30) as page:  # GET: the confirmation page
+                form = _Form()
+                form.feed(page.read().decode())
+            fields = {**form.hidden, "approver": "scenario", "comment": "scenario approvals"}
+            data = urllib.parse.urlencode(fields).encode()
+            with urllib.request.urlopen(urllib.request.Request(link.split("?")[0], data=data), timeout=30) as done:
+                record["page"] = done.status
+        except OSError as error:  # expired or already answered: the page says so
             record["error"] = str(error)
+        self.decisions.append(record)
+
+
+class _Form(HTMLParser):
+    """The hidden fields of the confirmation form."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden: dict[str, str] = {}
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "input" and attributes.get("type") == "hidden":
+            self.hidden[attributes["name"]] = attributes.get("value", "")
+
+
+REQUEST = re.compile(r"The AL2023 migration of (?P<target>\S+) waits for your decision at the gate '(?P<gate>[^']+)'")
+
+
+def parse_message(text: str) -> dict:
+    """An approval email (links) or a JSON notification."""
+    found = REQUEST.search(text)
+    if found:
+        links = dict(re.findall(r"^(Approve|Reject):\s+(\S+)$", text, re.MULTILINE))
+        return {"kind": "approval-request", "target": found["target"], "gate": found["gate"], "text": text,
+                "links": {"approve": links.get("Approve"), "reject": links.get("Reject")}}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"kind": "text", "text": text}

@@ -12,6 +12,7 @@ import importlib.util
 import io
 import json
 import logging
+import secrets
 import os
 import time
 import zipfile
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from migrator import clock as domain_clock
 from migrator import config
 from migrator.aws import client
+from migrator.local.approval_server import ApprovalServer
 from migrator.local.approvals import ApprovalBot
 from migrator.local.clock import SimClock
 from migrator.local.fidelity import Fidelity
@@ -34,9 +36,25 @@ AUDIT_TABLE = "al2023-migration-audit"
 IDEMPOTENCY_TABLE = "al2023-migration-idempotency"
 TOPIC = "al2023-migration-notifications"
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+REMINDER_SWEEP_SECONDS = 900  # how often the deployed reminder rule runs
 
 
-def _handler_env(region: str) -> dict[str, str]:
+APPROVAL_SECRET = "al2023-migration-approvals"
+_APPROVAL_KEY = secrets.token_hex(32)  # one per process: Powertools caches the secret across runtimes
+_approval_server = None
+
+
+def approval_server(clock_source) -> "ApprovalServer":
+    """One approval API per process, shared by every runtime of it (the backends are global)."""
+    global _approval_server
+    if _approval_server is None:
+        _approval_server = ApprovalServer(clock_source)
+        _approval_server.start()
+    _approval_server.clock = clock_source
+    return _approval_server
+
+
+def _handler_env(region: str, approvals_url: str) -> dict[str, str]:
     return {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -52,6 +70,8 @@ def _handler_env(region: str) -> dict[str, str]:
         config.ENV_NOTIFICATION_TOPIC: f"arn:aws:sns:{region}:{ACCOUNT}:{TOPIC}",
         config.ENV_TAG_KEY: config.DEFAULT_MIGRATION_TAG["key"],
         config.ENV_TAG_VALUE: config.DEFAULT_MIGRATION_TAG["value"],
+        config.ENV_APPROVAL_SECRET: APPROVAL_SECRET,
+        config.ENV_APPROVAL_BASE_URL: approvals_url,
     }
 
 
@@ -109,7 +129,8 @@ class LocalRuntime:
     def start(self) -> None:
         from moto import mock_aws
 
-        for key, value in _handler_env(self.region).items():
+        self.approval_api = approval_server(self.clock)
+        for key, value in _handler_env(self.region, self.approval_api.base_url).items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
         # the interpreter logs every failed state at ERROR; the history has it all
@@ -119,7 +140,8 @@ class LocalRuntime:
         domain_clock.use(self.clock.now)
         self.fidelity = Fidelity(self.clock, self.scenario.timings, load_handlers(), self.scenario.faults)
         self.fidelity.install()
-        for service in ("autoscaling", "ec2", "ssm", "elbv2", "cloudwatch", "dynamodb", "sns", "route53", "eks", "sts"):
+        for service in ("autoscaling", "ec2", "ssm", "elbv2", "cloudwatch", "dynamodb", "sns", "route53", "eks", "sts",
+                        "stepfunctions", "secretsmanager"):
             client(service)  # as a warm Lambda container has them: no model loading mid-run
         self._create_infrastructure()
         self.fidelity.account, self.fidelity.region = ACCOUNT, self.region
@@ -135,7 +157,18 @@ class LocalRuntime:
             self.fidelity.standalone_targets[built.instance_id] = built.spec.target
             self.fidelity.address_checks.append(lambda built=built: self.address_problem(built))
         self.clock.before_jump(self.bot.poll)
+        self._remind_every(REMINDER_SWEEP_SECONDS)
         self.clock.start_ticking()
+
+    def _remind_every(self, seconds: float) -> None:
+        """The scheduled reminder Lambda's sweep, on the simulated clock."""
+        from migrator.wiring import approvals
+
+        def sweep():
+            approvals().remind(int(os.environ.get(config.ENV_APPROVAL_REMINDER, "3600")))
+            self._remind_every(seconds)
+
+        self.clock.call_later(seconds, sweep)
 
     def _make_cluster(self, spec) -> SimCluster:
         timings = self.scenario.timings
@@ -191,6 +224,7 @@ class LocalRuntime:
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         )
+        self.client("secretsmanager").create_secret(Name=APPROVAL_SECRET, SecretString=_APPROVAL_KEY)
         sns, sqs = self.client("sns"), self.client("sqs")
         topic = sns.create_topic(Name=TOPIC)["TopicArn"]
         queue = sqs.create_queue(QueueName="al2023-migration-approvals")["QueueUrl"]
@@ -207,15 +241,17 @@ class LocalRuntime:
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("handler.py", "# runs in-process in the local runtime\n")
         awslambda, sfn = self.client("lambda"), self.client("stepfunctions")
+        functions: dict[str, str] = {}
         for workflow in WORKFLOWS:
             values = {"NotificationTopicArn": topic}
             values |= {child.arn_substitution: self.state_machines[child.name] for child in workflow.children}
             for task in workflow.tasks:
-                function = awslambda.create_function(
-                    FunctionName=task.local_function_name, Runtime="python3.12", Role=role,
-                    Handler="handler.handler", Code={"ZipFile": code.getvalue()}, Description=task.description,
-                )
-                values[task.substitution] = function["FunctionArn"]
+                if task.local_function_name not in functions:  # a task shared by workflows: one function
+                    functions[task.local_function_name] = awslambda.create_function(
+                        FunctionName=task.local_function_name, Runtime="python3.12", Role=role,
+                        Handler="handler.handler", Code={"ZipFile": code.getvalue()}, Description=task.description,
+                    )["FunctionArn"]
+                values[task.substitution] = functions[task.local_function_name]
             self.state_machines[workflow.name] = sfn.create_state_machine(
                 name=workflow.name, definition=render_definition(workflow, values), roleArn=role,
             )["stateMachineArn"]

@@ -58,6 +58,8 @@ class LocalServer:
             + runtime.region,
             f"  aws --endpoint-url {self.endpoint} stepfunctions start-execution --state-machine-arn {arn} "
             f"--name try-1 --input '{json.dumps(example)}'",
+            f"approval emails: `al2023-migrate approvals list --endpoint-url {self.endpoint}`; "
+            f"their links open pages on {runtime.approval_api.base_url}",
             "Ctrl-C stops it.",
         ]
         return "\n".join(lines)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import urllib.request
+from urllib.parse import urlencode
 import shutil
 import socket
 import subprocess
@@ -88,8 +91,8 @@ def _free_port() -> int:
 
 
 def test_local_serve_runs_a_rollout_driven_over_http():
-    """start-execution, describe-execution, get-execution-history and send-task-success
-    against the served endpoint, with the approval answered by hand."""
+    """start-execution, describe-execution and get-execution-history against the served
+    endpoint, the approval answered by hand through the emailed link's page."""
     scenario = parse_scenario({"version": 1, "name": "serve", "clock": {"speed": 1000},
                                "approvals": {"default": "ignore"},
                                "auto_scaling_groups": [{"name": "web", "size": 2, "target_group": True}]})
@@ -101,14 +104,18 @@ def test_local_serve_runs_a_rollout_driven_over_http():
         machine = server.runtime.state_machines["asg-rollout"]
         arn = sfn.start_execution(stateMachineArn=machine, name="by-hand-1",
                                   input=json.dumps({"group_name": "web", "canary_bake_seconds": 60}))["executionArn"]
-        token = _wait_for_approval_token(sfn, arn)
+        email = _wait_for_approval_email(server, sfn, arn)
         if shutil.which("aws"):  # the AWS CLI itself, where the machine has it
             env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                    "AWS_DEFAULT_REGION": "us-east-1"}
             out = subprocess.run(["aws", "--endpoint-url", server.endpoint, "stepfunctions", "describe-execution",
                                   "--execution-arn", arn], env=env, capture_output=True, text=True, check=True)
             assert json.loads(out.stdout)["status"] == "RUNNING"
-        sfn.send_task_success(taskToken=token, output=json.dumps({"approver": "test"}))
+        page = urllib.request.urlopen(email["links"]["approve"]).read().decode()
+        assert "Approve before-refresh of asg/web?" in page and "<form method='post'>" in page
+        fields = dict(re.findall(r"name='(d|e|s)' value='([^']*)'", page)) | {"approver": "ops@example.com"}
+        urllib.request.urlopen(urllib.request.Request(email["links"]["approve"].split("?")[0],
+                                                      data=urlencode(fields).encode()))
         deadline = time.monotonic() + 120
         while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -117,14 +124,14 @@ def test_local_serve_runs_a_rollout_driven_over_http():
         server.stop()
 
 
-def _wait_for_approval_token(sfn, arn: str) -> str:
+def _wait_for_approval_email(server, sfn, arn: str) -> dict:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        for event in sfn.get_execution_history(executionArn=arn)["events"]:
-            if event["type"] == "TaskScheduled":
-                parameters = json.loads(event["taskScheduledEventDetails"]["parameters"])
-                message = parameters["Message"]
-                return (json.loads(message) if isinstance(message, str) else message)["task_token"]
+        server.runtime.bot.poll()
+        emails = [m for m in server.runtime.bot.messages if m["kind"] == "approval-request"]
+        if emails:
+            return emails[0]
+        assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
         time.sleep(0.1)
     raise AssertionError("the approval gate was never reached")
 

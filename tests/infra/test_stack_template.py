@@ -8,13 +8,13 @@ import re
 import pytest
 import yaml
 from aws_cdk import App, Stack, aws_iam as iam
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Annotations, Match, Template
 
 from migrator import config
 from migrator.config import DEFAULT_MIGRATION_TAG, PROJECT_ROOT
 from migrator.fleet.waves import wave_key
 from migrator.workflows import WORKFLOWS, Access
-from stacks import MigrationStack, Settings, SettingsError
+from stacks import MigrationStack, Settings, SettingsError, build_stack
 from stacks.alerts import ENDED_BADLY
 from stacks.encryption import EncryptionKey
 from stacks.kubernetes import KUBERNETES_GROUP
@@ -46,6 +46,15 @@ TAG_GATED = {"ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate", "ec2
              "ec2:TerminateInstances", "ec2:ModifyInstanceAttribute", "ec2:CreateSnapshots", "ec2:AssociateAddress"}
 TAGGED_RESOURCES = (":instance/*", ":launch-template/*", ":autoScalingGroup:")
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
+APPROVAL_CALLBACKS = {"states:SendTaskSuccess", "states:SendTaskFailure"}
+APPROVAL_ITEMS_ONLY = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["approval#*"]}}
+# The approval functions no workflow invokes, by folder: the API behind the links and the reminder.
+APPROVAL_FUNCTIONS = {"approvals_api": {Access.AUDIT_WRITE, Access.APPROVALS},
+                      "approvals_reminder": {Access.APPROVALS}}
+
+
+def cdk_json_context() -> dict:
+    return json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
 
 
 def by_path(resources: dict, suffix: str) -> tuple[str, dict]:
@@ -199,6 +208,8 @@ def test_tasks_read_only_the_executions_of_their_workflows_children(synthesized,
         if Access.EXECUTION_READ in task.access:
             assert expected and granted == {"states:DescribeExecution"}, task.folder
             assert granted_on(statements, "states:DescribeExecution") == expected, task.folder
+        elif Access.APPROVALS in task.access:  # the decision reaches the execution by task token
+            assert granted == APPROVAL_CALLBACKS, task.folder
         else:
             assert not granted, task.folder
 
@@ -279,7 +290,7 @@ def test_no_schedule_without_context(fake_layer):
 
 def test_failed_timed_out_or_aborted_executions_of_every_state_machine_reach_the_topic(synthesized):
     (topic_id,) = synthesized.resources("AWS::SNS::Topic")
-    (rule_id, rule), = synthesized.resources("AWS::Events::Rule").items()
+    rule_id, rule = by_path(synthesized.resources("AWS::Events::Rule"), "/FailureAlerts/Rule/Resource")
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.states"]
     assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
@@ -340,8 +351,11 @@ def test_tables_are_kms_encrypted_with_pitr_and_ttl(synthesized, name, keys, ttl
 # --- functions ------------------------------------------------------------
 
 
-def test_one_function_per_task(synthesized):
-    assert len(synthesized.resources("AWS::Lambda::Function")) == len(ALL_TASKS)
+def test_one_function_per_task_and_the_approval_api_and_reminder(synthesized):
+    functions = synthesized.resources("AWS::Lambda::Function")
+    tasks = [f for f in functions.values() if "/Tasks/" in f["Metadata"]["aws:cdk:path"]]
+    assert len(tasks) == len(ALL_TASKS)  # approvals_request, shared by every workflow, counts once
+    assert len(functions) == len(ALL_TASKS) + len(APPROVAL_FUNCTIONS)
 
 
 @pytest.mark.parametrize("folder", sorted(ALL_TASKS))
@@ -586,6 +600,10 @@ def test_audit_table_reads_are_only_plan_items_for_plan_readers(synthesized):
         for statement in role_statements(synthesized, role_of(synthesized, folder)):
             if audit in resources_of(statement):
                 reads = set(actions(statement)) - {"dynamodb:PutItem"}
+                if Access.APPROVALS in task.access and statement.get("Condition") == APPROVAL_ITEMS_ONLY:
+                    continue  # the approval items (test_approval_roles_reach_only_the_approval_items)
+                if reads == {"dynamodb:Scan"} and Access.APPROVALS in task.access:
+                    continue  # the reminder's pending list; Scan carries no partition key to condition on
                 if reads:
                     assert Access.PLAN_READ in task.access, folder
                     assert reads == {"dynamodb:GetItem"} and resources_of(statement) == [audit], statement
@@ -698,3 +716,200 @@ def test_invalid_schedules_name_the_field_in_one_line(fake_layer, field, item):
         Settings.from_context(App(context={"layer_dir": str(fake_layer), "schedules": item}).node)
     message = str(raised.value)
     assert message.startswith(f"context {field}") and "\n" not in message, message
+
+
+# --- approvals ------------------------------------------------------------
+
+
+def approval_function_of(synthesized, folder: str) -> tuple[str, dict]:
+    return by_path(synthesized.resources("AWS::Lambda::Function"), f"/Approvals/{pascal_case(folder)}/Function/Resource")
+
+
+def approval_roles(synthesized) -> set[str]:
+    """The roles of every function with the APPROVALS bundle: approvals_request, the API's and the reminder's."""
+    tasks = {role_of(synthesized, f) for f, t in ALL_TASKS.items() if Access.APPROVALS in t.access}
+    others = {approval_function_of(synthesized, f)[1]["Properties"]["Role"]["Fn::GetAtt"][0]
+              for f, access in APPROVAL_FUNCTIONS.items() if Access.APPROVALS in access}
+    return tasks | others
+
+
+def only(resources: dict) -> tuple[str, dict]:
+    ((lid, resource),) = resources.items()
+    return lid, resource
+
+
+def test_one_approvals_request_function_serves_the_gates_of_every_workflow(synthesized):
+    (request,) = {t for w in WORKFLOWS for t in w.tasks if Access.APPROVALS in t.access}
+    assert all(request in w.tasks for w in WORKFLOWS)
+    function_id, _ = function_of(synthesized, request.folder)
+    for workflow in WORKFLOWS:
+        _, machine = state_machine_of(synthesized, workflow)
+        props = machine["Properties"]
+        assert props["DefinitionSubstitutions"][request.substitution] == {"Fn::GetAtt": [function_id, "Arn"]}
+        definition = workflow.asl_path.read_text()
+        # Every gate waits for its token through that function; none publishes the token to the topic any more.
+        assert '"arn:aws:states:::lambda:invoke.waitForTaskToken"' in definition
+        assert "sns:publish.waitForTaskToken" not in definition
+        assert f'"FunctionName": "${{{request.substitution}}}"' in definition
+        statements = role_statements(synthesized, props["RoleArn"]["Fn::GetAtt"][0])
+        assert json.dumps({"Fn::GetAtt": [function_id, "Arn"]}) in granted_on(statements, "lambda:InvokeFunction")
+
+
+def test_approval_api_has_get_and_post_on_the_approval_resource_through_its_own_function(synthesized):
+    api_id, api = only(synthesized.resources("AWS::ApiGateway::RestApi"))
+    assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    resources = synthesized.resources("AWS::ApiGateway::Resource")
+    (approvals_id,) = [lid for lid, r in resources.items() if r["Properties"]["PathPart"] == "approvals"
+                       and r["Properties"]["ParentId"] == {"Fn::GetAtt": [api_id, "RootResourceId"]}]
+    (item_id,) = [lid for lid, r in resources.items() if r["Properties"]["PathPart"] == "{approval_id}"
+                  and r["Properties"]["ParentId"] == {"Ref": approvals_id}]
+    function_id, _ = approval_function_of(synthesized, "approvals_api")
+    methods = {m["Properties"]["HttpMethod"]: m["Properties"]
+               for m in synthesized.resources("AWS::ApiGateway::Method").values()}
+    assert sorted(methods) == ["GET", "POST"]
+    for props in methods.values():
+        assert props["ResourceId"] == {"Ref": item_id}
+        assert props["AuthorizationType"] == "NONE"  # cdk.json approval_auth "none": the signed link is the credential
+        integration = props["Integration"]
+        assert (integration["Type"], integration["IntegrationHttpMethod"]) == ("AWS_PROXY", "POST")
+        assert {"Fn::GetAtt": [function_id, "Arn"]} in integration["Uri"]["Fn::Join"][1]
+    # API Gateway may invoke the API's function, and only that one.
+    invoked = {p["Properties"]["FunctionName"]["Fn::GetAtt"][0]
+               for p in synthesized.resources("AWS::Lambda::Permission").values()
+               if p["Properties"]["Principal"] == "apigateway.amazonaws.com"}
+    assert invoked == {function_id}
+
+
+def test_approval_stage_logs_access_encrypted_throttles_and_traces(synthesized):
+    (key_id,) = synthesized.resources("AWS::KMS::Key")
+    _, stage = only(synthesized.resources("AWS::ApiGateway::Stage"))
+    props = stage["Properties"]
+    destination = props["AccessLogSetting"]["DestinationArn"]["Fn::Join"][1]
+    (log_group_id,) = [part["Ref"] for part in destination if isinstance(part, dict) and "Ref" in part
+                       and not part["Ref"].startswith("AWS::")]
+    log_group = synthesized.resources("AWS::Logs::LogGroup")[log_group_id]["Properties"]
+    assert log_group["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]} and "RetentionInDays" in log_group
+    access_format = json.loads(props["AccessLogSetting"]["Format"])
+    assert {"ip", "httpMethod", "status", "requestTime"} <= set(access_format)
+    (settings,) = props["MethodSettings"]
+    assert (settings["HttpMethod"], settings["ResourcePath"]) == ("*", "/*")
+    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (10, 20)
+    assert settings.get("DataTraceEnabled") is not True  # no request bodies (approver, comment) in logs
+    assert props["TracingEnabled"] is True
+
+
+def test_approval_links_point_at_the_stage_url_and_the_stack_outputs_it(synthesized):
+    api_id, _ = only(synthesized.resources("AWS::ApiGateway::RestApi"))
+    stage_id, _ = only(synthesized.resources("AWS::ApiGateway::Stage"))
+    url = synthesized.template.to_json()["Outputs"]["ApprovalApiUrl"]["Value"]
+    parts = url["Fn::Join"][1]
+    assert parts[0] == "https://" and {"Ref": api_id} in parts and {"Ref": stage_id} in parts and parts[-1] == "/"
+    for folder, task in ALL_TASKS.items():
+        env = function_of(synthesized, folder)[1]["Properties"]["Environment"]["Variables"]
+        if Access.APPROVALS in task.access:  # approvals_request writes the links
+            assert env[config.ENV_APPROVAL_BASE_URL] == url, folder
+        else:
+            assert config.ENV_APPROVAL_BASE_URL not in env, folder
+
+
+@pytest.mark.parametrize("folder", sorted(APPROVAL_FUNCTIONS))
+def test_approval_functions_are_built_like_the_task_functions(synthesized, folder):
+    (layer_id,) = synthesized.resources("AWS::Lambda::LayerVersion")
+    _, function = approval_function_of(synthesized, folder)
+    props = function["Properties"]
+    assert props["Runtime"] == "python3.12" and props["Handler"] == "handler.handler"
+    assert props["Layers"] == [{"Ref": layer_id}] and props["TracingConfig"] == {"Mode": "Active"}
+    assert "RetentionInDays" in synthesized.resources("AWS::Logs::LogGroup")[props["LoggingConfig"]["LogGroup"]["Ref"]][
+        "Properties"]
+    env = props["Environment"]["Variables"]
+    assert {config.ENV_AUDIT_TABLE, config.ENV_IDEMPOTENCY_TABLE, config.ENV_NOTIFICATION_TOPIC,
+            config.ENV_APPROVAL_SECRET} <= set(env)
+    statements = role_statements(synthesized, props["Role"]["Fn::GetAtt"][0])
+    granted = {a for s in statements for a in actions(s)}
+    # No infrastructure changes, no idempotency table, no executions started: approvals only.
+    assert not {a for a in granted if a.split(":")[0] in {"ec2", "autoscaling", "iam", "route53", "ssm", "eks"}}
+    assert {a for a in granted if a.startswith("states:")} == APPROVAL_CALLBACKS
+
+
+def test_reminder_runs_every_15_minutes_with_the_context_threshold(synthesized):
+    function_id, function = approval_function_of(synthesized, "approvals_reminder")
+    env = function["Properties"]["Environment"]["Variables"]
+    assert env[config.ENV_APPROVAL_REMINDER] == str(cdk_json_context()["approval_reminder_seconds"]) == "3600"
+    rule_id, rule = by_path(synthesized.resources("AWS::Events::Rule"), "/Approvals/ReminderSchedule/Resource")
+    assert rule["Properties"]["ScheduleExpression"] == "rate(15 minutes)"
+    assert [t["Arn"] for t in rule["Properties"]["Targets"]] == [{"Fn::GetAtt": [function_id, "Arn"]}]
+    assert any(p["Properties"]["Principal"] == "events.amazonaws.com"
+               and p["Properties"]["SourceArn"] == {"Fn::GetAtt": [rule_id, "Arn"]}
+               for p in synthesized.resources("AWS::Lambda::Permission").values())
+
+
+def test_approval_secret_is_generated_encrypted_and_readable_only_by_approval_roles(synthesized):
+    (key_id,) = synthesized.resources("AWS::KMS::Key")
+    secret_id, secret = only(synthesized.resources("AWS::SecretsManager::Secret"))
+    props = secret["Properties"]
+    assert props["GenerateSecretString"]["PasswordLength"] == 64 and "SecretString" not in props
+    assert props["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    readers = set()
+    for policy in synthesized.resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            secret_actions = [a for a in actions(statement) if a.startswith("secretsmanager:")]
+            if secret_actions:
+                assert secret_actions == ["secretsmanager:GetSecretValue"], statement
+                assert statement["Resource"] == {"Ref": secret_id}, statement
+                readers |= {r["Ref"] for r in policy["Properties"]["Roles"]}
+    assert readers == approval_roles(synthesized) and len(readers) == 3
+    # ... and its ARN reaches exactly those functions.
+    for function in synthesized.resources("AWS::Lambda::Function").values():
+        env = function["Properties"]["Environment"]["Variables"]
+        has_secret = env.get(config.ENV_APPROVAL_SECRET) == {"Ref": secret_id}
+        assert has_secret == (function["Properties"]["Role"]["Fn::GetAtt"][0] in readers), function["Metadata"]
+
+
+def test_approval_roles_reach_only_the_approval_items_the_topic_and_the_callbacks(synthesized):
+    (audit_id, _) = by_path(synthesized.resources("AWS::DynamoDB::Table"), "/Tables/Audit/Resource")
+    (topic_id,) = synthesized.resources("AWS::SNS::Topic")
+    for role_id in approval_roles(synthesized):
+        statements = role_statements(synthesized, role_id)
+        items = [s for s in statements if s.get("Condition") == APPROVAL_ITEMS_ONLY]
+        assert [(sorted(actions(s)), s["Resource"]) for s in items] == [
+            (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], {"Fn::GetAtt": [audit_id, "Arn"]})]
+        # Scan has no partition key to condition on: the audit table only, nothing else.
+        scans = [s for s in statements if "dynamodb:Scan" in actions(s)]
+        # (IAM policy minimization may merge it with the AUDIT_WRITE bundle's PutItem on the same table.)
+        assert [(set(actions(s)) - {"dynamodb:PutItem"}, s["Resource"], s.get("Condition")) for s in scans] == [
+            ({"dynamodb:Scan"}, {"Fn::GetAtt": [audit_id, "Arn"]}, None)]
+        assert granted_on(statements, "sns:ListSubscriptionsByTopic") == [json.dumps({"Ref": topic_id})]
+        assert json.dumps({"Ref": topic_id}) in granted_on(statements, "sns:Publish")
+        for action in APPROVAL_CALLBACKS:  # no resource-level permissions for these
+            assert granted_on(statements, action) == ['"*"']
+        assert not any("dynamodb:DeleteItem" in actions(s) and s["Resource"] == {"Fn::GetAtt": [audit_id, "Arn"]}
+                       for s in statements)
+
+
+def test_approval_auth_iam_signs_both_methods_and_stays_nag_clean(fake_layer):
+    app = App(context={**cdk_json_context(), "layer_dir": str(fake_layer), "approval_auth": "iam"})
+    stack = build_stack(app)
+    template = Template.from_stack(stack)
+    methods = template.find_resources("AWS::ApiGateway::Method")
+    assert sorted(m["Properties"]["HttpMethod"] for m in methods.values()) == ["GET", "POST"]
+    assert {m["Properties"]["AuthorizationType"] for m in methods.values()} == {"AWS_IAM"}
+    annotations = Annotations.from_stack(stack)
+    nag = Match.string_like_regexp("AwsSolutions-.*")
+    assert annotations.find_error("*", nag) == [] and annotations.find_warning("*", nag) == []
+
+
+@pytest.mark.parametrize(("key", "value"), [("approval_auth", "cognito"), ("approval_auth", ""),
+                                            ("approval_reminder_seconds", "0"), ("approval_reminder_seconds", '"1h"')])
+def test_invalid_approval_settings_are_refused(fake_layer, key, value):
+    with pytest.raises(SettingsError, match=key):
+        Settings.from_context(App(context={"layer_dir": str(fake_layer), key: value}).node)
+
+
+def test_approval_settings_default_and_take_command_line_strings(fake_layer):
+    default = Settings.from_context(App(context={"layer_dir": str(fake_layer)}).node)
+    assert (default.approval_auth, default.approval_reminder_seconds) == ("none", 3600)
+    given = Settings.from_context(App(context={"layer_dir": str(fake_layer), "approval_auth": "iam",
+                                               "approval_reminder_seconds": "900"}).node)  # as `-c` gives them
+    assert (given.approval_auth, given.approval_reminder_seconds) == ("iam", 900)
+    context = cdk_json_context()
+    assert (context["approval_auth"], context["approval_reminder_seconds"]) == ("none", 3600)

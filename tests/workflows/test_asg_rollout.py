@@ -93,14 +93,15 @@ def test_success_moves_every_instance_to_al2023_and_keeps_the_old_version():
 
         assert trail(rt, run) == [
             "preflight-passed", "launch-template-version-created", "canary-started", "canary-healthy",
-            "canary-baked", "approval-granted", "instance-refresh-started", "instance-refresh-succeeded",
-            "migrated",
+            "canary-baked", "approval-requested", "approval-approved", "approval-granted", "instance-refresh-started",
+            "instance-refresh-succeeded", "migrated",
         ]
-        request = next(m for m in rt.bot.messages if m["kind"] == "approval-request")
-        assert (request["group"], request["from_version"], request["to_version"]) == ("web", "1", "2")
-        assert request["canary_instance"].startswith("i-")
-        assert request["evidence"]["targets"] == {"web-tg": "healthy"}
-        assert request["evidence"]["alarms"] == {"web-5xx": "OK"}
+        email = next(m for m in rt.bot.messages if m["kind"] == "approval-request")
+        assert (email["target"], email["gate"]) == ("asg/web", "before-refresh")
+        for words in ('group: "web"', 'from_version: "1"', 'to_version: "2"', 'canary_instance: "i-',
+                      '"web-tg": "healthy"', '"web-5xx": "OK"'):
+            assert words in email["text"]
+        assert "task" not in email["text"].lower().replace("task_token", "")  # no token in the email
 
 
 def test_canary_health_is_polled_by_retry_not_a_wait_loop():

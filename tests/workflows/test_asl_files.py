@@ -17,10 +17,19 @@ def test_every_substitution_is_a_registered_task_or_the_topic():
 def test_gates_are_named_in_the_approval_messages_and_have_timeouts():
     for workflow in WORKFLOWS:
         states = json.loads(workflow.asl_path.read_text())["States"]
-        gates = {s["Parameters"]["Message"]["gate"]: s for s in states.values()
+        gates = {s["Parameters"]["Payload"]["gate"]: s for s in states.values()
                  if s.get("Resource", "").endswith(".waitForTaskToken")}
         assert set(gates) == set(workflow.gates)
         assert all("TimeoutSecondsPath" in s or "TimeoutSeconds" in s for s in gates.values())
+
+
+def test_no_task_token_ever_goes_out_in_a_message():
+    """The token goes to the approval task only; emails carry signed links."""
+    for workflow in WORKFLOWS:
+        for state in json.loads(workflow.asl_path.read_text())["States"].values():
+            if "Task.Token" in json.dumps(state):
+                assert state["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+                assert state["Parameters"]["FunctionName"] == "${RequestApprovalFunctionArn}"
 
 
 def test_polling_states_back_off_with_jitter_instead_of_wait_loops():

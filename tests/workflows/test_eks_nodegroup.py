@@ -89,7 +89,8 @@ def test_success_moves_every_workload_to_al2023_within_its_budget():
                                      for e in rt.history(run)}  # the budget pushed back and Retry waited
         actions = [r["action"] for r in read_trail(rt.client("dynamodb"), AUDIT_TABLE, run.execution_arn)]
         assert actions == ["preflight-passed", "nodegroup-created", "nodegroup-ready", "old-nodes-tainted",
-                           "new-nodes-validated", "old-nodes-drained", "old-nodegroup-deleting", "migrated"]
+                           "new-nodes-validated", "approval-requested", "approval-approved", "old-nodes-drained",
+                           "approval-requested", "approval-approved", "old-nodegroup-deleting", "migrated"]
 
 
 def test_without_a_custom_template_eks_defaults_are_used():

@@ -1,0 +1,63 @@
+"""The approval API: GET shows a confirmation page and changes nothing; only the form's POST decides."""
+
+from urllib.parse import parse_qs
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+
+from migrator.approvals import pages
+from migrator.approvals.core import PAST, LinkRefused
+from migrator.observability import logger, tracer
+from migrator.wiring import approvals, audit_log
+
+app = APIGatewayRestResolver()
+HTML = content_types.TEXT_HTML
+HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+           "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"}
+
+
+def _identity() -> str | None:
+    """The authenticated caller when the API uses IAM or Cognito (cdk.json `approval_auth`)."""
+    context = app.current_event.request_context
+    claims = (context.authorizer.claims or {}) if context.authorizer else {}
+    return claims.get("email") or claims.get("cognito:username") or context.identity.user_arn or None
+
+
+def _refused(error: LinkRefused) -> Response:
+    status = {"used": 409, "expired": 410, "unknown": 404}.get(error.reason, 403)
+    return Response(status, HTML, pages.refused(error.reason, str(error)), HEADERS)
+
+
+@app.get("/approvals/<approval_id>")
+def confirm(approval_id: str):
+    query = app.current_event.query_string_parameters or {}
+    try:
+        request = approvals().check_link(approval_id, query.get("d", ""), query.get("e", ""), query.get("s", ""))
+    except LinkRefused as error:
+        return _refused(error)
+    page = pages.confirmation(request, query["d"], query["e"], query["s"], _identity())
+    return Response(200, HTML, page, HEADERS)
+
+
+@app.post("/approvals/<approval_id>")
+def decide(approval_id: str):
+    form = {k: v[0] for k, v in parse_qs(app.current_event.decoded_body or "").items()}
+    store = approvals()
+    try:
+        request = store.check_link(approval_id, form.get("d", ""), form.get("e", ""), form.get("s", ""))
+        approver = _identity() or form.get("approver", "").strip()
+        if not approver:
+            return Response(400, HTML, pages.refused("forged", "Say who you are: the approver is recorded."), HEADERS)
+        identity = app.current_event.request_context.identity
+        record = store.decide(approval_id, form["d"], approver, identity.source_ip or "", identity.user_agent or "",
+                              form.get("comment", ""))
+    except LinkRefused as error:
+        return _refused(error)
+    audit_log(request["execution"], request["target"]).record(f"approval-{PAST[record['decision']]}", gate=request["gate"],
+                                                              **record)
+    return Response(200, HTML, pages.outcome(record, request), HEADERS)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def handler(event, context):
+    return app.resolve(event, context)

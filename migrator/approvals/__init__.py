@@ -1,0 +1,1 @@
+"""Signed approval links, a confirmation page, single use, a recorded approver."""
