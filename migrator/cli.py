@@ -7,6 +7,7 @@ import json
 import sys
 
 from migrator.config import SCENARIOS_DIR
+from migrator.tables import format_table
 
 DEFAULT_SCENARIO = SCENARIOS_DIR / "reference-200.yaml"
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE = 0, 1, 2
@@ -102,11 +103,7 @@ def print_table(summary: dict, out=sys.stdout) -> None:
         error = (t["error"] or "")[:70]
         rows.append((t["target"], str(t["instances"]), t["outcome"], t["expected"],
                      str(t["state_transitions"]), _format_sim(t["sim_seconds"]), error))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), file=out)
-        if index == 0:
-            print("  ".join("-" * width for width in widths), file=out)
+    print(format_table(rows), file=out)
     i = summary["instances"]
     print(
         f"\n{i['total']} instances: {i['migrated']} migrated, {i['rolled_back']} rolled back, {i['failed']} failed"

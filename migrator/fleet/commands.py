@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from migrator.fleet.plan import build_plan, discover, plan_table
 from migrator.fleet.report import build_report, render_html, render_text
 from migrator.fleet.waves import store_plan
+from migrator.tables import format_table
 
 
 class CommandError(Exception):
@@ -119,11 +120,7 @@ def status(args) -> int:
         for execution in page["executions"]:
             rows.append((execution["name"], execution["status"], str(execution["startDate"])[:19],
                          str(execution.get("stopDate") or "")[:19]))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for index, row in enumerate(rows):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-        if index == 0:
-            print("  ".join("-" * w for w in widths))
+    print(format_table(rows))
     return 0
 
 
@@ -157,11 +154,7 @@ def approvals(args) -> int:
         for request in store.pending():
             rows.append((request["id"], request["target"], request["gate"],
                          datetime.fromtimestamp(request["expires_at"], UTC).isoformat(timespec="minutes")))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        for index, row in enumerate(rows):
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-            if index == 0:
-                print("  ".join("-" * w for w in widths))
+        print(format_table(rows))
         return 0
     identity = clients("sts").get_caller_identity()["Arn"]
     try:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family
 from migrator.config import DEFAULT_MIGRATION_TAG
+from migrator.tables import format_table
 
 WAVE_TAG = "al2023-migration:wave"  # an explicit wave number (0 is the canary wave)
 CRITICALITY_TAG = "al2023-migration:criticality"  # low | medium | high
@@ -242,9 +243,7 @@ def plan_table(plan: dict) -> str:
             per_kind[target["kind"]] += target["instances"]
         rows.append((wave["name"], str(len(wave["targets"])), *(str(per_kind[k]) for k in kinds),
                      str(wave["instances"])))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = [format_table(rows)]
     s = plan["summary"]
     lines.append(f"\n{s['to_migrate']} AL2 instances to migrate in {s['waves']} waves; "
                  f"{s['already_al2023']} already on AL2023, {s['excluded']} excluded, "
