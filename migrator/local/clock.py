@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 class SimClock:
     TICK = 0.005  # real seconds between clock steps
     QUIET = 0.03  # real seconds without activity before jumping ahead
-    # While handlers run, time moves at most this fast: under load (many executions
-    # on two cores) a handler's real time says more about the machine than about AWS,
-    # and at full speed it would eat the workflows' deadlines.
+    # While work goes on, time moves at most this fast: under load (many executions
+    # on two cores) real time says more about the machine than about AWS, and at
+    # full speed it would eat the workflows' deadlines.
     BUSY_SPEED = 5.0
 
     def __init__(self, speed: float = 200.0, start: float | None = None):
@@ -184,7 +184,10 @@ class SimClock:
         quiet_since = last_real
         while not self._stopped.wait(self.TICK):
             real = time.monotonic()
-            rate = min(self.speed, self.BUSY_SPEED) if self._busy else self.speed
+            # Work in progress (a handler running, or activity within the quiet spell)
+            # moves time at most BUSY_SPEED, so a loaded machine cannot eat deadlines.
+            working = self._busy or self._activity != seen_activity or real - quiet_since < self.QUIET
+            rate = min(self.speed, self.BUSY_SPEED) if working else self.speed
             self._advance(self._now + (real - last_real) * rate)
             last_real = real
             if real - last_hooks > 0.1:
