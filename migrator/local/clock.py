@@ -107,12 +107,16 @@ class SimClock:
     def sleep(self, seconds: float) -> None:
         self.wait(threading.Event(), seconds)
 
-    def call_later(self, delay: float, action: Callable[[], None]) -> None:
+    def call_later(self, delay: float, action: Callable[[], None], soft: bool = False) -> None:
         """Run `action` in its own thread once `delay` simulated seconds have
-        passed. Registered at once, so the clock never jumps past it."""
+        passed. Registered at once, so the clock never jumps past it; a `soft`
+        one (a background sweep) is never a jump target itself."""
         due = threading.Event()
         with self._lock:
-            heapq.heappush(self._timers, (self._now + max(0.0, delay), next(self._seq), due))
+            seq = next(self._seq)
+            heapq.heappush(self._timers, (self._now + max(0.0, delay), seq, due))
+            if soft:
+                self._soft.add(seq)
 
         def run():
             with due._cond:

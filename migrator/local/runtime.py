@@ -168,7 +168,7 @@ class LocalRuntime:
             approvals().remind(int(os.environ.get(config.ENV_APPROVAL_REMINDER, "3600")))
             self._remind_every(seconds)
 
-        self.clock.call_later(seconds, sweep)
+        self.clock.call_later(seconds, sweep, soft=True)  # rides along: never what moves the clock
 
     def _make_cluster(self, spec) -> SimCluster:
         timings = self.scenario.timings
