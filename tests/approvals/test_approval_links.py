@@ -47,6 +47,7 @@ def _request(rt, token="TOKEN-THAT-MUST-NOT-LEAK"):
     from migrator.local.demo import rollout_input
     from migrator.workflows import ASG_ROLLOUT
 
+    rt.fidelity.people_answer = True  # a person answers, in real time: no jumping over the gate
     spec = rt.scenario.auto_scaling_groups[0]
     run = rt.start_execution(ASG_ROLLOUT, spec.target, rollout_input(spec, rt.scenario))
     for _ in range(600):
