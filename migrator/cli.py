@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--region", help="AWS region (default: the SDK's)")
         command.add_argument("--endpoint-url", help="another endpoint, e.g. http://127.0.0.1:5000 (local serve)")
 
+    def table_option(command):
+        command.add_argument("--table", help="the audit table (default: found by name)")
+
     plan = commands.add_parser("plan", help="discover AL2 instances and write a plan of waves")
     aws_options(plan)
     plan.add_argument("--out", help="plan file to write (.json or .yaml)")
@@ -45,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--max-concurrency", type=int, default=10)
     start.add_argument("--tolerated-failure-percentage", type=float, default=0)
     start.add_argument("--state-machine-arn", help="the fleet state machine (default: found by name)")
-    start.add_argument("--table", help="the audit table (default: found by name)")
+    table_option(start)
 
     status = commands.add_parser("status", help="the fleet's executions and how they ended")
     aws_options(status)
@@ -55,19 +58,19 @@ def _parser() -> argparse.ArgumentParser:
     aws_options(audit)
     audit.add_argument("execution_arn")
     audit.add_argument("--html", help="also write a self-contained HTML report here")
-    audit.add_argument("--table", help="the audit table (default: found by name)")
+    table_option(audit)
 
     approvals_cmd = commands.add_parser("approvals", help="pending approvals; approve or reject from the terminal")
     approvals_sub = approvals_cmd.add_subparsers(dest="approvals_command", required=True, parser_class=_Parser)
     listing = approvals_sub.add_parser("list", help="pending approval requests")
     aws_options(listing)
-    listing.add_argument("--table", help="the audit table (default: found by name)")
+    table_option(listing)
     for verb in ("approve", "reject"):
         decide = approvals_sub.add_parser(verb, help=f"{verb} one request (IAM-authenticated, single use)")
         aws_options(decide)
         decide.add_argument("approval_id")
         decide.add_argument("--comment", default="")
-        decide.add_argument("--table", help="the audit table (default: found by name)")
+        table_option(decide)
 
     local = commands.add_parser("local", help="the local runtime")
     local_commands = local.add_subparsers(dest="local_command", required=True, parser_class=_Parser)
