@@ -7,6 +7,7 @@ import json
 import sys
 
 from migrator.config import SCENARIOS_DIR
+from migrator.local.scenario import DEFAULT_SEED
 from migrator.tables import format_table
 
 DEFAULT_SCENARIO = SCENARIOS_DIR / "reference-200.yaml"
@@ -27,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run a scenario in the local runtime and audit the result")
     demo.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="scenario YAML (SCENARIOS.md)")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
+    def seed_option(command):
+        command.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                             help=f"seed of every random choice in the run (default {DEFAULT_SEED}): "
+                                  "the same scenario and seed give the same summary")
+
+    seed_option(demo)
 
     def aws_options(command):
         command.add_argument("--region", help="AWS region (default: the SDK's)")
@@ -77,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = local_commands.add_parser("serve", help="serve the local runtime as an AWS endpoint on 127.0.0.1")
     serve.add_argument("--port", type=int, default=5000)
     serve.add_argument("--scenario", default=str(DEFAULT_SCENARIO))
+    seed_option(serve)
     return parser
 
 
@@ -135,8 +144,8 @@ def demo(args) -> int:
         nodegroups = sum(len(c.nodegroups) for c in scenario.eks_clusters)
         print(f"scenario {scenario.name}: {len(scenario.auto_scaling_groups)} Auto Scaling groups, "
               f"{len(scenario.standalone)} standalone instances, {nodegroups} EKS node groups, "
-              f"clock x{scenario.clock.speed:g}", flush=True)
-    summary = run_scenario(scenario, on_change=progress,
+              f"seed {args.seed}", flush=True)
+    summary = run_scenario(scenario, on_change=progress, seed=args.seed,
                            on_progress=None if args.json else (lambda line: print(line, flush=True)))
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -154,7 +163,7 @@ def serve(args) -> int:
         return _fail_usage(problem)
     if not 1 <= args.port <= 65535:
         return _fail_usage(f"--port {args.port} is not a TCP port")
-    return serve_forever(scenario, args.port)
+    return serve_forever(scenario, args.port, args.seed)
 
 
 def main(argv: list[str] | None = None) -> int:

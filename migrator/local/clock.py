@@ -1,47 +1,82 @@
-"""The simulated clock shared by Wait states, Retry intervals, task timeouts,
-simulated AWS durations and the handlers' deadlines.
+"""The simulated clock, and the scheduler that makes the rehearsal deterministic.
 
-It runs at `speed` simulated seconds per real second. When nothing is working,
-only waiting (no handler running, no state entered, no AWS call for a short
-quiet spell), it jumps to the earliest wake-up, so a one-hour bake costs no
-real time.
+Simulated time never follows real time. Every piece of simulated work (an
+execution, a Map iteration, a handler, a timer's action, the approval bot)
+runs in a *simulation thread* (`clock.Thread`), and only one of them runs at a
+time: it holds the baton until it waits on the clock, ends, or joins another.
+The scheduler hands the baton to the next ready thread in a fixed order (the
+order they became ready), and when none is ready and nobody outside holds the
+clock (`busy()`), it jumps to the earliest hard deadline and wakes what was
+due, earliest deadline first, then in the order the waits began. So the same
+scenario makes the same calls at the same simulated times, on an idle or a
+loaded machine, and an idle runtime uses no CPU.
+
+Threads that are not simulation threads (a test, the HTTP servers, `local
+serve`'s callers) may wait on the clock too; they do not take the baton.
 """
 
 from __future__ import annotations
 
 import heapq
-import logging
 import itertools
+import logging
 import threading
-import time
+from collections import deque
 from collections.abc import Callable
 from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
+# Where simulated time starts (2026-01-01T00:00:00Z): ids and dates made from it,
+# such as a plan's id, are the same on every run.
+SIMULATION_EPOCH = 1_767_225_600.0
+
+
+class ClockStopped(BaseException):
+    """Unwinds a simulation thread parked when its runtime stops (not an Exception,
+    so the interpreter's `except Exception` does not turn it into a state failure)."""
+
+
+class _Actor:
+    """A simulation thread: it runs only while it holds the baton."""
+
+    __slots__ = ("name", "go")
+
+    def __init__(self, name: str):
+        self.name = name
+        self.go = threading.Event()
+
+
+class _Wait:
+    """One wait on the clock: ends when its event is set or its deadline passes."""
+
+    __slots__ = ("actor", "event", "seq", "soft", "fired", "wake")
+
+    def __init__(self, actor: _Actor | None, event: threading.Event, seq: int, soft: bool):
+        self.actor, self.event, self.seq, self.soft = actor, event, seq, soft
+        self.fired = False
+        self.wake = None if actor else threading.Event()  # for threads outside the simulation
+
 
 class SimClock:
-    TICK = 0.005  # real seconds between clock steps
-    QUIET = 0.03  # real seconds without activity before jumping ahead
-    # While work goes on, time moves at most this fast: under load (many executions
-    # on two cores) real time says more about the machine than about AWS, and at
-    # full speed it would eat the workflows' deadlines.
-    BUSY_SPEED = 5.0
-
-    def __init__(self, speed: float = 200.0, start: float | None = None):
-        self.speed = speed
-        self.start = time.time() if start is None else start
+    def __init__(self, start: float | None = None, speed: float | None = None):
+        # `speed` is accepted for old scenarios and callers; time no longer follows real time.
+        self.start = SIMULATION_EPOCH if start is None else start
         self._now = self.start
-        self._lock = threading.Lock()
-        self._timers: list[tuple[float, int, threading.Event]] = []
-        self._cancelled: set[int] = set()
-        self._soft: set[int] = set()
+        self._lock = threading.RLock()
+        self._kick = threading.Event()  # something changed: the scheduler looks again
+        self._timers: list[tuple[float, int, _Wait]] = []
+        self._waits: dict[int, list[_Wait]] = {}  # id(event) -> its pending waits
+        self._ready: deque[_Actor] = deque()
+        self._holder: _Actor | None = None
+        self._holds = 0
         self._seq = itertools.count()
-        self._busy = 0
-        self._activity = 0
+        self._local = threading.local()
         self._before_jump: list[Callable[[], None]] = []
-        self._stopped = threading.Event()
+        self._stopped = False
         self._thread: threading.Thread | None = None
+        self.jumps = 0
+        self.Thread = self._thread_class()
 
     # --- reading -------------------------------------------------------------
 
@@ -51,128 +86,223 @@ class SimClock:
     def elapsed(self) -> float:
         return self._now - self.start
 
-    # --- activity ------------------------------------------------------------
+    def in_simulation(self) -> bool:
+        """Whether the calling thread is a simulation thread (holding the baton)."""
+        return getattr(self._local, "actor", None) is not None
+
+    # --- holding the clock -----------------------------------------------------
 
     def touch(self) -> None:
-        """Something happened that may lead to more work: no jump just now."""
-        self._activity += 1
+        """Kept for callers of the real-time clock: activity no longer moves time."""
 
     @contextmanager
     def busy(self):
-        """A handler (or other work) is running: the clock must not jump."""
+        """Work outside the simulation (a person's request, a test setting up) that
+        time must not jump over. A simulation thread already holds the baton."""
+        if self.in_simulation():
+            yield
+            return
         with self._lock:
-            self._busy += 1
-        self.touch()
+            self._holds += 1
         try:
             yield
         finally:
             with self._lock:
-                self._busy -= 1
-            self.touch()
+                self._holds -= 1
+            self._kick.set()
 
     def before_jump(self, hook: Callable[[], None]) -> None:
-        """Run `hook` on the clock thread before every jump (e.g. to read a queue
-        and schedule the approvals it asks for): a hook that touches the clock
-        cancels that jump."""
+        """Run `hook` on the scheduler each time all simulated work waits, before it
+        jumps (the approval bot reads its mailbox there); what the hook starts runs
+        before time moves."""
         self._before_jump.append(hook)
 
     # --- waiting -------------------------------------------------------------
 
     def wait(self, event: threading.Event, timeout: float | None, soft: bool = False) -> bool:
-        """Like `event.wait(timeout)`, with the timeout in simulated seconds. A
-        `soft` timeout guards work done by another thread (a task's TimeoutSeconds
-        around its worker): the clock never jumps to it, the work sets the pace."""
-        if timeout is None:
-            self.touch()
-            return event.wait()
-        deadline = self._now + max(0.0, timeout)
-        seq = next(self._seq)
+        """Like `event.wait(timeout)`, the timeout in simulated seconds. A `soft`
+        timeout (a guard around work another thread does, a gate a person
+        answers) is never jumped to: it ends only if time passes it anyway."""
+        actor = getattr(self._local, "actor", None)
         with self._lock:
-            heapq.heappush(self._timers, (deadline, seq, event))
-            if soft:
-                self._soft.add(seq)
-        if not soft:  # a soft wait is a poll riding along: it neither holds nor drives the clock
-            self.touch()
-        # threading.Event keeps its Condition in `_cond`; the clock notifies it at
-        # the deadline without setting the flag, so set() and timeout both wake us.
-        with event._cond:
-            while not event._flag and self._now < deadline:
-                event._cond.wait(1.0)
+            if event.is_set():
+                return True
+            if self._stopped:
+                if actor is not None:
+                    raise ClockStopped()
+                return event.is_set()
+            self._hook_set(event)
+            entry = _Wait(actor, event, next(self._seq), soft)
+            self._waits.setdefault(id(event), []).append(entry)
+            if timeout is not None:
+                heapq.heappush(self._timers, (self._now + max(0.0, timeout), entry.seq, entry))
+            if actor is not None:
+                self._release(actor)
+            self._kick.set()  # a new deadline: the scheduler may now jump to it
+        if actor is not None:
+            self._park(actor)
+        else:  # a thread outside the simulation; its event may be set by anyone, hooked or not
+            while not entry.wake.wait(0.05) and not event.is_set():
+                pass
         with self._lock:
-            self._cancelled.add(seq)
-        if not soft:
-            self.touch()
-        return event._flag
+            pending = self._waits.get(id(event), [])
+            if entry in pending:
+                pending.remove(entry)
+                if not pending:
+                    self._waits.pop(id(event), None)
+            entry.fired = True  # its timer, if any, is now void
+        return event.is_set()
 
-    def sleep(self, seconds: float) -> None:
-        self.wait(threading.Event(), seconds)
+    def sleep(self, seconds: float, soft: bool = False) -> None:
+        self.wait(threading.Event(), seconds, soft=soft)
 
     def call_later(self, delay: float, action: Callable[[], None], soft: bool = False) -> None:
-        """Run `action` in its own thread once `delay` simulated seconds have
-        passed. Registered at once, so the clock never jumps past it; a `soft`
-        one (a background sweep) is never a jump target itself."""
-        due = threading.Event()
-        with self._lock:
-            seq = next(self._seq)
-            heapq.heappush(self._timers, (self._now + max(0.0, delay), seq, due))
-            if soft:
-                self._soft.add(seq)
+        """Run `action` in a simulation thread once `delay` simulated seconds have
+        passed. A `soft` one (a background sweep) is never a jump target itself."""
 
         def run():
-            with due._cond:
-                while not self._expired(due) and not self._stopped.is_set():
-                    due._cond.wait(1.0)
-            if not self._stopped.is_set():
-                with self.busy():
-                    action()
+            self.sleep(delay, soft=soft)
+            action()
 
-        threading.Thread(target=run, name="sim-timer", daemon=True).start()
+        self.Thread(target=run, name="sim-timer", daemon=True).start()
 
     # --- running -------------------------------------------------------------
 
     def start_ticking(self) -> None:
+        """Start the scheduler (named for the real-time clock it replaced)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="sim-clock", daemon=True)
+            self._thread = threading.Thread(target=self._schedule, name="sim-scheduler", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
-        self._stopped.set()
+        """End the run: parked simulation threads unwind, outside waiters return."""
+        with self._lock:
+            self._stopped = True
+            actors = list(self._ready)
+            self._ready.clear()
+            waits = [w for pending in self._waits.values() for w in pending]
+            self._waits.clear()
+            self._timers.clear()
+        for wait in waits:
+            if wait.actor is not None:
+                wait.actor.go.set()
+            else:
+                wait.wake.set()
+        for actor in actors:
+            actor.go.set()
+        self._kick.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
-        self._advance(float("inf"))  # release every waiter
 
     def advance(self, seconds: float) -> None:
-        """Move the clock forward by hand (tests and tools)."""
-        self._advance(self._now + seconds)
-
-    def _expired(self, event: threading.Event) -> bool:
+        """Move the clock forward by hand (tests and tools), waking what falls due."""
         with self._lock:
-            return all(entry[2] is not event for entry in self._timers)
+            self._advance_to(self._now + seconds)
+        self._kick.set()
 
-    def _next_deadline(self) -> float | None:
-        with self._lock:
-            while self._timers and self._timers[0][1] in self._cancelled:
-                seq = heapq.heappop(self._timers)[1]
-                self._cancelled.discard(seq)
-                self._soft.discard(seq)
-            hard = [deadline for deadline, seq, _ in self._timers if seq not in self._soft and seq not in self._cancelled]
-            return min(hard) if hard else None
+    # --- the baton ---------------------------------------------------------------
 
-    def _advance(self, to: float) -> None:
-        expired = []
-        with self._lock:
-            if to > self._now:
-                self._now = min(to, 1e12)
-            while self._timers and self._timers[0][0] <= self._now:
-                deadline, seq, event = heapq.heappop(self._timers)
-                self._soft.discard(seq)
-                if seq in self._cancelled:
-                    self._cancelled.discard(seq)
+    def _thread_class(self):
+        clock = self
+
+        class SimThread(threading.Thread):
+            """A thread of simulated work: queued for the baton when started."""
+
+            def start(self):
+                self._sim_actor = _Actor(self.name)
+                self._sim_done = threading.Event()
+                with clock._lock:
+                    if clock._stopped:
+                        return
+                    clock._ready.append(self._sim_actor)
+                clock._kick.set()
+                super().start()
+
+            def run(self):
+                actor = self._sim_actor
+                clock._local.actor = actor
+                try:
+                    clock._park(actor)
+                    super().run()
+                except ClockStopped:
+                    pass
+                finally:
+                    clock._local.actor = None
+                    with clock._lock:
+                        self._sim_done.set()
+                        if clock._holder is actor:
+                            clock._release(actor)
+
+            def join(self, timeout=None):
+                if clock.in_simulation():
+                    clock.wait(self._sim_done, timeout)
                 else:
-                    expired.append(event)
-        for event in expired:
-            with event._cond:
-                event._cond.notify_all()
+                    super().join(timeout)
+
+        return SimThread
+
+    def _park(self, actor: _Actor) -> None:
+        """Block a simulation thread until the scheduler hands it the baton."""
+        actor.go.wait()
+        actor.go.clear()
+        if self._stopped:
+            raise ClockStopped()
+
+    def _release(self, actor: _Actor) -> None:  # with self._lock
+        if self._holder is actor:
+            self._holder = None
+            self._kick.set()
+
+    def _fire(self, wait: _Wait) -> None:  # with self._lock
+        if wait.fired:
+            return
+        wait.fired = True
+        if wait.actor is not None:
+            self._ready.append(wait.actor)
+            self._kick.set()
+        else:
+            wait.wake.set()
+
+    def _hook_set(self, event: threading.Event) -> None:  # with self._lock
+        """Make `event.set()` wake this clock's waiters in order (a hand-off: the
+        waiter is ready before the setter goes on, so no jump can slip between)."""
+        if getattr(event, "_sim_clock", None) is self:
+            return
+        original = type(event).set
+        clock = self
+
+        def set_and_wake():
+            original(event)
+            with clock._lock:
+                for wait in clock._waits.pop(id(event), []):
+                    clock._fire(wait)
+
+        event.set = set_and_wake
+        event._sim_clock = self
+
+    def _advance_to(self, to: float) -> None:  # with self._lock
+        if to > self._now:
+            self._now = min(to, 1e12)
+        while self._timers and self._timers[0][0] <= self._now:
+            _, _, wait = heapq.heappop(self._timers)
+            self._fire(wait)
+
+    def _fire_set_events(self) -> None:  # with self._lock
+        """Wake, in the order they began, the waits whose event was set through a
+        `set` taken before the hook (a bound method kept by a timer, say)."""
+        found = sorted((w for pending in self._waits.values() for w in pending if w.event.is_set()),
+                       key=lambda w: w.seq)
+        for wait in found:
+            self._waits[id(wait.event)].remove(wait)
+            if not self._waits[id(wait.event)]:
+                del self._waits[id(wait.event)]
+            self._fire(wait)
+
+    def _next_deadline(self) -> float | None:  # with self._lock
+        while self._timers and self._timers[0][2].fired:
+            heapq.heappop(self._timers)
+        hard = [deadline for deadline, _, wait in self._timers if not wait.soft and not wait.fired]
+        return min(hard) if hard else None
 
     def _run_hooks(self) -> None:
         for hook in self._before_jump:
@@ -180,33 +310,34 @@ class SimClock:
                 hook()
             except Exception:  # a failing hook must not stop the clock
                 log.exception("clock hook %s failed", hook)
-                self.touch()
 
-    def _run(self) -> None:
-        last_real = last_hooks = time.monotonic()
-        seen_activity = self._activity
-        quiet_since = last_real
-        while not self._stopped.wait(self.TICK):
-            real = time.monotonic()
-            # Work in progress (a handler running, or activity within the quiet spell)
-            # moves time at most BUSY_SPEED, so a loaded machine cannot eat deadlines.
-            working = self._busy or self._activity != seen_activity or real - quiet_since < self.QUIET
-            rate = min(self.speed, self.BUSY_SPEED) if working else self.speed
-            self._advance(self._now + (real - last_real) * rate)
-            last_real = real
-            if real - last_hooks > 0.1:
-                last_hooks = real
+    def _schedule(self) -> None:
+        while True:
+            # Idle with waits pending, look now and then for an event set behind the hook's back.
+            if not self._kick.wait(0.25 if self._waits else None):
+                with self._lock:
+                    self._fire_set_events()
+            self._kick.clear()
+            while True:
+                with self._lock:
+                    if self._stopped:
+                        return
+                    if self._holder is not None:
+                        break
+                    if self._ready:
+                        self._holder = self._ready.popleft()
+                        self._holder.go.set()
+                        break
+                    if self._holds:
+                        break
+                # Everything waits: the hooks may start work at this instant.
                 self._run_hooks()
-            if self._activity != seen_activity:
-                seen_activity, quiet_since = self._activity, real
-                continue
-            if self._busy or real - quiet_since < self.QUIET:
-                continue
-            self._run_hooks()
-            if self._activity != seen_activity:
-                continue
-            deadline = self._next_deadline()
-            if deadline is not None and deadline > self._now:
-                self._advance(deadline)
-                # the threads just woken get a quiet spell to react before the next jump
-                self.touch()
+                with self._lock:
+                    self._fire_set_events()
+                    if self._ready or self._holder is not None or self._holds or self._stopped:
+                        continue
+                    deadline = self._next_deadline()
+                    if deadline is None:
+                        break  # idle until someone outside acts
+                    self.jumps += 1
+                    self._advance_to(deadline)

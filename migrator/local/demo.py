@@ -10,7 +10,7 @@ from migrator.fleet.plan import build_plan, discover, plan_table
 from migrator.fleet.waves import store_plan
 from migrator.local.fleet import BuiltInstance, BuiltNodegroup
 from migrator.local.runtime import AUDIT_TABLE, LocalRuntime, Run
-from migrator.local.scenario import AutoScalingGroupSpec, Scenario
+from migrator.local.scenario import DEFAULT_SEED, AutoScalingGroupSpec, Scenario
 from migrator.local.summary import summarize
 from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, FLEET, STANDALONE_EC2, WORKFLOWS
 
@@ -52,6 +52,11 @@ def migration_input(built: BuiltInstance, scenario: Scenario) -> dict:
 
 
 def start_targets(runtime: LocalRuntime) -> list[Run]:
+    with runtime.clock.busy():  # every target starts at the same simulated moment
+        return _start_targets(runtime)
+
+
+def _start_targets(runtime: LocalRuntime) -> list[Run]:
     runs = [
         runtime.start_execution(EKS_NODEGROUP, built.target, nodegroup_input(built, runtime.scenario))
         for built in runtime.fleet.nodegroups.values()
@@ -132,9 +137,9 @@ def _clock(runtime: LocalRuntime) -> str:
 
 
 def run_scenario(scenario: Scenario, on_change: Callable[[LocalRuntime, Run, str], None] | None = None,
-                 on_progress: Callable[[str], None] | None = None) -> dict:
+                 on_progress: Callable[[str], None] | None = None, seed: int = DEFAULT_SEED) -> dict:
     started = time.monotonic()
-    with LocalRuntime(scenario) as runtime:
+    with LocalRuntime(scenario, seed) as runtime:
         if scenario.waves:
             plan = plan_fleet(runtime)
             if on_progress:

@@ -14,11 +14,10 @@ import math
 import random
 import sys
 import threading
-import time
-import types
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import botocore.handlers
@@ -44,9 +43,6 @@ from moto.route53 import models as route53_models
 from moto.ssm import models as ssm_models
 from moto.ec2.responses.launch_templates import LaunchTemplates as LaunchTemplateResponses
 from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
-from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-from moto.stepfunctions.parser.asl.component.state.exec import execute_state
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
 )
@@ -59,6 +55,7 @@ from moto.stepfunctions.responses import StepFunctionResponse
 
 from migrator.config import SOURCE_INSTANCE_TAG
 from migrator.eks.nodegroup import SOURCE_NODEGROUP_TAG
+from migrator.local import sfn_threads
 from migrator.local.clock import SimClock
 from migrator.local.kubernetes import NodegroupNodes
 from migrator.local.scenario import Fault, Timings
@@ -68,7 +65,6 @@ THROTTLE_CODES = {"ec2": "RequestLimitExceeded", "ssm": "ThrottlingException"}
 THROTTLED_SERVICES = {"ec2", "autoscaling", "elasticloadbalancing", "cloudwatch", "monitoring", "ssm", "route53"}
 SSM_COMMAND_SECONDS = 30  # how long a health script takes to report
 NO_TIMEOUT_SECONDS = 99_999_999  # moto's TimeoutSeconds when a state sets none
-SYNC_POLL_SECONDS = 60  # how often a `.sync` task looks at its child execution
 TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 _MISSING = object()
 
@@ -267,12 +263,7 @@ class Fidelity:
             clock.wait(env.program_state_event, wait_seconds)
 
         self._patch(WaitFunction, "_wait_interval", wait_interval)
-        self._patch(retrier_decl, "time", _SimTimeModule(clock))
-        # A `.sync` task polls its child execution; on AWS the wait is event-driven,
-        # here a soft poll every simulated minute that never holds the clock back.
-        self._patch(state_task_service_callback, "time", _SimTimeModule(clock, soft=True))
-        self._patch(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", SYNC_POLL_SECONDS)
-        self._patch(execute_state, "threading", _SimThreadingModule(clock))
+        sfn_threads.install(clock, self._patch, self.random)
 
         # With people answering (local serve), the clock must not jump over a
         # gate's timeout while they read the email: the wait is soft then.
@@ -393,6 +384,15 @@ class Fidelity:
 
     def launch_time(self) -> float:
         return getattr(self._launch_time, "at", None) or self.clock.now()
+
+    @contextmanager
+    def launched_at(self, at: float):
+        """Instances this thread launches meanwhile count as launched at `at`."""
+        self._launch_time.at = at
+        try:
+            yield
+        finally:
+            self._launch_time.at = None
 
     def _recording(self, original):
         fidelity = self
@@ -1212,38 +1212,6 @@ class _HandlerOutput:
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
-
-
-class _SimTimeModule(types.ModuleType):
-    """`time` for moto modules that sleep: sleeping follows the simulated clock."""
-
-    def __init__(self, clock: SimClock, soft: bool = False):
-        super().__init__("time")
-        self._clock = clock
-        self._soft = soft
-
-    def sleep(self, seconds: float) -> None:
-        self._clock.wait(threading.Event(), seconds, soft=self._soft)
-
-    def __getattr__(self, name):
-        return getattr(time, name)
-
-
-class _SimThreadingModule(types.ModuleType):
-    """`threading` for execute_state: a task's TimeoutSeconds runs on the simulated clock."""
-
-    def __init__(self, clock: SimClock):
-        super().__init__("threading")
-        clock_ = clock
-
-        class SimEvent(threading.Event):
-            def wait(self, timeout=None):
-                return clock_.wait(self, timeout, soft=True)
-
-        self.Event = SimEvent
-
-    def __getattr__(self, name):
-        return getattr(threading, name)
 
 
 def _record_values(change) -> list[str]:

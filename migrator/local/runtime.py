@@ -28,7 +28,7 @@ from migrator.local.clock import SimClock
 from migrator.local.fidelity import Fidelity
 from migrator.local.fleet import FAKE_CA, Fleet, build_fleet
 from migrator.local.kubernetes import KubernetesApi, SimCluster
-from migrator.local.scenario import Scenario
+from migrator.local.scenario import DEFAULT_SEED, Scenario
 from migrator.workflows import WORKFLOWS, Workflow, render_definition
 
 ACCOUNT = "123456789012"
@@ -37,6 +37,7 @@ IDEMPOTENCY_TABLE = "al2023-migration-idempotency"
 TOPIC = "al2023-migration-notifications"
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 REMINDER_SWEEP_SECONDS = 900  # how often the deployed reminder rule runs
+PRE_EXISTING_AGE = 86_400  # the scenario's fleet was created this long before the run
 
 
 APPROVAL_SECRET = "al2023-migration-approvals"
@@ -100,10 +101,11 @@ class Run:
 
 
 class LocalRuntime:
-    def __init__(self, scenario: Scenario):
+    def __init__(self, scenario: Scenario, seed: int = DEFAULT_SEED):
         self.scenario = scenario
+        self.seed = seed
         self.region = scenario.region
-        self.clock = SimClock(speed=scenario.clock.speed)
+        self.clock = SimClock()
         self.fidelity: Fidelity | None = None
         self.kubernetes: KubernetesApi | None = None
         self.fleet: Fleet | None = None
@@ -137,8 +139,12 @@ class LocalRuntime:
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
+        from moto.moto_api._internal import mock_random
+
+        mock_random.seed(self.seed)
         domain_clock.use(self.clock.now)
-        self.fidelity = Fidelity(self.clock, self.scenario.timings, load_handlers(), self.scenario.faults)
+        self.fidelity = Fidelity(self.clock, self.scenario.timings, load_handlers(), self.scenario.faults,
+                                 seed=self.seed)
         self.fidelity.install()
         for service in ("autoscaling", "ec2", "ssm", "elbv2", "cloudwatch", "dynamodb", "sns", "route53", "eks", "sts",
                         "stepfunctions", "secretsmanager"):
@@ -149,7 +155,8 @@ class LocalRuntime:
             self.kubernetes = KubernetesApi()
             self.kubernetes.start()
             self.fidelity.publish_eks_ami_parameters({c.version for c in self.scenario.eks_clusters})
-        self.fleet = build_fleet(self.scenario, self.client, config.DEFAULT_MIGRATION_TAG, self._make_cluster)
+        with self.fidelity.launched_at(self.clock.now() - PRE_EXISTING_AGE):  # long running, booted and healthy
+            self.fleet = build_fleet(self.scenario, self.client, config.DEFAULT_MIGRATION_TAG, self._make_cluster)
         self._prepare_clusters()
         for name, group in self.fleet.groups.items():
             self.fidelity.original_versions[name] = group.original_version
@@ -190,7 +197,7 @@ class LocalRuntime:
             cluster.certificate_authority = {"data": FAKE_CA}
             self.fidelity.addons[spec.name] = dict(spec.addons)
             for group in spec.nodegroups:
-                cluster.nodegroups[group.name].sim_created_at = self.clock.now() - 86_400
+                cluster.nodegroups[group.name].sim_created_at = self.clock.now() - PRE_EXISTING_AGE
                 runtime = "docker://20.10.25" if group.container_runtime == "docker" else "containerd://1.7.22"
                 self.fidelity.nodegroup_runtime[(spec.name, group.name)] = runtime
             self.kubernetes.clusters[spec.name].settle()

@@ -18,6 +18,10 @@ STANDALONE_STEPS = {"snapshot": {"error"}, "validate": {"unhealthy", "alarm"}, "
 Decision = Literal["approve", "reject", "ignore"]  # ignore: never answered, the gate times out
 
 
+# Every random choice of a run (throttling faults, Retry jitter, moto's ids) comes from
+# one seed, so the same scenario and seed give the same summary.
+DEFAULT_SEED = 7
+
 class ScenarioError(Exception):
     """The scenario file is invalid; the message names the field."""
 

@@ -10,16 +10,16 @@ import threading
 
 from migrator.local.demo import rollout_input
 from migrator.local.runtime import LocalRuntime
-from migrator.local.scenario import Scenario
+from migrator.local.scenario import DEFAULT_SEED, Scenario
 
 
 class LocalServer:
     """The runtime plus moto's HTTP server on the same backends, so the AWS CLI
     and boto3 (`--endpoint-url`) reach the very state machines and fleet."""
 
-    def __init__(self, scenario: Scenario, port: int):
+    def __init__(self, scenario: Scenario, port: int, seed: int = DEFAULT_SEED):
         self.port = port
-        self.runtime = LocalRuntime(scenario)
+        self.runtime = LocalRuntime(scenario, seed)
         self._server = None
 
     @property
@@ -65,8 +65,8 @@ class LocalServer:
         return "\n".join(lines)
 
 
-def serve_forever(scenario: Scenario, port: int) -> int:
-    server = LocalServer(scenario, port)
+def serve_forever(scenario: Scenario, port: int, seed: int = DEFAULT_SEED) -> int:
+    server = LocalServer(scenario, port, seed)
     server.start()
     print(server.banner(), flush=True)
     stopped = threading.Event()
