@@ -6,6 +6,10 @@
    single target's simulated AWS durations), wall seconds.
 2. `plan` over a simulated account of 10,000 instances: calls and seconds.
 3. Every other shipped scenario, one line each (`--all`).
+
+The reference fleet runs twice: once timed, once under a profiler (yappi, every
+thread, CPU time) that says where the time goes; the simulated figures of both
+runs are compared, since the same scenario and seed must give the same ones.
 """
 
 from __future__ import annotations
@@ -36,11 +40,62 @@ def target_lower_bound(scenario: Scenario, target: str) -> float:
     return t.nodegroup_create + t.instance_boot + 2 * approve + t.pod_termination + t.nodegroup_delete
 
 
+# Where CPU time goes, by the file a function lives in (first match wins).
+WHERE = [
+    ("ASL parsing (ANTLR)", ("/antlr4/", "/asl/antlr/", "/asl/parse/")),
+    ("Step Functions interpreter (moto)", ("/moto/stepfunctions/",)),
+    ("moto request dispatch and serialization", ("/moto/core/", "/moto/utilities/", "/xmltodict", "/jinja2/",
+                                                 "/werkzeug/", "/responses/")),
+    ("moto services (EC2, Auto Scaling, EKS...)", ("/moto/",)),
+    ("botocore and boto3 (building and parsing calls)", ("/botocore/", "/boto3/", "/s3transfer/", "/jmespath/")),
+    ("local runtime (fidelity, scheduler, Kubernetes)", ("/migrator/local/",)),
+    ("handlers, domain, Powertools, Pydantic", ("/migrator/", "/lambdas/", "/aws_lambda_powertools/", "/pydantic",
+                                                "/kubernetes/")),
+    ("Python: json, copy, threading, sockets, re", ("/lib/python3",)),
+]
+
+
+def where_it_goes(action) -> tuple[object, list[tuple[str, float]]]:
+    """Run `action` under yappi (CPU time, every thread); its own time per part."""
+    import yappi
+
+    yappi.set_clock_type("cpu")
+    yappi.clear_stats()
+    yappi.start(builtins=True)
+    try:
+        result = action()
+    finally:
+        yappi.stop()
+    totals: dict[str, float] = {}
+    for stat in yappi.get_func_stats():
+        part = next((name for name, marks in WHERE if any(m in stat.module for m in marks)), "other")
+        totals[part] = totals.get(part, 0.0) + stat.tsub
+    yappi.clear_stats()
+    return result, sorted(totals.items(), key=lambda item: -item[1])
+
+
+def print_where(parts: list[tuple[str, float]]) -> None:
+    total = sum(seconds for _, seconds in parts) or 1.0
+    print(f"  where the CPU time goes (profiled run, {total:.1f} s CPU)")
+    for name, seconds in parts:
+        print(f"    {name:50} {seconds:7.1f} s  {100 * seconds / total:4.0f} %")
+
+
+SIMULATED = ("instances", "state_transitions", "aws_api_calls", "aws_api_calls_throttled",
+             "peak_aws_calls_per_sim_second", "sim_seconds")
+
+
+def simulated_figures(summary: dict) -> dict:
+    return {key: summary[key] for key in SIMULATED} | {
+        "targets": [(t["target"], t["outcome"], t["state_transitions"], t["sim_seconds"]) for t in summary["targets"]]}
+
+
 def reference() -> None:
     scenario = load_scenario(REFERENCE)
     started = time.monotonic()
     summary = run_scenario(scenario)
     wall = time.monotonic() - started
+    profiled, parts = where_it_goes(lambda: run_scenario(scenario))
     migrated = max(1, summary["instances"]["migrated"])
     bound = max(target_lower_bound(scenario, t["target"]) for t in summary["targets"])
     waves = len(summary.get("waves", []))
@@ -55,11 +110,14 @@ def reference() -> None:
         ("lower bound: longest single target", f"{bound:.0f} s ({bound / 3600:.1f} h)"),
         ("makespan / lower bound", f"{summary['sim_seconds'] / bound:.1f}x (waves run one after another)"),
         ("wall seconds", f"{wall:.1f}"),
+        ("same simulated figures on a second run", "yes" if simulated_figures(profiled) == simulated_figures(summary)
+         else "NO: the rehearsal is not deterministic"),
         ("invariants", "ok" if summary["invariants"]["ok"] else "VIOLATED: " + "; ".join(summary["invariants"]["violations"][:3])),
     ]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"  {label.ljust(width)}  {value}")
+    print_where(parts)
 
 
 def plan_10k(count: int = 10_000) -> None:
@@ -93,11 +151,13 @@ def plan_10k(count: int = 10_000) -> None:
         inventory = discover(ec2)
         plan = build_plan(inventory, "us-east-1")
         took = time.monotonic() - started
+        _, parts = where_it_goes(lambda: build_plan(discover(ec2), "us-east-1"))  # read-only: the same account again
     calls = sum(inventory.api_calls.values())
     print(f"plan over {inventory.instances_seen} instances (account built in {built:.0f} s)")
     print(f"  targets {len(inventory.targets)}, waves {len(plan['waves'])}, AL2023 already {inventory.already_al2023}")
     print(f"  AWS calls {calls} ({dict(inventory.api_calls)}), wall {took:.1f} s "
-          f"(most of it moto serializing {count:,} instances)")
+          f"(timed without the profiler)")
+    print_where(parts)
 
 
 def scenarios() -> None:

@@ -37,7 +37,6 @@ class ApprovalBot:
                 batch = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
                 if not batch:
                     return
-                self.clock.touch()
                 for message in batch:
                     text = json.loads(message["Body"])["Message"]
                     body = parse_message(text)

@@ -59,8 +59,7 @@ class _Wait:
 
 
 class SimClock:
-    def __init__(self, start: float | None = None, speed: float | None = None):
-        # `speed` is accepted for old scenarios and callers; time no longer follows real time.
+    def __init__(self, start: float | None = None):
         self.start = SIMULATION_EPOCH if start is None else start
         self._now = self.start
         self._lock = threading.RLock()

@@ -264,6 +264,7 @@ class Fidelity:
 
         self._patch(WaitFunction, "_wait_interval", wait_interval)
         sfn_threads.install(clock, self._patch, self.random)
+        sfn_threads.cache_parsed_definitions(self._patch)
 
         # With people answering (local serve), the clock must not jump over a
         # gate's timeout while they read the email: the wait is soft then.

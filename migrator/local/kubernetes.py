@@ -427,7 +427,6 @@ class KubernetesApi:
         for route_method, pattern, name in self.ROUTES:
             found = re.fullmatch(pattern, match.group("rest"))
             if found and route_method == method:
-                cluster.clock.touch()
                 with cluster.lock:
                     cluster.reconcile()
                     code, payload = getattr(self, "_" + name)(cluster, body=body, query=query,

@@ -31,6 +31,9 @@ class _Strict(BaseModel):
 
 
 class Clock(_Strict):
+    """Kept so version-1 scenarios still load: simulated time no longer follows real
+    time (docs/scenarios.md), so `speed` has no effect."""
+
     speed: float = Field(default=200.0, gt=0)
 
 

@@ -6,14 +6,14 @@ import time
 from migrator.local.clock import SimClock
 
 
-def ticking(speed=1.0):
-    clock = SimClock(speed=speed, start=0.0)
+def ticking():
+    clock = SimClock(start=0.0)
     clock.start_ticking()
     return clock
 
 
 def test_an_idle_wait_jumps_to_its_deadline():
-    clock = ticking(speed=1.0)  # one simulated second per real second
+    clock = ticking()
     try:
         assert clock.wait(threading.Event(), 3600) is False  # an hour, without waiting an hour
         assert clock.now() >= 3600
@@ -34,7 +34,7 @@ def test_a_set_event_ends_the_wait_early():
 
 
 def test_no_jump_while_busy():
-    clock = ticking(speed=1.0)
+    clock = ticking()
     try:
         with clock.busy():
             waiter = threading.Thread(target=clock.sleep, args=(3600,))
@@ -48,7 +48,7 @@ def test_no_jump_while_busy():
 
 
 def test_a_soft_timeout_is_never_jumped_to():
-    clock = ticking(speed=1.0)
+    clock = ticking()
     try:
         done = threading.Event()
         threading.Thread(target=lambda: (clock.wait(threading.Event(), 1e6, soft=True), done.set()),
@@ -62,7 +62,7 @@ def test_a_soft_timeout_is_never_jumped_to():
 
 
 def test_call_later_runs_at_its_simulated_time():
-    clock = ticking(speed=1.0)
+    clock = ticking()
     seen = []
     try:
         clock.call_later(600, lambda: seen.append(clock.now()))
@@ -73,3 +73,40 @@ def test_call_later_runs_at_its_simulated_time():
         assert seen and 600 <= seen[0] < 1200
     finally:
         clock.stop()
+
+
+def test_simulation_threads_run_one_at_a_time_in_the_order_they_became_ready():
+    clock = ticking()
+    order, running, most = [], [0], [0]
+
+    def worker(name: str):
+        for step in range(3):
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            time.sleep(0.01)  # real time: another thread would get in here if it could
+            running[0] -= 1
+            order.append((name, step, clock.now() - clock.start))
+            clock.sleep(60)
+
+    try:
+        threads = [clock.Thread(target=worker, args=(name,), daemon=True) for name in "abc"]
+        with clock.busy():  # all three ready before time may move
+            for thread in threads:
+                thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert most[0] == 1
+        assert order == [(name, step, 60.0 * step) for step in range(3) for name in "abc"]
+    finally:
+        clock.stop()
+
+
+def test_a_stopped_clock_unwinds_parked_simulation_threads():
+    clock = ticking()
+    reached = []
+    thread = clock.Thread(target=lambda: (clock.wait(threading.Event(), None), reached.append(True)), daemon=True)
+    thread.start()
+    time.sleep(0.1)
+    clock.stop()
+    thread.join(5)
+    assert not thread.is_alive() and not reached

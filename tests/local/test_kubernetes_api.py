@@ -18,7 +18,7 @@ from migrator.local.kubernetes import KubernetesApi, NodegroupNodes, Pod, SimClu
 
 @pytest.fixture
 def world():
-    clock = SimClock(speed=0.001, start=10_000.0)
+    clock = SimClock(start=10_000.0)
     domain_clock.use(clock.now)
     api = KubernetesApi()
     api.start()
