@@ -33,8 +33,8 @@ def _context_field(name: str) -> property:
 
 
 class Fidelity:
-    """The services together, and what the runtime, the summary and `local serve`
-    read or set on them."""
+    """The services together. The runtime configures each service it has facts for
+    (`fidelity.eks.addons`, ...); the summary reads the observations."""
 
     def __init__(
         self,
@@ -52,22 +52,13 @@ class Fidelity:
         self.throttling = Throttling(ctx)
         self.services = [StepFunctions(ctx), Lambda(ctx, handlers), self.ec2, self.autoscaling, ELBv2(ctx, self.ec2),
                          self.ssm, Route53(ctx, self.ec2), self.eks, self.throttling]
-        # The same objects under the names the runtime, the summary and the tests use.
         self.observations = ctx.observations
+        # what the summary and the workflow tests read, under the names they use
         self.calls = ctx.observations.calls
         self.changed_instances = ctx.observations.changed_instances
-        self.address_checks = ctx.observations.address_checks
         self.address_violations = ctx.observations.address_violations
         self.snapshot_completed_at = ctx.observations.snapshot_completed_at
-        self.unhealthy_instances = ctx.unhealthy_instances
-        self.original_versions = self.autoscaling.original_versions
-        self.standalone_targets = self.ec2.standalone_targets
         self.target_of_instance = self.ec2.target_of_instance
-        self.addons = self.eks.addons
-        self.nodegroup_runtime = self.eks.nodegroup_runtime
-        self.nodegroup_nodes = self.eks.nodegroup_nodes
-        self.blocked_pdbs = self.eks.blocked_pdbs
-        self.publish_eks_ami_parameters = self.ssm.publish_eks_ami_parameters
 
     # set by the runtime (account, region) and by `local serve` (people_answer)
     account = _context_field("account")

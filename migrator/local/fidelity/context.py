@@ -41,7 +41,8 @@ class Observations:
     # instance id -> its Auto Scaling group (or None) for every stop/terminate
     changed_instances: dict[str, str | None] = field(default_factory=dict)
     address_checks: list[Callable[[], str | None]] = field(default_factory=list)
-    address_violations: list[str] = field(default_factory=list)  # moments an address or record served no running instance
+    # moments an address or record served no running instance
+    address_violations: list[str] = field(default_factory=list)
     snapshot_completed_at: dict[str, float] = field(default_factory=dict)
 
     def observe_addresses(self, clock: SimClock) -> None:

@@ -83,7 +83,8 @@ class EC2:
 
     def _install_instances(self) -> None:
         ec2, ctx, patches = self, self.ctx, self.ctx.patches
-        patches.after_init(ec2_instances.Instance, lambda instance: setattr(instance, "sim_launched_at", ec2.launch_time()))
+        patches.after_init(ec2_instances.Instance,
+                           lambda instance: setattr(instance, "sim_launched_at", ec2.launch_time()))
 
         # Speed, not behaviour: moto answered a resource's own tags by scanning every
         # tag of the account with regular expressions, for each resource a filter
@@ -176,7 +177,8 @@ class EC2:
                 }
             )
 
-        self.ctx.patches.patch(LaunchTemplateResponses, "create_launch_template_version", create_launch_template_version)
+        self.ctx.patches.patch(LaunchTemplateResponses, "create_launch_template_version",
+                               create_launch_template_version)
 
     def _install_snapshots(self) -> None:
         ec2, ctx, patches = self, self.ctx, self.ctx.patches

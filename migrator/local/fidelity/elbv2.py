@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 
 from migrator.local.fidelity.context import Context
 from migrator.local.fidelity.ec2 import EC2
 
 
+@dataclass
 class ELBv2:
-    def __init__(self, ctx: Context, ec2: EC2):
-        self.ctx = ctx
-        self.ec2 = ec2
+    ctx: Context
+    ec2: EC2
 
     def install(self) -> None:
-        ctx, ec2 = self.ctx, self.ec2
-        original = FakeTargetGroup.health_for
+        timings, original = self.ctx.timings, FakeTargetGroup.health_for
 
         # AWS: a new target is `initial` until it passes the health checks after
         # boot and the grace period; under an `unhealthy` fault it goes `unhealthy`.
@@ -28,13 +29,13 @@ class ELBv2:
             launched = getattr(instance, "sim_launched_at", None)
             if launched is None:
                 return status
-            ready_at = launched + ctx.timings.instance_boot + ctx.timings.health_grace
-            if target["Id"] in ctx.unhealthy_instances and ec2.booted(instance):
+            ready_at = launched + timings.instance_boot + timings.health_grace
+            if target["Id"] in self.ctx.unhealthy_instances and self.ec2.booted(instance):
                 return FakeHealthStatus(status.instance_id, status.port, status.health_check_port, "unhealthy",
                                         "Target.FailedHealthChecks", "Health checks failed with these codes: [502]")
-            if ctx.clock.now() < ready_at:
+            if self.ctx.clock.now() < ready_at:
                 return FakeHealthStatus(status.instance_id, status.port, status.health_check_port, "initial",
                                         "Elb.RegistrationInProgress", "Target registration is in progress")
             return status
 
-        ctx.patches.patch(FakeTargetGroup, "health_for", health_for)
+        self.ctx.patches.patch(FakeTargetGroup, "health_for", health_for)

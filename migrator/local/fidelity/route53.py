@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from moto.ec2.models import ec2_backends
 from moto.route53 import models as route53_models
 
@@ -9,10 +11,10 @@ from migrator.local.fidelity.context import Context
 from migrator.local.fidelity.ec2 import EC2
 
 
+@dataclass
 class Route53:
-    def __init__(self, ctx: Context, ec2: EC2):
-        self.ctx = ctx
-        self.ec2 = ec2
+    ctx: Context
+    ec2: EC2
 
     def install(self) -> None:
         ec2 = self.ec2
@@ -29,7 +31,8 @@ class Route53:
                 ec2.after_cutover_call(instance)
             return result
 
-        self.ctx.patches.patch(route53_models.Route53Backend, "change_resource_record_sets", change_resource_record_sets)
+        self.ctx.patches.patch(route53_models.Route53Backend, "change_resource_record_sets",
+                               change_resource_record_sets)
 
 
 def instances_by_ip(change_list) -> list:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from moto.ec2.models import ec2_backends
 from moto.ssm import models as ssm_models
@@ -15,10 +16,10 @@ AL2023_IMAGE_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel
 AL2_IMAGE_PARAMETER = "/aws/service/ami-amazon-linux-latest/amzn2-ami-kernel-5.10-hvm-x86_64-gp2"
 
 
+@dataclass
 class SSM:
-    def __init__(self, ctx: Context, ec2: EC2):
-        self.ctx = ctx
-        self.ec2 = ec2
+    ctx: Context
+    ec2: EC2
 
     def install(self) -> None:
         ctx, ec2 = self.ctx, self.ec2
@@ -39,7 +40,8 @@ class SSM:
                 invocation.update(StandardOutputContent="app healthy\n")
             return invocation
 
-        ctx.patches.after_init(ssm_models.Command, lambda command: setattr(command, "sim_requested_at", ctx.clock.now()))
+        ctx.patches.after_init(ssm_models.Command,
+                               lambda command: setattr(command, "sim_requested_at", ctx.clock.now()))
         ctx.patches.patch(ssm_models.Command, "get_invocation", get_invocation)
 
     def latest_image(self, al2023: bool) -> str:

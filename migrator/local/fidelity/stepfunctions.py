@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 import types
+from dataclasses import dataclass
 
 from moto.core.responses import EmptyResult
 from moto.stepfunctions.models import StateMachine
@@ -30,9 +31,9 @@ NO_TIMEOUT_SECONDS = 99_999_999  # moto's TimeoutSeconds when a state sets none
 SYNC_POLL_SECONDS = 60  # how often a `.sync` task looks at its child execution
 
 
+@dataclass
 class StepFunctions:
-    def __init__(self, ctx: Context):
-        self.ctx = ctx
+    ctx: Context
 
     def install(self) -> None:
         self._install_clock()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import botocore.handlers
 from botocore.awsrequest import AWSResponse
 
@@ -12,9 +14,9 @@ THROTTLE_CODES = {"ec2": "RequestLimitExceeded", "ssm": "ThrottlingException"}
 THROTTLED_SERVICES = {"ec2", "autoscaling", "elasticloadbalancing", "cloudwatch", "monitoring", "ssm", "route53"}
 
 
+@dataclass
 class Throttling:
-    def __init__(self, ctx: Context):
-        self.ctx = ctx
+    ctx: Context
 
     def install(self) -> None:
         global _ACTIVE

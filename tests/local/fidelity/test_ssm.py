@@ -15,6 +15,6 @@ def test_run_command_is_in_progress_then_reports_the_result():
         assert ssm.get_command_invocation(CommandId=command, InstanceId=iid)["Status"] == "InProgress"
         rt.clock.advance(31)
         assert ssm.get_command_invocation(CommandId=command, InstanceId=iid)["Status"] == "Success"
-        rt.fidelity.unhealthy_instances.add(iid)
+        rt.fidelity.context.unhealthy_instances.add(iid)
         failed = ssm.get_command_invocation(CommandId=command, InstanceId=iid)
         assert failed["Status"] == "Failed" and failed["StandardErrorContent"]
