@@ -35,7 +35,9 @@ class CallStats:
 
 @dataclass
 class Observations:
-    """What the summary reads: AWS has none of it, it audits our own promises."""
+    """What the summary reads: the AWS calls the handlers made, and the audit of
+    our own promises (nothing not ours stopped, every address served). AWS keeps
+    none of this; the runtime watches it."""
 
     calls: CallStats = field(default_factory=CallStats)
     # instance id -> its Auto Scaling group (or None) for every stop/terminate
@@ -93,6 +95,8 @@ class Patches:
 
 @dataclass
 class Context:
+    """What the service modules share; each holds this one object."""
+
     clock: SimClock
     timings: Timings
     faults: list[Fault]

@@ -237,7 +237,7 @@ class EC2:
                 for fault in ctx.faults_for(target, "validate"):
                     if fault.kind == "alarm" and fault.alarm not in ec2.fired_alarms:
                         ec2.fired_alarms.add(fault.alarm)
-                        ec2.set_alarm(instance.ec2_backend, fault.alarm)
+                        ec2.fire_alarm(instance.ec2_backend, fault.alarm)
             return {"Status": value, "Details": [{"Name": "reachability", "Status": detail}]}
 
         ctx.patches.patch(ec2_instances.Instance, "instance_status", property(status))
@@ -272,9 +272,9 @@ class EC2:
                 if fault.kind == "unhealthy":
                     self.ctx.unhealthy_instances.add(instance.id)
                 elif fault.kind == "alarm":
-                    self.set_alarm(instance.ec2_backend, fault.alarm)
+                    self.fire_alarm(instance.ec2_backend, fault.alarm)
         self.ctx.observations.observe_addresses(self.ctx.clock)
 
     @staticmethod
-    def set_alarm(ec2_backend, name: str) -> None:
+    def fire_alarm(ec2_backend, name: str) -> None:
         set_alarm(ec2_backend.account_id, ec2_backend.region_name, name, "ALARM")
