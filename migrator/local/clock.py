@@ -50,11 +50,12 @@ class _Actor:
 class _Wait:
     """One wait on the clock: ends when its event is set or its deadline passes."""
 
-    __slots__ = ("actor", "event", "seq", "soft", "fired", "wake")
+    __slots__ = ("actor", "event", "seq", "soft", "fired", "wake", "rehold")
 
-    def __init__(self, actor: _Actor | None, event: threading.Event, seq: int, soft: bool):
+    def __init__(self, actor: _Actor | None, event: threading.Event, seq: int, soft: bool, rehold: bool = False):
         self.actor, self.event, self.seq, self.soft = actor, event, seq, soft
         self.fired = False
+        self.rehold = rehold  # an outside thread that held the clock holds it again on waking
         self.wake = None if actor else threading.Event()  # for threads outside the simulation
 
 
@@ -90,9 +91,6 @@ class SimClock:
         return getattr(self._local, "actor", None) is not None
 
     # --- holding the clock -----------------------------------------------------
-
-    def touch(self) -> None:
-        """Kept for callers of the real-time clock: activity no longer moves time."""
 
     @contextmanager
     def busy(self):
@@ -151,6 +149,29 @@ class SimClock:
                     self._waits.pop(id(event), None)
             entry.fired = True  # its timer, if any, is now void
         return event.is_set()
+
+    def wait_holding(self, event: threading.Event) -> None:
+        """From outside the simulation, while holding the clock (`busy()`): let time
+        move until `event` is set, and hold the clock again at that very moment, so
+        what the caller does next happens when the event was set (the demo starts
+        the next wave when the last one ended, however long it takes to notice)."""
+        with self._lock:
+            if event.is_set() or self._stopped:
+                return
+            self._hook_set(event)
+            entry = _Wait(None, event, next(self._seq), soft=False, rehold=True)
+            self._waits.setdefault(id(event), []).append(entry)
+            self._holds -= 1
+            self._kick.set()
+        while not entry.wake.wait(0.05) and not event.is_set():
+            pass
+        with self._lock:
+            if not entry.fired:  # set behind the hook's back: hold from now on
+                pending = self._waits.get(id(event), [])
+                if entry in pending:
+                    pending.remove(entry)
+                entry.fired = True
+                self._holds += 1
 
     def sleep(self, seconds: float, soft: bool = False) -> None:
         self.wait(threading.Event(), seconds, soft=soft)
@@ -260,6 +281,8 @@ class SimClock:
             self._ready.append(wait.actor)
             self._kick.set()
         else:
+            if wait.rehold:
+                self._holds += 1
             wait.wake.set()
 
     def _hook_set(self, event: threading.Event) -> None:  # with self._lock

@@ -91,28 +91,34 @@ def run_waves(runtime: LocalRuntime, plan: dict, on_progress: Callable[[str], No
     """Each wave as one execution of the fleet state machine, one after another."""
     waves = runtime.scenario.waves
     sfn = runtime.client("stepfunctions")
-    for wave in plan["waves"]:
-        fleet = runtime.start_execution(FLEET, f"wave-{wave['wave']}", {
-            "plan_id": plan["plan_id"], "wave": wave["wave"], "max_concurrency": waves.max_concurrency,
-            "tolerated_failure_percentage": waves.tolerated_failure_percentage,
-            "approval_timeout_seconds": int(runtime.scenario.approvals.timeout),
-        })
-        fleet.wave = wave["wave"]
-        children = [Run(t["target"], WORKFLOWS_BY_NAME[t["state_machine"]],
-                        runtime.execution_arn(WORKFLOWS_BY_NAME[t["state_machine"]], t["execution_name"]),
-                        runtime.clock.now(), wave=wave["wave"]) for t in wave["targets"]]
-        runtime.runs.extend(children)
-        shown = None
-        while runtime.status(fleet)["status"] == "RUNNING":
-            if on_progress:
-                line = _progress(sfn, wave, children, runtime)
-                if line != shown:
-                    on_progress(line)
-                    shown = line
-            time.sleep(0.25)
-        runtime.wait([fleet])
+    with runtime.clock.busy():  # time moves only while a wave runs: each starts when the last ended
+        for wave in plan["waves"]:
+            _run_wave(runtime, plan, wave, waves, sfn, on_progress)
+
+
+def _run_wave(runtime: LocalRuntime, plan: dict, wave: dict, waves, sfn, on_progress) -> None:
+    """One wave on the fleet state machine; returns when it ended, the clock held."""
+    fleet = runtime.start_execution(FLEET, f"wave-{wave['wave']}", {
+        "plan_id": plan["plan_id"], "wave": wave["wave"], "max_concurrency": waves.max_concurrency,
+        "tolerated_failure_percentage": waves.tolerated_failure_percentage,
+        "approval_timeout_seconds": int(runtime.scenario.approvals.timeout),
+    })
+    fleet.wave = wave["wave"]
+    children = [Run(t["target"], WORKFLOWS_BY_NAME[t["state_machine"]],
+                    runtime.execution_arn(WORKFLOWS_BY_NAME[t["state_machine"]], t["execution_name"]),
+                    runtime.clock.now(), wave=wave["wave"]) for t in wave["targets"]]
+    runtime.runs.extend(children)
+    shown = None
+    while runtime.status(fleet)["status"] == "RUNNING":
         if on_progress:
-            on_progress(_progress(sfn, wave, children, runtime))
+            line = _progress(sfn, wave, children, runtime)
+            if line != shown:
+                on_progress(line)
+                shown = line
+        runtime.clock.wait_holding(runtime.fidelity.stepfunctions.execution_ended)
+    runtime.wait([fleet])
+    if on_progress:
+        on_progress(_progress(sfn, wave, children, runtime))
 
 
 def _progress(sfn, wave: dict, children: list[Run], runtime: LocalRuntime) -> str:

@@ -154,15 +154,15 @@ class LocalRuntime:
         if self.scenario.eks_clusters:
             self.kubernetes = KubernetesApi()
             self.kubernetes.start()
-            self.fidelity.publish_eks_ami_parameters({c.version for c in self.scenario.eks_clusters})
-        with self.fidelity.launched_at(self.clock.now() - PRE_EXISTING_AGE):  # long running, booted and healthy
+            self.fidelity.ssm.publish_eks_ami_parameters({c.version for c in self.scenario.eks_clusters})
+        with self.fidelity.ec2.launching_at(self.clock.now() - PRE_EXISTING_AGE):  # long running, booted and healthy
             self.fleet = build_fleet(self.scenario, self.client, config.DEFAULT_MIGRATION_TAG, self._make_cluster)
         self._prepare_clusters()
         for name, group in self.fleet.groups.items():
-            self.fidelity.original_versions[name] = group.original_version
+            self.fidelity.autoscaling.original_versions[name] = group.original_version
         for built in self.fleet.instances.values():
-            self.fidelity.standalone_targets[built.instance_id] = built.spec.target
-            self.fidelity.address_checks.append(lambda built=built: self.address_problem(built))
+            self.fidelity.ec2.standalone_targets[built.instance_id] = built.spec.target
+            self.fidelity.observations.address_checks.append(lambda built=built: self.address_problem(built))
         self.clock.before_jump(self.bot.poll)
         self._remind_every(REMINDER_SWEEP_SECONDS)
         self.clock.start_ticking()
@@ -180,8 +180,8 @@ class LocalRuntime:
     def _make_cluster(self, spec) -> SimCluster:
         timings = self.scenario.timings
         sim = SimCluster(spec.name, spec.version, self.clock, timings.pod_termination,
-                         nodegroups=lambda: self.fidelity.nodegroup_nodes(spec.name), pod_start=timings.pod_start)
-        sim.blocked_pdbs = lambda: self.fidelity.blocked_pdbs(sim)
+                         nodegroups=lambda: self.fidelity.eks.nodegroup_nodes(spec.name), pod_start=timings.pod_start)
+        sim.blocked_pdbs = lambda: self.fidelity.eks.blocked_pdbs(sim)
         self.kubernetes.clusters[spec.name] = sim
         return sim
 
@@ -195,11 +195,11 @@ class LocalRuntime:
             cluster = backend.clusters[spec.name]
             cluster.endpoint = self.kubernetes.endpoint(spec.name)
             cluster.certificate_authority = {"data": FAKE_CA}
-            self.fidelity.addons[spec.name] = dict(spec.addons)
+            self.fidelity.eks.addons[spec.name] = dict(spec.addons)
             for group in spec.nodegroups:
                 cluster.nodegroups[group.name].sim_created_at = self.clock.now() - PRE_EXISTING_AGE
                 runtime = "docker://20.10.25" if group.container_runtime == "docker" else "containerd://1.7.22"
-                self.fidelity.nodegroup_runtime[(spec.name, group.name)] = runtime
+                self.fidelity.eks.nodegroup_runtime[(spec.name, group.name)] = runtime
             self.kubernetes.clusters[spec.name].settle()
 
     def stop(self) -> None:

@@ -59,10 +59,10 @@ class SimTime(types.ModuleType):
         return getattr(time, name)
 
 
-def install(clock: SimClock, patch: Callable[[object, str, object], None], rng: random.Random) -> None:
+def install(clock: SimClock, patch: Callable[[object, str, object], None], rng: random.Random) -> threading.Event:
     """Route every thread, join, sleep and jitter of the interpreter through the clock
     and the run's seeded random source; `patch(owner, name, value)` records each
-    change so the runtime can undo it."""
+    change so the runtime can undo it. Returns the event pulsed at every execution's end."""
     from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl, retrier_decl
     from moto.stepfunctions.parser.asl.component.program import program
     from moto.stepfunctions.parser.asl.component.state.exec import execute_state
@@ -100,6 +100,7 @@ def install(clock: SimClock, patch: Callable[[object, str, object], None], rng: 
             ended.clear()
 
     patch(execution_worker.ExecutionWorker, "_execution_logic", execution_logic)
+    return ended
 
 
 

@@ -1,0 +1,63 @@
+"""SSM: Run Command that takes time and can fail, and the public AMI parameters."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from moto.ec2.models import ec2_backends
+from moto.ssm import models as ssm_models
+
+from migrator.local.fidelity.context import Context
+from migrator.local.fidelity.ec2 import EC2
+
+SSM_COMMAND_SECONDS = 30  # how long a health script takes to report
+AL2023_IMAGE_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+AL2_IMAGE_PARAMETER = "/aws/service/ami-amazon-linux-latest/amzn2-ami-kernel-5.10-hvm-x86_64-gp2"
+
+
+@dataclass
+class SSM:
+    ctx: Context
+    ec2: EC2
+
+    def install(self) -> None:
+        ctx, ec2 = self.ctx, self.ec2
+        original_invocation = ssm_models.Command.get_invocation
+
+        # AWS: a Run Command invocation is InProgress for a while, then Success,
+        # or Failed when the health script fails; moto answered Success at once.
+        def get_invocation(command, instance_id, plugin_name):
+            invocation = dict(original_invocation(command, instance_id, plugin_name))
+            ec2_backend = ec2_backends[command.account_id][command.backend_region]
+            instance = ec2_backend.get_instance_by_id(instance_id)
+            if ctx.clock.now() < getattr(command, "sim_requested_at", 0) + SSM_COMMAND_SECONDS:
+                invocation.update(Status="InProgress", StatusDetails="InProgress", ResponseCode=-1)
+            elif ec2.fault_unhealthy(instance):
+                invocation.update(Status="Failed", StatusDetails="Failed", ResponseCode=1,
+                                  StandardErrorContent="health check failed: app not answering on :8080 (simulated)")
+            else:
+                invocation.update(StandardOutputContent="app healthy\n")
+            return invocation
+
+        ctx.patches.after_init(ssm_models.Command,
+                               lambda command: setattr(command, "sim_requested_at", ctx.clock.now()))
+        ctx.patches.patch(ssm_models.Command, "get_invocation", get_invocation)
+
+    def latest_image(self, al2023: bool) -> str:
+        """The latest Amazon Linux AMI, from the public parameter moto publishes."""
+        backend = ssm_models.ssm_backends[self.ctx.account][self.ctx.region]
+        return backend.get_parameter(AL2023_IMAGE_PARAMETER if al2023 else AL2_IMAGE_PARAMETER).value
+
+    def publish_eks_ami_parameters(self, versions: set[str]) -> None:
+        """AWS publishes the EKS-optimized AMI ids as public SSM parameters; moto has none."""
+        backend = ssm_models.ssm_backends[self.ctx.account][self.ctx.region]
+        al2023, al2 = self.latest_image(True), self.latest_image(False)
+        for version in versions:
+            for family, image in (("amazon-linux-2023/x86_64/standard", al2023), ("amazon-linux-2", al2)):
+                name = f"/aws/service/eks/optimized-ami/{version}/{family}/recommended/image_id"
+                backend._parameters[name].append(ssm_models.Parameter(
+                    account_id=self.ctx.account, name=name, value=image, parameter_type="String", description="",
+                    allowed_pattern=None, keyid=None, version=1,
+                    last_modified_date=dt.datetime.fromtimestamp(self.ctx.clock.now(), dt.UTC),
+                    data_type="text"))
