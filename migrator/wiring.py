@@ -1,5 +1,6 @@
-"""What every handler needs besides its event: clients, the audit log, run-once."""
+"""What every handler needs besides its event: the `task` decorator, clients, the audit log, run-once."""
 
+import functools
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -8,13 +9,16 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-
 from aws_lambda_powertools.utilities.parameters import get_secret
+from aws_lambda_powertools.utilities.parser import parse
+from pydantic import BaseModel
 
 from migrator.approvals.core import Approvals
 from migrator.audit import AuditLog
 from migrator.aws import client
+from migrator.observability import task_handler
 from migrator.settings import settings
+from migrator.validation import parse_input
 
 
 def audit_log(execution: str, target: str) -> AuditLog:
@@ -35,12 +39,46 @@ def _once_runner():
     return run
 
 
-def run_once(task: str, execution: str, context, action: Callable[[], dict]) -> dict:
-    """Powertools idempotency for a mutating task: a second call for the same
-    execution returns the first result instead of acting again. (The domain
-    functions also check state first, so this guards retries after a timeout.)"""
+def run_once(task: str, key: dict, context, action: Callable[[], dict]) -> dict:
+    """Powertools idempotency for a mutating task: a second call with the same key
+    (the execution, and what else tells one action from another) returns the first
+    result instead of acting again. (The domain functions also check state first,
+    so this guards retries after a timeout.)"""
     _IDEMPOTENCY.register_lambda_context(context)
-    return _once_runner()(key={"task": task, "execution": execution}, action=action)
+    return _once_runner()(key={"task": task, **key}, action=action)
+
+
+def _as_json(result):
+    # Step Functions and the idempotency record both take JSON, not models.
+    return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+
+
+EXECUTION = ("execution",)  # `once_per=EXECUTION`: a mutating task acts once per execution
+
+
+def task(model: type[BaseModel] | None = None, *, once_per: tuple[str, ...] = ()):
+    """The one decorator of every Step Functions task in lambdas/: Powertools logging, tracing and metrics
+    (`task_handler`), the event parsed into `model` (the raw event without one), a model result returned as
+    JSON; and for a mutating task, run-once keyed by the function's own name (`asg.start_refresh`, its
+    handler string) and by the event fields `once_per` names (EXECUTION, or more)."""
+
+    def decorate(func: Callable) -> Callable:
+        name = f"{func.__module__.rpartition('.')[2]}.{func.__name__}"  # lambdas.asg locally, asg in Lambda
+
+        @functools.wraps(func)
+        def handler(event, context):
+            parsed = parse(event=event, model=model) if model else event
+
+            def act():
+                return _as_json(func(parsed, context))
+
+            if not once_per:
+                return act()
+            return run_once(name, {field: getattr(parsed, field) for field in once_per}, context, act)
+
+        return task_handler(handler)
+
+    return decorate
 
 
 def approvals() -> Approvals:
@@ -51,3 +89,13 @@ def approvals() -> Approvals:
         topic=s.notification_topic, secret=get_secret(s.approval_secret, max_age=300).encode(),
         base_url=s.approval_base_url,
     )
+
+
+def input_validator(model: type[BaseModel]) -> Callable:
+    """The first task of a workflow: the execution input becomes `model`, or the run fails naming the field."""
+
+    @task()
+    def validate_input(event, context):
+        return {"input": parse_input(model, event.get("request")).model_dump()}
+
+    return validate_input

@@ -7,9 +7,12 @@ same way in AWS and in rehearsal. The ASL files refer to each task as
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 
 from migrator.config import LAMBDAS_DIR, STATE_MACHINES_DIR
 
@@ -42,20 +45,60 @@ class Access(str, Enum):
     KUBERNETES = "kubernetes"  # an EKS access entry on the clusters in cdk.json (no IAM action: the token is presigned)
 
 
+def pascal_case(name: str) -> str:
+    """asg_rollout / asg-rollout -> AsgRollout, for construct ids and substitution names."""
+    return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
+
+
+# The standalone handlers' functions were ec2_* before the handlers were grouped per workflow; their names
+# (construct ids, so CloudFormation logical ids, and local function names) keep that prefix, so a deployed
+# stack updates its functions and roles in place instead of replacing them.
+_NAME_PREFIX = {"standalone": "ec2"}
+
+
 @dataclass(frozen=True)
 class LambdaTask:
-    folder: str  # lambdas/<folder>/handler.py, function `handler`
-    substitution: str  # the ${...} name in the ASL file
+    """One Lambda function: `handler` ("<module>.<function>" in lambdas/) is its only name; everything
+    else that names it (construct id, local function name, ASL substitution) is derived from it."""
+
+    handler: str  # the Lambda handler string; the code asset is the lambdas/ folder
     description: str
     access: frozenset[Access]
+    substitution: str = ""  # the ${...} name in the ASL file; by default <Function>FunctionArn
+
+    def __post_init__(self):
+        if not self.substitution:
+            object.__setattr__(self, "substitution", pascal_case(self.function) + "FunctionArn")
 
     @property
-    def handler_file(self):
-        return LAMBDAS_DIR / self.folder / "handler.py"
+    def module(self) -> str:
+        return self.handler.partition(".")[0]
+
+    @property
+    def function(self) -> str:
+        return self.handler.partition(".")[2]
+
+    @property
+    def name(self) -> str:
+        """asg_start_refresh: the construct id (pascal-cased) and the local function name derive from it."""
+        return f"{_NAME_PREFIX.get(self.module, self.module)}_{self.function}"
 
     @property
     def local_function_name(self) -> str:
-        return "al2023-" + self.folder.replace("_", "-")
+        return "al2023-" + self.name.replace("_", "-")
+
+    def load(self) -> Callable:
+        """The handler function itself, for the local runtime (Lambda imports it by the handler string)."""
+        return getattr(_lambdas_module(self.module), self.function)
+
+
+@cache
+def _lambdas_module(module: str):
+    # By file path: lambdas/ is the functions' code asset, not a package of the installed project.
+    spec = importlib.util.spec_from_file_location(f"lambdas.{module}", LAMBDAS_DIR / f"{module}.py")
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
 
 
 @dataclass(frozen=True)
@@ -68,7 +111,7 @@ class Workflow:
 
     @property
     def arn_substitution(self) -> str:
-        return "".join(part.capitalize() for part in self.name.split("-")) + "StateMachineArn"
+        return pascal_case(self.name) + "StateMachineArn"
 
     @property
     def asl_path(self):
@@ -77,44 +120,44 @@ class Workflow:
 
 _BASE = frozenset({Access.AUDIT_WRITE})
 
+
+def _validate_input(module: str, what: str) -> LambdaTask:
+    """Every workflow's first task: it reads only its event."""
+    return LambdaTask(f"{module}.validate_input", f"Validate the {what} input; no AWS change", frozenset())
+
+
 # Every approval gate is this task (lambda:invoke.waitForTaskToken): one mechanism for all.
-REQUEST_APPROVAL = LambdaTask("approvals_request", "RequestApprovalFunctionArn",
-                              "Store a gate's task token under an id and email signed links",
-                              _BASE | {Access.APPROVALS})
+REQUEST_APPROVAL = LambdaTask("approvals.request", "Store a gate's task token under an id and email signed links",
+                              _BASE | {Access.APPROVALS}, substitution="RequestApprovalFunctionArn")
+# The two approval functions no workflow invokes (stacks/approvals.py): the API behind the links, the reminder.
+APPROVALS_API = LambdaTask("approvals.api",
+                           "Approval links: GET shows a confirmation page, only the form's POST decides",
+                           _BASE | {Access.APPROVALS})  # decide, then record the decision
+APPROVALS_REMINDER = LambdaTask("approvals.reminder", "Remind once of each pending approval that expires soon",
+                                frozenset({Access.APPROVALS}))
 
 ASG_ROLLOUT = Workflow(
     name="asg-rollout",
     asl_file="asg_rollout.asl.json",
     gates=("before-refresh",),
     tasks=(
-        LambdaTask("asg_validate_input", "ValidateInputFunctionArn",
-                   "Validate the rollout input; no AWS change", frozenset()),
-        LambdaTask("asg_preflight", "PreflightFunctionArn",
-                   "Check the group and record what a rollback restores",
+        _validate_input("asg", "rollout"),
+        LambdaTask("asg.preflight", "Check the group and record what a rollback restores",
                    _BASE | {Access.ASG_READ, Access.AMI_READ}),
-        LambdaTask("asg_create_version", "CreateVersionFunctionArn",
-                   "New launch-template version: AL2023 AMI, IMDSv2 required",
+        LambdaTask("asg.create_version", "New launch-template version: AL2023 AMI, IMDSv2 required",
                    _BASE | {Access.ASG_READ, Access.AMI_READ, Access.LAUNCH_TEMPLATE_WRITE, Access.IDEMPOTENCY}),
-        LambdaTask("asg_start_canary", "StartCanaryFunctionArn",
-                   "Point the group at the new version, one more instance",
+        LambdaTask("asg.start_canary", "Point the group at the new version, one more instance",
                    _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.IDEMPOTENCY}),
-        LambdaTask("asg_check_canary", "CheckCanaryFunctionArn",
-                   "Canary InService, healthy in its target groups, alarms OK",
+        LambdaTask("asg.check_canary", "Canary InService, healthy in its target groups, alarms OK",
                    _BASE | {Access.ASG_READ, Access.HEALTH_READ}),
-        LambdaTask("asg_start_refresh", "StartRefreshFunctionArn",
-                   "Instance refresh pinned to the new version",
+        LambdaTask("asg.start_refresh", "Instance refresh pinned to the new version",
                    _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.REFRESH_WRITE, Access.IDEMPOTENCY}),
-        LambdaTask("asg_check_refresh", "CheckRefreshFunctionArn",
-                   "Poll the instance refresh",
-                   _BASE | {Access.ASG_READ}),
-        LambdaTask("asg_finalize", "FinalizeFunctionArn",
-                   "Remove the canary capacity, restore sizes, make the version default",
+        LambdaTask("asg.check_refresh", "Poll the instance refresh", _BASE | {Access.ASG_READ}),
+        LambdaTask("asg.finalize", "Remove the canary capacity, restore sizes, make the version default",
                    _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.LAUNCH_TEMPLATE_WRITE, Access.IDEMPOTENCY}),
-        LambdaTask("asg_rollback", "RollbackFunctionArn",
-                   "Stop the refresh, put the group back on the old version and sizes",
+        LambdaTask("asg.rollback", "Stop the refresh, put the group back on the old version and sizes",
                    _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.REFRESH_WRITE}),
-        LambdaTask("asg_check_rollback", "CheckRollbackFunctionArn",
-                   "Wait until every instance runs the old version again",
+        LambdaTask("asg.check_rollback", "Wait until every instance runs the old version again",
                    _BASE | {Access.ASG_READ}),
         REQUEST_APPROVAL,
     ),
@@ -125,35 +168,25 @@ STANDALONE_EC2 = Workflow(
     asl_file="standalone_ec2.asl.json",
     gates=("cutover", "decommission"),
     tasks=(
-        LambdaTask("ec2_validate_input", "ValidateInputFunctionArn",
-                   "Validate the migration input; no AWS change", frozenset()),
-        LambdaTask("ec2_preflight", "PreflightFunctionArn",
-                   "Check the instance and record what a rebuild and a rollback need",
+        _validate_input("standalone", "migration"),
+        LambdaTask("standalone.preflight", "Check the instance and record what a rebuild and a rollback need",
                    _BASE | {Access.INSTANCE_READ, Access.AMI_READ, Access.DNS_READ}),
-        LambdaTask("ec2_snapshot", "SnapshotFunctionArn",
-                   "Crash-consistent snapshots of every EBS volume",
+        LambdaTask("standalone.snapshot", "Crash-consistent snapshots of every EBS volume",
                    _BASE | {Access.INSTANCE_READ, Access.SNAPSHOT_WRITE, Access.IDEMPOTENCY}),
-        LambdaTask("ec2_check_snapshots", "CheckSnapshotsFunctionArn",
-                   "Poll the snapshots until completed", _BASE | {Access.INSTANCE_READ}),
-        LambdaTask("ec2_launch", "LaunchFunctionArn",
-                   "Launch the AL2023 replacement beside the old instance",
+        LambdaTask("standalone.check_snapshots", "Poll the snapshots until completed", _BASE | {Access.INSTANCE_READ}),
+        LambdaTask("standalone.launch", "Launch the AL2023 replacement beside the old instance",
                    _BASE | {Access.INSTANCE_READ, Access.AMI_READ, Access.INSTANCE_LAUNCH, Access.INSTANCE_WRITE,
                             Access.IDEMPOTENCY}),
-        LambdaTask("ec2_start_health_script", "StartHealthScriptFunctionArn",
-                   "Run the health script on the replacement through SSM",
+        LambdaTask("standalone.start_health_script", "Run the health script on the replacement through SSM",
                    _BASE | {Access.HEALTH_SCRIPT, Access.IDEMPOTENCY}),
-        LambdaTask("ec2_check_health", "CheckHealthFunctionArn",
-                   "Status checks, health script and alarms of the replacement",
+        LambdaTask("standalone.check_health", "Status checks, health script and alarms of the replacement",
                    _BASE | {Access.INSTANCE_READ, Access.HEALTH_SCRIPT_READ, Access.HEALTH_READ}),
-        LambdaTask("ec2_cutover", "CutoverFunctionArn",
-                   "Move the Elastic IP or DNS record; stop the old instance",
+        LambdaTask("standalone.cutover", "Move the Elastic IP or DNS record; stop the old instance",
                    _BASE | {Access.INSTANCE_READ, Access.DNS_READ, Access.ADDRESS_WRITE, Access.INSTANCE_WRITE,
                             Access.IDEMPOTENCY}),
-        LambdaTask("ec2_rollback", "RollbackFunctionArn",
-                   "Old instance back in service, replacement terminated",
+        LambdaTask("standalone.rollback", "Old instance back in service, replacement terminated",
                    _BASE | {Access.INSTANCE_READ, Access.DNS_READ, Access.ADDRESS_WRITE, Access.INSTANCE_WRITE}),
-        LambdaTask("ec2_decommission", "DecommissionFunctionArn",
-                   "Terminate the old instance; snapshots get an expiry date",
+        LambdaTask("standalone.decommission", "Terminate the old instance; snapshots get an expiry date",
                    _BASE | {Access.INSTANCE_READ, Access.INSTANCE_WRITE, Access.SNAPSHOT_WRITE, Access.IDEMPOTENCY}),
         REQUEST_APPROVAL,
     ),
@@ -166,22 +199,17 @@ EKS_NODEGROUP = Workflow(
     asl_file="eks_nodegroup.asl.json",
     gates=("before-drain", "before-delete"),
     tasks=(
-        LambdaTask("eks_validate_input", "ValidateInputFunctionArn",
-                   "Validate the node group migration input; no AWS change", frozenset()),
-        LambdaTask("eks_preflight", "PreflightFunctionArn",
-                   "Version, AL2 group, VPC CNI, container runtime, disruption budgets", _KUBE),
-        LambdaTask("eks_create_nodegroup", "CreateNodegroupFunctionArn",
-                   "Create the AL2023 node group and its launch template",
+        _validate_input("eks", "node group migration"),
+        LambdaTask("eks.preflight", "Version, AL2 group, VPC CNI, container runtime, disruption budgets", _KUBE),
+        LambdaTask("eks.create_nodegroup", "Create the AL2023 node group and its launch template",
                    _KUBE | {Access.NODEGROUP_WRITE, Access.IDEMPOTENCY}),
-        LambdaTask("eks_wait_nodegroup", "WaitNodegroupFunctionArn", "Wait for ACTIVE and Ready nodes", _KUBE),
-        LambdaTask("eks_taint_old", "TaintOldFunctionArn", "Taint and cordon the AL2 nodes", _KUBE),
-        LambdaTask("eks_validate_new", "ValidateNewFunctionArn", "DaemonSets and scheduling on the new nodes", _KUBE),
-        LambdaTask("eks_drain", "DrainFunctionArn", "PDB-aware drain of the AL2 nodes", _KUBE),
-        LambdaTask("eks_delete_old", "DeleteOldFunctionArn", "Delete the AL2 node group",
-                   _KUBE | {Access.NODEGROUP_WRITE, Access.IDEMPOTENCY}),
-        LambdaTask("eks_wait_deleted", "WaitDeletedFunctionArn", "Wait until the old group is gone", _KUBE),
-        LambdaTask("eks_rollback", "RollbackFunctionArn", "Untaint the AL2 nodes, remove the new group",
-                   _KUBE | {Access.NODEGROUP_WRITE}),
+        LambdaTask("eks.wait_nodegroup", "Wait for ACTIVE and Ready nodes", _KUBE),
+        LambdaTask("eks.taint_old", "Taint and cordon the AL2 nodes", _KUBE),
+        LambdaTask("eks.validate_new", "DaemonSets and scheduling on the new nodes", _KUBE),
+        LambdaTask("eks.drain", "PDB-aware drain of the AL2 nodes", _KUBE),
+        LambdaTask("eks.delete_old", "Delete the AL2 node group", _KUBE | {Access.NODEGROUP_WRITE, Access.IDEMPOTENCY}),
+        LambdaTask("eks.wait_deleted", "Wait until the old group is gone", _KUBE),
+        LambdaTask("eks.rollback", "Untaint the AL2 nodes, remove the new group", _KUBE | {Access.NODEGROUP_WRITE}),
         REQUEST_APPROVAL,
     ),
 )
@@ -192,11 +220,9 @@ FLEET = Workflow(
     gates=("start",),
     children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP),
     tasks=(
-        LambdaTask("fleet_load_wave", "LoadWaveFunctionArn",
-                   "Validate a wave's input and read its targets from the plan",
+        LambdaTask("fleet.load_wave", "Validate a wave's input and read its targets from the plan",
                    frozenset({Access.PLAN_READ, Access.EXECUTION_READ})),
-        LambdaTask("fleet_summarize_wave", "SummarizeWaveFunctionArn",
-                   "Count a wave's outcomes against its tolerated failure percentage", _BASE),
+        LambdaTask("fleet.summarize_wave", "Count a wave's outcomes against its tolerated failure percentage", _BASE),
         REQUEST_APPROVAL,
     ),
 )

@@ -1,9 +1,9 @@
-"""Approvals by signed link: the HMAC secret, the approval API (API Gateway + the approvals_api Lambda) and
-the scheduled reminder. The gates' own function, approvals_request, is a task of every workflow
+"""Approvals by signed link: the HMAC secret, the approval API (API Gateway + the approvals.api Lambda) and
+the scheduled reminder. The gates' own function, approvals.request, is a task of every workflow
 (migrator/workflows.py REQUEST_APPROVAL), created once by stacks/functions.py.
 
-Dependencies run one way: the state machines invoke approvals_request, whose APPROVAL_BASE_URL is this API's
-stage URL; the API invokes approvals_api, a different function, which calls back the executions by task
+Dependencies run one way: the state machines invoke approvals.request, whose APPROVAL_BASE_URL is this API's
+stage URL; the API invokes approvals.api, a different function, which calls back the executions by task
 token (states:SendTask* takes no resource, so no state machine ARN is needed here).
 """
 
@@ -16,14 +16,10 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from migrator import config
-from migrator.workflows import Access
+from migrator.workflows import APPROVALS_API, APPROVALS_REMINDER
 from stacks.encryption import EncryptionKey
 from stacks.functions import TaskFunctions
 
-API_FOLDER = "approvals_api"
-REMINDER_FOLDER = "approvals_reminder"
-API_ACCESS = frozenset({Access.AUDIT_WRITE, Access.APPROVALS})  # decide, then record the decision
-REMINDER_ACCESS = frozenset({Access.APPROVALS})
 APPROVAL_RESOURCE = ("approvals", "{approval_id}")  # /approvals/{approval_id}, as core.link builds it
 METHODS = ("GET", "POST")  # GET: confirmation page, changes nothing; POST: the decision
 THROTTLE_RATE, THROTTLE_BURST = 10, 20  # requests per second across the stage: people click links
@@ -56,9 +52,7 @@ class ApprovalsApi(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, functions: TaskFunctions, key: EncryptionKey,
                  auth: str, reminder_seconds: int) -> None:
         super().__init__(scope, construct_id)
-        self.function = functions.create(
-            self, API_FOLDER, "Approval links: GET shows a confirmation page, only the form's POST decides",
-            API_ACCESS)
+        self.function = functions.create(self, APPROVALS_API)
         access_logs = logs.LogGroup(
             self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS, encryption_key=key.key,
             removal_policy=RemovalPolicy.RETAIN,  # who opened and who answered which link: part of the audit
@@ -90,8 +84,7 @@ class ApprovalsApi(Construct):
         self._suppress(auth)
 
         self.reminder = functions.create(
-            self, REMINDER_FOLDER, "Remind once of each pending approval that expires soon", REMINDER_ACCESS,
-            environment={config.ENV_APPROVAL_REMINDER: str(reminder_seconds)})
+            self, APPROVALS_REMINDER, environment={config.ENV_APPROVAL_REMINDER: str(reminder_seconds)})
         self.reminder_rule = events.Rule(
             self, "ReminderSchedule", description="AL2023 migration: remind of approvals that expire soon",
             schedule=events.Schedule.rate(REMINDER_EVERY),

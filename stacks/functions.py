@@ -7,7 +7,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from migrator import config
-from migrator.workflows import Access, Workflow
+from migrator.workflows import Access, LambdaTask, Workflow
 from stacks.encryption import EncryptionKey
 from stacks.names import pascal_case
 from stacks.permissions import ANY, NO_RESOURCE_LEVEL, TaskPermissions
@@ -19,7 +19,7 @@ POWERTOOLS_ENV = {"POWERTOOLS_SERVICE_NAME": "al2023-migrate", "POWERTOOLS_METRI
 
 
 class TaskFunctions(Construct):
-    """`functions[task.folder]` is the function of that task."""
+    """`functions[task.name]` is the function of that task."""
 
     def __init__(self, scope: Construct, construct_id: str, *, workflows: tuple[Workflow, ...],
                  settings: Settings, key: EncryptionKey, permissions: TaskPermissions,
@@ -39,33 +39,36 @@ class TaskFunctions(Construct):
             compatible_runtimes=[RUNTIME], compatible_architectures=[ARCHITECTURE],
             description="migrator package, Powertools, Pydantic",
         )
+        # One asset for every function: the lambdas/ folder, each function selected by its handler string.
+        self._code = lambda_.Code.from_asset(str(config.LAMBDAS_DIR), exclude=["__pycache__", "*.pyc"])
         self.functions: dict[str, lambda_.Function] = {}
         for workflow in workflows:
             for task in workflow.tasks:
-                if task.folder not in self.functions:  # a task may serve several workflows (approvals_request)
-                    self.functions[task.folder] = self.create(self, task.folder, task.description, task.access)
+                if task.name not in self.functions:  # a task may serve several workflows (approvals.request)
+                    self.functions[task.name] = self.create(self, task)
 
     def tasks_with(self, access: Access, workflows: tuple[Workflow, ...]) -> dict[str, lambda_.Function]:
-        """The task functions whose bundles include `access`, by folder."""
-        return {t.folder: self.functions[t.folder] for w in workflows for t in w.tasks if access in t.access}
+        """The task functions whose bundles include `access`, by task name."""
+        return {t.name: self.functions[t.name] for w in workflows for t in w.tasks if access in t.access}
 
-    def create(self, parent: Construct, folder: str, description: str, access: frozenset[Access],
+    def create(self, parent: Construct, task: LambdaTask,
                environment: dict[str, str] | None = None) -> lambda_.Function:
-        """A function for lambdas/<folder>/handler.py under `parent`, with the layer, runtime, tracing, log
-        settings and environment every task function has, and its own role with exactly `access`
-        (also for the functions no workflow invokes: the approval API and the reminder)."""
-        scope = Construct(parent, pascal_case(folder))
+        """The function of `task` under `parent` (its handler string selects the task's function in the lambdas/
+        asset), with the layer, runtime, tracing, log settings and environment every task function has, and its
+        own role with exactly the task's access (also for the functions no workflow invokes: the approval API
+        and the reminder)."""
+        scope = Construct(parent, pascal_case(task.name))
         log_group = logs.LogGroup(
             scope, "Logs", retention=logs.RetentionDays.ONE_MONTH, encryption_key=self._key.key,
         )
         role = iam.Role(scope, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description=f"{folder}: {', '.join(sorted(a.value for a in access)) or 'no AWS access'}")
+                        description=f"{task.name}: {', '.join(sorted(a.value for a in task.access)) or 'no AWS access'}")
         log_group.grant_write(role)  # instead of the AWSLambdaBasicExecutionRole managed policy
         function = lambda_.Function(
             scope, "Function",
-            description=description,
-            code=lambda_.Code.from_asset(str(config.LAMBDAS_DIR / folder)),
-            handler="handler.handler",
+            description=task.description,
+            code=self._code,
+            handler=task.handler,
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             layers=[self.layer],
@@ -76,7 +79,7 @@ class TaskFunctions(Construct):
             timeout=Duration.seconds(60),  # tasks poll through the ASL, they never wait inside
             environment={
                 **self._environment,
-                **{k: v for a in sorted(access, key=lambda a: a.value) for k, v in self._access_environment.get(a, {}).items()},
+                **{k: v for a in sorted(task.access, key=lambda a: a.value) for k, v in self._access_environment.get(a, {}).items()},
                 **(environment or {}),
             },
         )
@@ -85,7 +88,7 @@ class TaskFunctions(Construct):
             reason="Python 3.12 on purpose: layers/build.py builds the layer's binary wheels (pydantic-core) "
                    "for CPython 3.12; the runtime and the layer move to a newer Python together",
         )])
-        self._permissions.apply(role, access, wildcards={
+        self._permissions.apply(role, task.access, wildcards={
             ANY.nag_finding: "xray:PutTraceSegments, xray:PutTelemetryRecords (active tracing): " + NO_RESOURCE_LEVEL,
         })
         return function

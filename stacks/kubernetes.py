@@ -23,7 +23,7 @@ KUBERNETES_GROUP = "al2023-migration"  # the group docs/eks-rbac.yaml binds; nev
 
 
 class KubernetesAccess(Construct):
-    """`entries[(cluster, folder)]` is the access entry of that task's role on that cluster."""
+    """`entries[(cluster, task name)]` is the access entry of that task's role on that cluster."""
 
     def __init__(self, scope: Construct, construct_id: str, *, clusters: tuple[str, ...],
                  roles: dict[str, iam.IRole]) -> None:
@@ -31,9 +31,9 @@ class KubernetesAccess(Construct):
         self.entries: dict[tuple[str, str], eks.CfnAccessEntry] = {}
         for cluster in clusters:
             cluster_scope = Construct(self, cluster)
-            for folder, role in sorted(roles.items()):
-                self.entries[(cluster, folder)] = eks.CfnAccessEntry(
-                    cluster_scope, pascal_case(folder),
+            for name, role in sorted(roles.items()):
+                self.entries[(cluster, name)] = eks.CfnAccessEntry(
+                    cluster_scope, pascal_case(name),
                     cluster_name=cluster,
                     principal_arn=role.role_arn,
                     type="STANDARD",

@@ -1,3 +1,5 @@
-def pascal_case(name: str) -> str:
-    """asg_rollout / asg-rollout -> AsgRollout, for construct ids."""
-    return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
+"""Construct ids: the registry derives task names, so it owns the one pascal_case."""
+
+from migrator.workflows import pascal_case
+
+__all__ = ["pascal_case"]

@@ -50,7 +50,7 @@ class MigrationStack(Stack):
         for function in functions.tasks_with(Access.APPROVALS, workflows).values():
             function.add_environment(config.ENV_APPROVAL_BASE_URL, approvals.url)
         KubernetesAccess(self, "Kubernetes", clusters=settings.eks_clusters, roles={
-            task.folder: functions.functions[task.folder].role
+            task.name: functions.functions[task.name].role
             for workflow in workflows for task in workflow.tasks if Access.KUBERNETES in task.access
         })
         # What the CLI needs to start, approve and audit migrations.

@@ -24,7 +24,7 @@ class WorkflowStateMachine(Construct):
                  functions: dict[str, lambda_.IFunction], notifications: Notifications,
                  key: EncryptionKey, children: dict[str, sfn.StateMachine] | None = None) -> None:
         super().__init__(scope, construct_id)
-        task_functions = [functions[task.folder] for task in workflow.tasks]
+        task_functions = [functions[task.name] for task in workflow.tasks]
         child_machines = [(child, (children or {})[child.name]) for child in workflow.children]
         log_group = logs.LogGroup(
             self, "Logs", retention=logs.RetentionDays.THREE_MONTHS, encryption_key=key.key,

@@ -71,6 +71,13 @@ class Approvals:
     def _key(self, approval_id: str) -> dict:
         return {"pk": {"S": f"approval#{approval_id}"}, "sk": {"S": "request"}}
 
+    def email_subscribers(self) -> list[str]:
+        """Who else receives the email, for the confirmation page."""
+        found = []
+        for page in self.sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=self.topic):
+            found += [s["Endpoint"] for s in page["Subscriptions"] if s["Protocol"] == "email"]
+        return sorted(found)
+
     def request(self, token: str, gate: str, target: str, execution: str, evidence: dict, timeout: int,
                 notified: list[str]) -> dict:
         """Store the token under a new id and send the email with the two links."""

@@ -32,3 +32,7 @@ def clients() -> Clients:
         elbv2=client("elbv2"),
         cloudwatch=client("cloudwatch"),
     )
+
+
+class CheckCanaryTask(RolloutTask):
+    settled: bool = False  # after the bake: not-ready counts as unhealthy

@@ -35,6 +35,16 @@ class WaveInput(BaseModel):
     approval_timeout_seconds: int = Field(default=86_400, ge=60, le=31_536_000)
 
 
+class WaveResults(BaseModel):
+    """What the wave's last state receives: each child execution's outcome."""
+
+    execution: str
+    wave: int
+    tolerated_failure_percentage: float
+    results: list[dict]
+    already_done: list[dict] = []
+
+
 def wave_key(plan_id: str, wave: int) -> dict:
     return {"pk": {"S": f"plan#{plan_id}"}, "sk": {"S": f"wave#{wave:03d}"}}
 

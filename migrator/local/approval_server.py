@@ -4,26 +4,12 @@ deployed API would send, handled by the same Lambda handler."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-from migrator.config import LAMBDAS_DIR
 from migrator.local.fidelity import LambdaContext
-
-_handler = None
-
-
-def approvals_api_handler():
-    global _handler
-    if _handler is None:
-        spec = importlib.util.spec_from_file_location("lambdas.approvals_api.handler",
-                                                      LAMBDAS_DIR / "approvals_api" / "handler.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _handler = module.handler
-    return _handler
+from migrator.workflows import APPROVALS_API
 
 
 def api_gateway_event(method: str, raw_path: str, headers: dict, body: bytes, source_ip: str) -> dict:
@@ -45,7 +31,7 @@ def api_gateway_event(method: str, raw_path: str, headers: dict, body: bytes, so
 
 class ApprovalServer:
     def __init__(self, clock):
-        handler = approvals_api_handler()
+        handler = APPROVALS_API.load()
         self.clock = clock
         server = self
 
@@ -58,7 +44,7 @@ class ApprovalServer:
                 event = api_gateway_event(method, self.path, dict(self.headers), self.rfile.read(length) if length else b"",
                                           self.client_address[0])
                 with server.clock.busy():
-                    response = handler(event, LambdaContext("al2023-approvals-api"))
+                    response = handler(event, LambdaContext(APPROVALS_API.local_function_name))
                 body = response.get("body") or ""
                 data = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
                 self.send_response(response["statusCode"])

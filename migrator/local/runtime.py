@@ -8,7 +8,6 @@ the same backends on 127.0.0.1 for the AWS CLI and boto3.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import logging
@@ -76,19 +75,9 @@ def _handler_env(region: str, approvals_url: str) -> dict[str, str]:
     }
 
 
-_loaded_handlers: dict[str, Callable] = {}
-
-
 def load_handlers() -> dict[str, Callable]:
-    """Each task's handler by its local function name, imported once per process."""
-    for workflow in WORKFLOWS:
-        for task in workflow.tasks:
-            if task.local_function_name not in _loaded_handlers:
-                spec = importlib.util.spec_from_file_location(f"lambdas.{task.folder}.handler", task.handler_file)
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-                _loaded_handlers[task.local_function_name] = module.handler
-    return dict(_loaded_handlers)
+    """Each task's handler by its local function name; lambdas/ modules are imported once per process."""
+    return {task.local_function_name: task.load() for workflow in WORKFLOWS for task in workflow.tasks}
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 
 import pytest
@@ -28,22 +29,19 @@ def test_build_replaces_old_output_and_copies_migrator_without_workstation_parts
         assert not (target / "migrator" / left_out).exists(), left_out
 
 
-@pytest.fixture(scope="module")
-def built_layer():
-    assert BUILT_LAYER.is_dir(), "run `make layer` first (make test does)"
-    return BUILT_LAYER
+def test_every_migrator_module_the_handlers_import_ships_in_the_layer(tmp_path, monkeypatch):
+    """lambdas/ is the functions' code, migrator comes from the layer: no handler may need a workstation part."""
+    monkeypatch.setattr(layer_build, "pip_install", lambda target: None)
+    target = layer_build.build(tmp_path)
 
+    def module_in(root, dotted: str) -> bool:
+        path = root / dotted.replace(".", "/")
+        return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
-def test_layer_has_lambda_wheels_for_python_312(built_layer):
-    assert (built_layer / "aws_lambda_powertools").is_dir()
-    assert (built_layer / "aws_xray_sdk").is_dir()  # the [tracer] extra
-    assert (built_layer / "pydantic").is_dir()
-    binaries = [p.name for p in (built_layer / "pydantic_core").glob("*.so")]
-    assert binaries and all("cpython-312-x86_64-linux-gnu" in name for name in binaries), binaries
-
-
-def test_layer_leaves_out_what_the_runtime_or_the_workstation_has(built_layer):
-    for name in ("boto3", "botocore", "s3transfer"):
-        assert not (built_layer / name).exists(), name
-    assert not (built_layer / "migrator" / "local").exists()
-    assert not (built_layer / "migrator" / "cli.py").exists()
+    imports = {(node.module, alias.name) for path in (PROJECT_ROOT / "lambdas").glob("*.py")
+               for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)
+               for alias in node.names if node.module.split(".")[0] == "migrator"}
+    assert imports
+    for module, name in imports:  # `from migrator import clock` imports the module migrator.clock
+        needed = f"{module}.{name}" if module_in(PROJECT_ROOT, f"{module}.{name}") else module
+        assert module_in(target, needed), needed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 
@@ -13,7 +14,7 @@ from aws_cdk.assertions import Annotations, Match, Template
 from migrator import config
 from migrator.config import DEFAULT_MIGRATION_TAG, PROJECT_ROOT
 from migrator.fleet.waves import wave_key
-from migrator.workflows import WORKFLOWS, Access
+from migrator.workflows import APPROVALS_API, APPROVALS_REMINDER, WORKFLOWS, Access, LambdaTask
 from stacks import MigrationStack, Settings, SettingsError, build_stack
 from stacks.alerts import ENDED_BADLY
 from stacks.encryption import EncryptionKey
@@ -21,7 +22,7 @@ from stacks.kubernetes import KUBERNETES_GROUP
 from stacks.names import pascal_case
 from stacks.permissions import TaskPermissions
 
-ALL_TASKS = {task.folder: task for workflow in WORKFLOWS for task in workflow.tasks}
+ALL_TASKS = {task.name: task for workflow in WORKFLOWS for task in workflow.tasks}
 WRITE_BUNDLES = {Access.LAUNCH_TEMPLATE_WRITE, Access.ASG_WRITE, Access.REFRESH_WRITE, Access.SNAPSHOT_WRITE,
                  Access.INSTANCE_LAUNCH, Access.INSTANCE_WRITE, Access.ADDRESS_WRITE, Access.HEALTH_SCRIPT,
                  Access.NODEGROUP_WRITE}
@@ -48,9 +49,9 @@ TAGGED_RESOURCES = (":instance/*", ":launch-template/*", ":autoScalingGroup:")
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 APPROVAL_CALLBACKS = {"states:SendTaskSuccess", "states:SendTaskFailure"}
 APPROVAL_ITEMS_ONLY = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["approval#*"]}}
-# The approval functions no workflow invokes, by folder: the API behind the links and the reminder.
-APPROVAL_FUNCTIONS = {"approvals_api": {Access.AUDIT_WRITE, Access.APPROVALS},
-                      "approvals_reminder": {Access.APPROVALS}}
+# The approval functions no workflow invokes, with the access they need: the API behind the links, the reminder.
+APPROVAL_FUNCTIONS = {APPROVALS_API: {Access.AUDIT_WRITE, Access.APPROVALS},
+                      APPROVALS_REMINDER: {Access.APPROVALS}}
 
 
 def cdk_json_context() -> dict:
@@ -64,8 +65,8 @@ def by_path(resources: dict, suffix: str) -> tuple[str, dict]:
     return found[0]
 
 
-def function_of(synthesized, folder: str) -> tuple[str, dict]:
-    return by_path(synthesized.resources("AWS::Lambda::Function"), f"/Tasks/{pascal_case(folder)}/Function/Resource")
+def function_of(synthesized, name: str) -> tuple[str, dict]:
+    return by_path(synthesized.resources("AWS::Lambda::Function"), f"/Tasks/{pascal_case(name)}/Function/Resource")
 
 
 def state_machine_of(synthesized, workflow) -> tuple[str, dict]:
@@ -73,8 +74,8 @@ def state_machine_of(synthesized, workflow) -> tuple[str, dict]:
                    f"/{pascal_case(workflow.name)}/StateMachine/Resource")
 
 
-def role_of(synthesized, folder: str) -> str:
-    return function_of(synthesized, folder)[1]["Properties"]["Role"]["Fn::GetAtt"][0]
+def role_of(synthesized, name: str) -> str:
+    return function_of(synthesized, name)[1]["Properties"]["Role"]["Fn::GetAtt"][0]
 
 
 def role_statements(synthesized, role_id: str) -> list[dict]:
@@ -128,7 +129,7 @@ def test_every_placeholder_is_substituted_with_its_function_child_or_the_topic(s
     json.loads(resolved)  # still valid JSON once CloudFormation substitutes
 
     for task in workflow.tasks:
-        function_id, _ = function_of(synthesized, task.folder)
+        function_id, _ = function_of(synthesized, task.name)
         assert substitutions[task.substitution] == {"Fn::GetAtt": [function_id, "Arn"]}, task.substitution
     for child in workflow.children:  # the child state machine itself, not a copy or another workflow's
         assert substitutions[child.arn_substitution] == {"Ref": state_machine_of(synthesized, child)[0]}, child.name
@@ -164,7 +165,7 @@ def test_state_machine_role_invokes_exactly_its_functions_and_publishes(synthesi
     _, machine = state_machine_of(synthesized, workflow)
     statements = role_statements(synthesized, machine["Properties"]["RoleArn"]["Fn::GetAtt"][0])
     invoked = [r for s in statements if "lambda:InvokeFunction" in actions(s) for r in s["Resource"]]
-    expected = [{"Fn::GetAtt": [function_of(synthesized, t.folder)[0], "Arn"]} for t in workflow.tasks]
+    expected = [{"Fn::GetAtt": [function_of(synthesized, t.name)[0], "Arn"]} for t in workflow.tasks]
     assert sorted(map(json.dumps, invoked)) == sorted(map(json.dumps, expected))
     (topic_id,) = synthesized.resources("AWS::SNS::Topic")
     assert any("sns:Publish" in actions(s) and s["Resource"] == {"Ref": topic_id} for s in statements)
@@ -203,15 +204,15 @@ def test_state_machine_role_starts_and_follows_exactly_its_children(synthesized,
 def test_tasks_read_only_the_executions_of_their_workflows_children(synthesized, workflow):
     expected = sorted(json.dumps(execution_arns_of(state_machine_of(synthesized, c)[0])) for c in workflow.children)
     for task in workflow.tasks:
-        statements = role_statements(synthesized, role_of(synthesized, task.folder))
+        statements = role_statements(synthesized, role_of(synthesized, task.name))
         granted = {a for s in statements for a in actions(s) if a.startswith("states:")}
         if Access.EXECUTION_READ in task.access:
-            assert expected and granted == {"states:DescribeExecution"}, task.folder
-            assert granted_on(statements, "states:DescribeExecution") == expected, task.folder
+            assert expected and granted == {"states:DescribeExecution"}, task.name
+            assert granted_on(statements, "states:DescribeExecution") == expected, task.name
         elif Access.APPROVALS in task.access:  # the decision reaches the execution by task token
-            assert granted == APPROVAL_CALLBACKS, task.folder
+            assert granted == APPROVAL_CALLBACKS, task.name
         else:
-            assert not granted, task.folder
+            assert not granted, task.name
 
 
 def test_only_the_workflows_with_children_may_start_executions(synthesized):
@@ -354,17 +355,17 @@ def test_tables_are_kms_encrypted_with_pitr_and_ttl(synthesized, name, keys, ttl
 def test_one_function_per_task_and_the_approval_api_and_reminder(synthesized):
     functions = synthesized.resources("AWS::Lambda::Function")
     tasks = [f for f in functions.values() if "/Tasks/" in f["Metadata"]["aws:cdk:path"]]
-    assert len(tasks) == len(ALL_TASKS)  # approvals_request, shared by every workflow, counts once
+    assert len(tasks) == len(ALL_TASKS)  # approvals.request, shared by every workflow, counts once
     assert len(functions) == len(ALL_TASKS) + len(APPROVAL_FUNCTIONS)
 
 
-@pytest.mark.parametrize("folder", sorted(ALL_TASKS))
-def test_function_runtime_layer_tracing_logs_and_environment(synthesized, folder):
+@pytest.mark.parametrize("name", sorted(ALL_TASKS))
+def test_function_runtime_layer_tracing_logs_and_environment(synthesized, name):
     (layer_id,) = synthesized.resources("AWS::Lambda::LayerVersion")
-    _, function = function_of(synthesized, folder)
+    _, function = function_of(synthesized, name)
     props = function["Properties"]
     assert props["Runtime"] == "python3.12"
-    assert props["Handler"] == "handler.handler"
+    assert props["Handler"] == ALL_TASKS[name].handler
     assert props["Layers"] == [{"Ref": layer_id}]
     assert props["TracingConfig"] == {"Mode": "Active"}
     log_group = synthesized.resources("AWS::Logs::LogGroup")[props["LoggingConfig"]["LogGroup"]["Ref"]]
@@ -379,6 +380,23 @@ def test_function_runtime_layer_tracing_logs_and_environment(synthesized, folder
 def test_each_function_has_its_own_role(synthesized):
     roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in synthesized.resources("AWS::Lambda::Function").values()]
     assert len(set(roles)) == len(roles)
+
+
+def test_every_function_is_its_handler_string_in_the_one_lambdas_asset(synthesized):
+    """One code asset, the lambdas/ folder as Lambda sees it (no package, no __pycache__): each function's
+    handler string `<module>.<function>` names a function of a top-level module there."""
+    functions = synthesized.resources("AWS::Lambda::Function").values()
+    (code,) = {json.dumps(f["Properties"]["Code"], sort_keys=True) for f in functions}
+    asset = synthesized.assembly_dir / f"asset.{json.loads(code)['S3Key'].removesuffix('.zip')}"
+    assert sorted(p.name for p in asset.iterdir()) == sorted(p.name for p in (PROJECT_ROOT / "lambdas").glob("*.py"))
+    modules = {}
+    for function in functions:
+        module, _, name = function["Properties"]["Handler"].partition(".")
+        if module not in modules:  # imported as Lambda does: a top-level module of the asset's root
+            spec = importlib.util.spec_from_file_location(module, asset / f"{module}.py")
+            modules[module] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(modules[module])
+        assert callable(getattr(modules[module], name)), function["Properties"]["Handler"]
 
 
 # --- least privilege ------------------------------------------------------
@@ -421,20 +439,20 @@ def test_instances_launch_through_launch_templates_or_with_the_migration_tag(syn
                 "ForAllValues:StringEquals": {"aws:TagKeys": [config.EXPIRES_TAG]}}, statement
 
 
-@pytest.mark.parametrize("folder", sorted(ALL_TASKS))
-def test_roles_are_passed_only_to_the_service_the_task_launches_with(synthesized, folder):
-    passes = [s for s in role_statements(synthesized, role_of(synthesized, folder)) if "iam:PassRole" in actions(s)]
+@pytest.mark.parametrize("name", sorted(ALL_TASKS))
+def test_roles_are_passed_only_to_the_service_the_task_launches_with(synthesized, name):
+    passes = [s for s in role_statements(synthesized, role_of(synthesized, name)) if "iam:PassRole" in actions(s)]
     for statement in passes:
         assert actions(statement) == ["iam:PassRole"] and set(statement["Condition"]) == {"StringEquals"}, statement
         assert list(statement["Condition"]["StringEquals"]) == ["iam:PassedToService"], statement
     passed_to = {s["Condition"]["StringEquals"]["iam:PassedToService"] for s in passes}
-    assert passed_to == {PASSES_ROLE_TO[a] for a in ALL_TASKS[folder].access if a in PASSES_ROLE_TO}
+    assert passed_to == {PASSES_ROLE_TO[a] for a in ALL_TASKS[name].access if a in PASSES_ROLE_TO}
 
 
-@pytest.mark.parametrize("folder", sorted(ALL_TASKS))
-def test_changes_only_on_the_roles_whose_bundles_need_them(synthesized, folder):
-    access = ALL_TASKS[folder].access
-    granted = {a for s in role_statements(synthesized, role_of(synthesized, folder)) for a in actions(s)}
+@pytest.mark.parametrize("name", sorted(ALL_TASKS))
+def test_changes_only_on_the_roles_whose_bundles_need_them(synthesized, name):
+    access = ALL_TASKS[name].access
+    granted = {a for s in role_statements(synthesized, role_of(synthesized, name)) for a in actions(s)}
     assert granted & set(GRANTED_ONLY_BY) == {a for a, bundles in GRANTED_ONLY_BY.items() if access & bundles}
 
 
@@ -499,12 +517,12 @@ def test_eks_actions_without_configured_clusters_cover_the_accounts_clusters():
 
 
 def test_eks_tasks_read_only_the_eks_optimized_ami_parameters(synthesized):
-    for folder, task in ALL_TASKS.items():
+    for name, task in ALL_TASKS.items():
         if Access.EKS_READ in task.access:
-            reads = [s for s in role_statements(synthesized, role_of(synthesized, folder))
+            reads = [s for s in role_statements(synthesized, role_of(synthesized, name))
                      if "ssm:GetParameter" in actions(s)]
             assert reads and all(r.endswith('::parameter/aws/service/eks/optimized-ami/*"]]}')
-                                 for s in reads for r in resources_of(s)), folder
+                                 for s in reads for r in resources_of(s)), name
 
 
 def test_kubernetes_access_adds_no_iam_statement():
@@ -596,8 +614,8 @@ def test_audit_table_reads_are_only_plan_items_for_plan_readers(synthesized):
     (audit_id, _) = by_path(synthesized.resources("AWS::DynamoDB::Table"), "/Tables/Audit/Resource")
     audit = json.dumps({"Fn::GetAtt": [audit_id, "Arn"]})
     readers = set()
-    for folder, task in ALL_TASKS.items():
-        for statement in role_statements(synthesized, role_of(synthesized, folder)):
+    for name, task in ALL_TASKS.items():
+        for statement in role_statements(synthesized, role_of(synthesized, name)):
             if audit in resources_of(statement):
                 reads = set(actions(statement)) - {"dynamodb:PutItem"}
                 if Access.APPROVALS in task.access and statement.get("Condition") == APPROVAL_ITEMS_ONLY:
@@ -605,10 +623,10 @@ def test_audit_table_reads_are_only_plan_items_for_plan_readers(synthesized):
                 if reads == {"dynamodb:Scan"} and Access.APPROVALS in task.access:
                     continue  # the reminder's pending list; Scan carries no partition key to condition on
                 if reads:
-                    assert Access.PLAN_READ in task.access, folder
+                    assert Access.PLAN_READ in task.access, name
                     assert reads == {"dynamodb:GetItem"} and resources_of(statement) == [audit], statement
                     assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["plan#*"]}}
-                    readers.add(folder)
+                    readers.add(name)
     assert readers == {f for f, t in ALL_TASKS.items() if Access.PLAN_READ in t.access} != set()
     # The plans' key, as the fleet stores them.
     assert wave_key("p", 1)["pk"]["S"].startswith("plan#")
@@ -620,10 +638,10 @@ def test_no_statement_allows_all_actions_of_a_service(synthesized):
             assert action != "*" and not action.endswith(":*"), statement
 
 
-@pytest.mark.parametrize("folder", sorted(ALL_TASKS))
-def test_read_only_tasks_cannot_mutate_infrastructure(synthesized, folder):
-    task = ALL_TASKS[folder]
-    _, function = function_of(synthesized, folder)
+@pytest.mark.parametrize("name", sorted(ALL_TASKS))
+def test_read_only_tasks_cannot_mutate_infrastructure(synthesized, name):
+    task = ALL_TASKS[name]
+    _, function = function_of(synthesized, name)
     granted = {a for s in role_statements(synthesized, function["Properties"]["Role"]["Fn::GetAtt"][0])
                for a in actions(s)}
     mutations = {a for a in granted if a.split(":")[0] in {"ec2", "autoscaling", "iam", "route53", "ssm", "eks"}
@@ -721,12 +739,12 @@ def test_invalid_schedules_name_the_field_in_one_line(fake_layer, field, item):
 # --- approvals ------------------------------------------------------------
 
 
-def approval_function_of(synthesized, folder: str) -> tuple[str, dict]:
-    return by_path(synthesized.resources("AWS::Lambda::Function"), f"/Approvals/{pascal_case(folder)}/Function/Resource")
+def approval_function_of(synthesized, task: LambdaTask) -> tuple[str, dict]:
+    return by_path(synthesized.resources("AWS::Lambda::Function"), f"/Approvals/{pascal_case(task.name)}/Function/Resource")
 
 
 def approval_roles(synthesized) -> set[str]:
-    """The roles of every function with the APPROVALS bundle: approvals_request, the API's and the reminder's."""
+    """The roles of every function with the APPROVALS bundle: approvals.request, the API's and the reminder's."""
     tasks = {role_of(synthesized, f) for f, t in ALL_TASKS.items() if Access.APPROVALS in t.access}
     others = {approval_function_of(synthesized, f)[1]["Properties"]["Role"]["Fn::GetAtt"][0]
               for f, access in APPROVAL_FUNCTIONS.items() if Access.APPROVALS in access}
@@ -741,7 +759,7 @@ def only(resources: dict) -> tuple[str, dict]:
 def test_one_approvals_request_function_serves_the_gates_of_every_workflow(synthesized):
     (request,) = {t for w in WORKFLOWS for t in w.tasks if Access.APPROVALS in t.access}
     assert all(request in w.tasks for w in WORKFLOWS)
-    function_id, _ = function_of(synthesized, request.folder)
+    function_id, _ = function_of(synthesized, request.name)
     for workflow in WORKFLOWS:
         _, machine = state_machine_of(synthesized, workflow)
         props = machine["Properties"]
@@ -763,7 +781,7 @@ def test_approval_api_has_get_and_post_on_the_approval_resource_through_its_own_
                        and r["Properties"]["ParentId"] == {"Fn::GetAtt": [api_id, "RootResourceId"]}]
     (item_id,) = [lid for lid, r in resources.items() if r["Properties"]["PathPart"] == "{approval_id}"
                   and r["Properties"]["ParentId"] == {"Ref": approvals_id}]
-    function_id, _ = approval_function_of(synthesized, "approvals_api")
+    function_id, _ = approval_function_of(synthesized, APPROVALS_API)
     methods = {m["Properties"]["HttpMethod"]: m["Properties"]
                for m in synthesized.resources("AWS::ApiGateway::Method").values()}
     assert sorted(methods) == ["GET", "POST"]
@@ -804,20 +822,21 @@ def test_approval_links_point_at_the_stage_url_and_the_stack_outputs_it(synthesi
     url = synthesized.template.to_json()["Outputs"]["ApprovalApiUrl"]["Value"]
     parts = url["Fn::Join"][1]
     assert parts[0] == "https://" and {"Ref": api_id} in parts and {"Ref": stage_id} in parts and parts[-1] == "/"
-    for folder, task in ALL_TASKS.items():
-        env = function_of(synthesized, folder)[1]["Properties"]["Environment"]["Variables"]
-        if Access.APPROVALS in task.access:  # approvals_request writes the links
-            assert env[config.ENV_APPROVAL_BASE_URL] == url, folder
+    for name, task in ALL_TASKS.items():
+        env = function_of(synthesized, name)[1]["Properties"]["Environment"]["Variables"]
+        if Access.APPROVALS in task.access:  # approvals.request writes the links
+            assert env[config.ENV_APPROVAL_BASE_URL] == url, name
         else:
-            assert config.ENV_APPROVAL_BASE_URL not in env, folder
+            assert config.ENV_APPROVAL_BASE_URL not in env, name
 
 
-@pytest.mark.parametrize("folder", sorted(APPROVAL_FUNCTIONS))
-def test_approval_functions_are_built_like_the_task_functions(synthesized, folder):
+@pytest.mark.parametrize("task", APPROVAL_FUNCTIONS, ids=lambda task: task.handler)
+def test_approval_functions_are_built_like_the_task_functions(synthesized, task):
     (layer_id,) = synthesized.resources("AWS::Lambda::LayerVersion")
-    _, function = approval_function_of(synthesized, folder)
+    _, function = approval_function_of(synthesized, task)
     props = function["Properties"]
-    assert props["Runtime"] == "python3.12" and props["Handler"] == "handler.handler"
+    assert task.access == APPROVAL_FUNCTIONS[task]
+    assert props["Runtime"] == "python3.12" and props["Handler"] == task.handler
     assert props["Layers"] == [{"Ref": layer_id}] and props["TracingConfig"] == {"Mode": "Active"}
     assert "RetentionInDays" in synthesized.resources("AWS::Logs::LogGroup")[props["LoggingConfig"]["LogGroup"]["Ref"]][
         "Properties"]
@@ -832,7 +851,7 @@ def test_approval_functions_are_built_like_the_task_functions(synthesized, folde
 
 
 def test_reminder_runs_every_15_minutes_with_the_context_threshold(synthesized):
-    function_id, function = approval_function_of(synthesized, "approvals_reminder")
+    function_id, function = approval_function_of(synthesized, APPROVALS_REMINDER)
     env = function["Properties"]["Environment"]["Variables"]
     assert env[config.ENV_APPROVAL_REMINDER] == str(cdk_json_context()["approval_reminder_seconds"]) == "3600"
     rule_id, rule = by_path(synthesized.resources("AWS::Events::Rule"), "/Approvals/ReminderSchedule/Resource")

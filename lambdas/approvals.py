@@ -1,4 +1,6 @@
-"""The approval API: GET shows a confirmation page and changes nothing; only the form's POST decides."""
+"""Approvals by signed link, three Lambda functions: `approvals.request` (the task of every approval gate),
+`approvals.api` (the links' API: GET shows a confirmation page and changes nothing, only the form's POST
+decides) and `approvals.reminder` (scheduled)."""
 
 from urllib.parse import parse_qs
 
@@ -6,13 +8,40 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from migrator.approvals import pages
 from migrator.approvals.core import PAST, LinkRefused
+from migrator.approvals.events import ApprovalRequest
 from migrator.observability import logger, tracer
-from migrator.wiring import approvals, audit_log
+from migrator.settings import settings
+from migrator.wiring import approvals, audit_log, task
+
+
+@task(ApprovalRequest)
+def request(event: ApprovalRequest, context):
+    """Every approval gate: store the task token under a random id, email signed links (never the token)."""
+    store = approvals()
+    result = store.request(event.task_token, event.gate, event.target, event.execution, event.evidence,
+                           event.timeout_seconds, store.email_subscribers())
+    audit_log(event.execution, event.target).record("approval-requested", gate=event.gate, **result)
+    return result
+
+
+@logger.inject_lambda_context(clear_state=True)
+def reminder(event, context):
+    """Scheduled: one reminder for each pending approval that expires soon."""
+    return {"reminded": approvals().remind(settings().approval_reminder_seconds)}
+
+
+# --- the approval API -------------------------------------------------------------------------------------
 
 app = APIGatewayRestResolver()
 HTML = content_types.TEXT_HTML
 HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def api(event, context):
+    return app.resolve(event, context)
 
 
 def _identity() -> str | None:
@@ -55,9 +84,3 @@ def decide(approval_id: str):
     audit_log(request["execution"], request["target"]).record(f"approval-{PAST[record['decision']]}", gate=request["gate"],
                                                               **record)
     return Response(200, HTML, pages.outcome(record, request), HEADERS)
-
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-def handler(event, context):
-    return app.resolve(event, context)

@@ -1,0 +1,98 @@
+"""The standalone EC2 migration's tasks (state_machines/standalone_ec2.asl.json), one Lambda function each:
+`standalone.<task>`."""
+
+from migrator import clock
+from migrator.settings import settings
+from migrator.standalone import migration
+from migrator.standalone.events import MigrationTask, clients
+from migrator.standalone.models import MigrationInput
+from migrator.wiring import EXECUTION, audit_log, input_validator, task
+
+validate_input = input_validator(MigrationInput)  # the first state
+
+
+@task(MigrationTask)
+def preflight(event: MigrationTask, context):
+    """Check the instance can be migrated; record everything needed to rebuild and to restore it."""
+    result = migration.preflight(clients(), event.state.input, settings().tag_key, settings().tag_value)
+    audit_log(event.execution, result["target"]).record(
+        "already-migrated" if result["already_migrated"] else "preflight-passed", **result)
+    return result
+
+
+@task(MigrationTask, once_per=EXECUTION)
+def snapshot(event: MigrationTask, context):
+    """Snapshot every EBS volume of the instance at once (crash-consistent), tagged with the execution."""
+    result = migration.snapshot(clients(), event.state.preflight, event.execution)
+    audit_log(event.execution, event.target).record("snapshots-started", **result)
+    return result
+
+
+@task(MigrationTask)
+def check_snapshots(event: MigrationTask, context):
+    """NotReadyYet until every snapshot is completed; SnapshotFailed if one is in error."""
+    result = migration.check_snapshots(clients(), event.state.input, event.state.snapshots)
+    audit_log(event.execution, event.target).record("snapshots-completed", **result)
+    return result
+
+
+@task(MigrationTask, once_per=EXECUTION)
+def launch(event: MigrationTask, context):
+    """Launch the AL2023 instance beside the old one: same subnet, groups, profile, type, key, tags; IMDSv2."""
+    state = event.state
+    result = migration.launch(clients(), state.input, state.preflight, state.snapshots, event.execution)
+    audit_log(event.execution, event.target).record("replacement-launched", **result)
+    return result
+
+
+@task(MigrationTask, once_per=(*EXECUTION, "phase"))  # it runs before and after the cutover
+def start_health_script(event: MigrationTask, context):
+    """Run the input's health script on the new instance through SSM Run Command (if there is one)."""
+    state = event.state
+    result = migration.start_health_script(clients(), state.input, state.replacement["instance_id"], event.execution)
+    audit_log(event.execution, event.target).record("health-script-sent", phase=event.phase, **result)
+    return {**result, "started_at": clock.now()}
+
+
+@task(MigrationTask)
+def check_health(event: MigrationTask, context):
+    """The new instance's health: NotReadyYet while initializing, InstanceUnhealthy on a bad sign.
+    After the cutover it also checks that the old instance stopped and the address moved."""
+    state, c = event.state, clients()
+    if event.phase == "after-cutover":
+        migration.check_old_stopped(c, state.preflight)
+    command = state.health_command or {}
+    result = migration.check_health(c, state.input, state.replacement["instance_id"], command["started_at"],
+                                    command.get("command_id"))
+    audit_log(event.execution, event.target).record("replacement-healthy", phase=event.phase, **result)
+    return result
+
+
+@task(MigrationTask, once_per=EXECUTION)
+def cutover(event: MigrationTask, context):
+    """Move the Elastic IP or DNS record to the new instance, then stop (never terminate) the old one."""
+    state = event.state
+    log = audit_log(event.execution, event.target)
+    log.record("approval-granted", gate="cutover", decision=state.cutover_approval)
+    result = migration.cutover(clients(), state.preflight, state.replacement)
+    log.record("cut-over", **result)
+    return result
+
+
+@task(MigrationTask)
+def rollback(event: MigrationTask, context):
+    """Any failure: old instance running, address or record back to it, new instance terminated."""
+    result = migration.rollback(clients(), event.state.model_dump())
+    audit_log(event.execution, event.target).record("rolled-back", **result)
+    return result
+
+
+@task(MigrationTask, once_per=EXECUTION)
+def decommission(event: MigrationTask, context):
+    """After retention and approval: terminate the old instance, give the snapshots an expiry date."""
+    state = event.state
+    log = audit_log(event.execution, event.target)
+    log.record("approval-granted", gate="decommission", decision=state.decommission_approval)
+    result = migration.decommission(clients(), state.input, state.preflight, state.snapshots)
+    log.record("decommissioned", **result)
+    return result
