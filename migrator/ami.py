@@ -16,8 +16,10 @@ class AmiChoice(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ami_id: str | None = Field(default=None, pattern=r"^ami-[0-9a-f]{8,17}$")
-    ami_ssm_parameter: str = Field(default=AL2023_AMI_PARAMETER["x86_64"], min_length=1, max_length=2048)
+    ami_id: str | None = Field(default=None, pattern=r"^ami-[0-9a-f]{8,17}$",
+                               description="an explicit AL2023 AMI id")
+    ami_ssm_parameter: str = Field(default=AL2023_AMI_PARAMETER["x86_64"], min_length=1, max_length=2048,
+                                   description="the SSM parameter to read the AMI id from (not with `ami_id`)")
 
     @model_validator(mode="after")
     def _one_ami_source(self):

@@ -46,15 +46,16 @@ def _parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="discover AL2 instances and write a plan of waves")
     aws_options(plan)
     plan.add_argument("--out", help="plan file to write (.json or .yaml)")
-    plan.add_argument("--max-instances", type=int, default=50, help="instances per wave after the canary")
+    plan.add_argument("--max-instances", type=int, help="instances per wave after the canary")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON instead of the table")
 
     start = commands.add_parser("start", help="start one wave of a plan on the fleet state machine")
     aws_options(start)
     start.add_argument("--plan", required=True, help="plan file from `plan`")
     start.add_argument("--wave", required=True, type=int)
-    start.add_argument("--max-concurrency", type=int, default=10)
-    start.add_argument("--tolerated-failure-percentage", type=float, default=0)
+    # Unset: the fleet input's defaults (migrator/fleet/waves.py WaveInput).
+    start.add_argument("--max-concurrency", type=int)
+    start.add_argument("--tolerated-failure-percentage", type=float)
     start.add_argument("--state-machine-arn", help="the fleet state machine (default: found by name)")
     table_option(start)
 

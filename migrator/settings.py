@@ -6,6 +6,7 @@ from functools import lru_cache
 from pydantic import BaseModel, Field
 
 from migrator import config
+from migrator.fields import ApprovalReminder
 
 
 class Settings(BaseModel):
@@ -16,7 +17,7 @@ class Settings(BaseModel):
     tag_value: str = Field(alias=config.ENV_TAG_VALUE, default=config.DEFAULT_MIGRATION_TAG["value"])
     approval_secret: str = Field(alias=config.ENV_APPROVAL_SECRET, default="")
     approval_base_url: str = Field(alias=config.ENV_APPROVAL_BASE_URL, default="")
-    approval_reminder_seconds: int = Field(alias=config.ENV_APPROVAL_REMINDER, default=3600)
+    approval_reminder_seconds: ApprovalReminder = Field(alias=config.ENV_APPROVAL_REMINDER)
 
 
 @lru_cache(maxsize=1)

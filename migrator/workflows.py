@@ -14,35 +14,37 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import cache
 
+from migrator.approvals import gates
 from migrator.config import LAMBDAS_DIR, STATE_MACHINES_DIR
 
 
 class Access(str, Enum):
-    """Permission bundles; the stack turns each into least-privilege IAM statements."""
+    """Permission bundles. stacks/permissions.py turns each into its least-privilege IAM statements (the
+    actions, resources and conditions, and why any wildcard); read them there, not in a copy here."""
 
-    AUDIT_WRITE = "audit-write"  # dynamodb:PutItem on the audit table
-    IDEMPOTENCY = "idempotency"  # the Powertools idempotency table
-    NOTIFY = "notify"  # sns:Publish on the notification topic
-    AMI_READ = "ami-read"  # ssm:GetParameter(s) for AMI parameters, ec2:DescribeImages
-    ASG_READ = "asg-read"  # autoscaling:Describe*, ec2:DescribeLaunchTemplate(Version)s, ec2:DescribeInstances
-    HEALTH_READ = "health-read"  # elasticloadbalancing:DescribeTargetHealth, cloudwatch:DescribeAlarms
-    LAUNCH_TEMPLATE_WRITE = "launch-template-write"  # ec2:CreateLaunchTemplateVersion, ec2:ModifyLaunchTemplate (tagged)
-    ASG_WRITE = "asg-write"  # autoscaling mutations (tagged groups) + ec2:RunInstances through a launch template
-    REFRESH_WRITE = "refresh-write"  # autoscaling:Start/Cancel/RollbackInstanceRefresh (tagged groups)
-    INSTANCE_READ = "instance-read"  # ec2:DescribeInstances/InstanceStatus/Volumes/Addresses/Snapshots
-    SNAPSHOT_WRITE = "snapshot-write"  # ec2:CreateSnapshots of tagged instances, ec2:CreateTags on our snapshots
-    INSTANCE_LAUNCH = "instance-launch"  # ec2:RunInstances (+ tags, PassRole to ec2) for the replacement
-    INSTANCE_WRITE = "instance-write"  # ec2:Stop/Start/TerminateInstances, ModifyInstanceAttribute (tagged)
-    ADDRESS_WRITE = "address-write"  # ec2:AssociateAddress, route53:ChangeResourceRecordSets
-    DNS_READ = "dns-read"  # route53:ListResourceRecordSets
-    HEALTH_SCRIPT = "health-script"  # ssm:SendCommand (AWS-RunShellScript on tagged instances)
-    HEALTH_SCRIPT_READ = "health-script-read"  # ssm:GetCommandInvocation
-    EKS_READ = "eks-read"  # eks:Describe*, the EKS optimized-AMI parameters, ec2:DescribeLaunchTemplate(Version)s
-    NODEGROUP_WRITE = "nodegroup-write"  # eks:Create/DeleteNodegroup, ec2:CreateLaunchTemplate, PassRole to EKS
-    PLAN_READ = "plan-read"  # dynamodb:GetItem on the audit table (plans are stored there by wave)
-    EXECUTION_READ = "execution-read"  # states:DescribeExecution on the child state machines' executions
-    APPROVALS = "approvals"  # the approval items of the audit table, the HMAC secret, sns:Publish, states:SendTask*
-    KUBERNETES = "kubernetes"  # an EKS access entry on the clusters in cdk.json (no IAM action: the token is presigned)
+    AUDIT_WRITE = "audit-write"
+    IDEMPOTENCY = "idempotency"
+    NOTIFY = "notify"
+    AMI_READ = "ami-read"
+    ASG_READ = "asg-read"
+    HEALTH_READ = "health-read"
+    LAUNCH_TEMPLATE_WRITE = "launch-template-write"
+    ASG_WRITE = "asg-write"
+    REFRESH_WRITE = "refresh-write"
+    INSTANCE_READ = "instance-read"
+    SNAPSHOT_WRITE = "snapshot-write"
+    INSTANCE_LAUNCH = "instance-launch"
+    INSTANCE_WRITE = "instance-write"
+    ADDRESS_WRITE = "address-write"
+    DNS_READ = "dns-read"
+    HEALTH_SCRIPT = "health-script"
+    HEALTH_SCRIPT_READ = "health-script-read"
+    EKS_READ = "eks-read"
+    NODEGROUP_WRITE = "nodegroup-write"
+    PLAN_READ = "plan-read"
+    EXECUTION_READ = "execution-read"
+    APPROVALS = "approvals"
+    KUBERNETES = "kubernetes"
 
 
 def pascal_case(name: str) -> str:
@@ -139,7 +141,7 @@ APPROVALS_REMINDER = LambdaTask("approvals.reminder", "Remind once of each pendi
 ASG_ROLLOUT = Workflow(
     name="asg-rollout",
     asl_file="asg_rollout.asl.json",
-    gates=("before-refresh",),
+    gates=(gates.BEFORE_REFRESH,),
     tasks=(
         _validate_input("asg", "rollout"),
         LambdaTask("asg.preflight", "Check the group and record what a rollback restores",
@@ -166,7 +168,7 @@ ASG_ROLLOUT = Workflow(
 STANDALONE_EC2 = Workflow(
     name="standalone-ec2",
     asl_file="standalone_ec2.asl.json",
-    gates=("cutover", "decommission"),
+    gates=(gates.CUTOVER, gates.DECOMMISSION),
     tasks=(
         _validate_input("standalone", "migration"),
         LambdaTask("standalone.preflight", "Check the instance and record what a rebuild and a rollback need",
@@ -197,7 +199,7 @@ _KUBE = _BASE | {Access.EKS_READ, Access.KUBERNETES}
 EKS_NODEGROUP = Workflow(
     name="eks-nodegroup",
     asl_file="eks_nodegroup.asl.json",
-    gates=("before-drain", "before-delete"),
+    gates=(gates.BEFORE_DRAIN, gates.BEFORE_DELETE),
     tasks=(
         _validate_input("eks", "node group migration"),
         LambdaTask("eks.preflight", "Version, AL2 group, VPC CNI, container runtime, disruption budgets", _KUBE),
@@ -217,7 +219,7 @@ EKS_NODEGROUP = Workflow(
 FLEET = Workflow(
     name="fleet",
     asl_file="fleet.asl.json",
-    gates=("start",),
+    gates=(gates.START,),
     children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP),
     tasks=(
         LambdaTask("fleet.load_wave", "Validate a wave's input and read its targets from the plan",

@@ -6,7 +6,7 @@ from aws_cdk import Duration, aws_iam as iam, aws_lambda as lambda_, aws_logs as
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from migrator import config
+from migrator import config, observability
 from migrator.workflows import Access, LambdaTask, Workflow
 from stacks.encryption import EncryptionKey
 from stacks.names import pascal_case
@@ -15,7 +15,7 @@ from stacks.settings import Settings
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12  # layers/build.py builds wheels for this version
 ARCHITECTURE = lambda_.Architecture.X86_64  # ... and this platform (manylinux2014_x86_64)
-POWERTOOLS_ENV = {"POWERTOOLS_SERVICE_NAME": "al2023-migrate", "POWERTOOLS_METRICS_NAMESPACE": "AL2023Migration"}
+POWERTOOLS_ENV = {"POWERTOOLS_SERVICE_NAME": observability.SERVICE, "POWERTOOLS_METRICS_NAMESPACE": observability.NAMESPACE}
 
 
 class TaskFunctions(Construct):

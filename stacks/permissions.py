@@ -11,7 +11,9 @@ from collections import defaultdict
 from aws_cdk import Aws, aws_iam as iam, aws_secretsmanager as secretsmanager
 from cdk_nag import NagPackSuppression, NagSuppressions
 
+from migrator.approvals.core import APPROVAL_KEY_PREFIX
 from migrator.config import EXECUTION_TAG, EXPIRES_TAG
+from migrator.fleet.waves import PLAN_KEY_PREFIX
 from migrator.workflows import Access
 from stacks.encryption import KEY_PUBLISH_ACTIONS, KEY_READ_ACTIONS, KEY_TABLE_ACTIONS, EncryptionKey
 from stacks.notifications import Notifications
@@ -66,8 +68,6 @@ def eks_nodegroups(cluster: str) -> Pattern:  # nodegroup/<cluster>/<nodegroup>/
 def eks_addons(cluster: str) -> Pattern:  # addon/<cluster>/<addon>/<uuid>
     return Pattern("arn:{partition}:eks:{region}:{account}:addon/" + ("*" if cluster == "*" else cluster + "/*"))
 
-PLAN_KEY_PREFIX = "plan#"  # migrator/fleet/waves.py wave_key: pk plan#<id>, sk wave#NNN
-APPROVAL_KEY_PREFIX = "approval#"  # migrator/approvals/core.py Approvals._key: pk approval#<id>, sk request
 
 NO_RESOURCE_LEVEL = "the action does not support resource-level permissions"
 

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from constructs import Node
+from pydantic import TypeAdapter, ValidationError
 
 from migrator.config import DEFAULT_MIGRATION_TAG, PROJECT_ROOT
+from migrator.fields import ApprovalReminder, default_of
+from migrator.fleet.waves import WaveInput
 
-DEFAULT_APPROVAL_TIMEOUT_SECONDS = 86400
 DEFAULT_LAYER_DIR = "build/layer"
-MAX_APPROVAL_TIMEOUT_SECONDS = 365 * 24 * 3600  # a Step Functions task token lives at most a year
 EKS_CLUSTER_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9\-_]{0,99}")  # as CreateCluster accepts it
 # EventBridge Scheduler: schedule names, and its three expression forms (cron has six fields, year included).
 SCHEDULE_NAME = re.compile(r"[0-9A-Za-z_.\-]{1,64}")
@@ -22,17 +23,13 @@ SCHEDULE_EXPRESSION = re.compile(
     r"cron\(\S+( \S+){5}\)"
     r"|at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)"
     r"|rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)")
-# As the fleet's LoadWave validates its input (migrator/fleet/waves.py WaveInput).
-PLAN_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
-MAX_WAVE = 999
-MAX_CONCURRENCY = 40  # an inline Map runs at most 40 iterations at once
-DEFAULT_MAX_CONCURRENCY = 10
+# The fields of a schedule that become the fleet's input, validated as its LoadWave validates them.
+WAVE_FIELDS = ("plan_id", "wave", "max_concurrency", "tolerated_failure_percentage")
 DEFAULT_SCHEDULE_TIMEZONE = "UTC"
 # cdk.json `approval_auth`: how the approval API authenticates. "none": the signed link is the credential;
 # "iam": both methods need SigV4-signed requests (AuthorizationType AWS_IAM).
 APPROVAL_AUTH_MODES = ("none", "iam")
 DEFAULT_APPROVAL_AUTH = "none"
-DEFAULT_APPROVAL_REMINDER_SECONDS = 3600
 # Context values that are plain strings, not JSON (`-c approval_auth=iam` and cdk.json give the same).
 _STRING_KEYS = {"layer_dir", "approval_auth"}
 
@@ -50,14 +47,13 @@ class WaveSchedule:
     expression: str  # cron(...) (six fields), at(yyyy-mm-ddThh:mm:ss) or rate(...)
     plan_id: str
     wave: int
-    timezone: str = DEFAULT_SCHEDULE_TIMEZONE  # IANA name, for cron and at
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-    tolerated_failure_percentage: float = 0
+    timezone: str  # IANA name, for cron and at
+    max_concurrency: int
+    tolerated_failure_percentage: float
 
     def execution_input(self) -> dict:
         """The fleet state machine's input; without `targets`, LoadWave reads them from the plan."""
-        return {"plan_id": self.plan_id, "wave": self.wave, "max_concurrency": self.max_concurrency,
-                "tolerated_failure_percentage": self.tolerated_failure_percentage}
+        return {name: getattr(self, name) for name in WAVE_FIELDS}
 
     @classmethod
     def from_context_item(cls, index: int, item) -> WaveSchedule:
@@ -80,14 +76,22 @@ class WaveSchedule:
                            'cron(<6 fields>), at(yyyy-mm-ddThh:mm:ss) or rate(<n> <minutes|hours|days>)')
         timezone = field("timezone", lambda v: isinstance(v, str) and _is_time_zone(v),
                          'an IANA time zone like "Europe/Paris"', DEFAULT_SCHEDULE_TIMEZONE)
-        plan_id = field("plan_id", lambda v: isinstance(v, str) and PLAN_ID.fullmatch(v),
-                        "a plan id of 1-40 letters, digits, '-' or '_'")
-        wave = field("wave", lambda v: isinstance(v, int) and 0 <= v <= MAX_WAVE, f"an integer 0..{MAX_WAVE}")
-        concurrency = field("max_concurrency", lambda v: isinstance(v, int) and 1 <= v <= MAX_CONCURRENCY,
-                            f"an integer 1..{MAX_CONCURRENCY}", DEFAULT_MAX_CONCURRENCY)
-        tolerated = field("tolerated_failure_percentage", lambda v: isinstance(v, (int, float)) and 0 <= v <= 100,
-                          "a number 0..100", 0)
-        return cls(name, expression, plan_id, wave, timezone, concurrency, tolerated)
+        # Strict: JSON types as given, no "1" for 1.
+        wave = _validate(where, WaveInput.model_validate, {k: item[k] for k in WAVE_FIELDS if k in item})
+        return cls(name, expression, wave.plan_id, wave.wave, timezone, wave.max_concurrency,
+                   wave.tolerated_failure_percentage)
+
+
+def _validate(where: str, validate, value):
+    """`validate(value, strict=True)`, its first error as a one-line SettingsError naming the field."""
+    try:
+        return validate(value, strict=True)
+    except ValidationError as error:
+        first = error.errors()[0]
+        path = "".join(f".{part}" for part in first["loc"])
+        if first["type"] == "missing":
+            raise SettingsError(f"{where}{path} is required") from None
+        raise SettingsError(f"{where}{path}: {first['msg'][0].lower()}{first['msg'][1:]}, got {first['input']!r}") from None
 
 
 def _is_time_zone(name: str) -> bool:
@@ -102,7 +106,6 @@ def _is_time_zone(name: str) -> bool:
 class Settings:
     tag_key: str
     tag_value: str
-    approval_timeout_seconds: int
     notification_emails: tuple[str, ...]
     layer_dir: Path  # holds python/, as layers/build.py makes it
     # cdk.json `dns_hosted_zone_ids`, e.g. ["Z0123456789ABCDEFGHIJ"]: the only Route 53 hosted zones the
@@ -120,7 +123,7 @@ class Settings:
     # cdk.json `approval_auth`: "none" (default) or "iam", see APPROVAL_AUTH_MODES.
     approval_auth: str = DEFAULT_APPROVAL_AUTH
     # cdk.json `approval_reminder_seconds`: a pending approval gets one reminder when it expires within this.
-    approval_reminder_seconds: int = DEFAULT_APPROVAL_REMINDER_SECONDS
+    approval_reminder_seconds: int = default_of(ApprovalReminder)
 
     @classmethod
     def from_context(cls, node: Node) -> Settings:
@@ -137,9 +140,10 @@ class Settings:
         tag = get("migration_tag", DEFAULT_MIGRATION_TAG)
         if not (isinstance(tag, dict) and tag.get("key") and tag.get("value")):
             raise SettingsError(f'context migration_tag must be {{"key": ..., "value": ...}}, got {tag!r}')
-        timeout = get("approval_timeout_seconds", DEFAULT_APPROVAL_TIMEOUT_SECONDS)
-        if not (isinstance(timeout, int) and 0 < timeout <= MAX_APPROVAL_TIMEOUT_SECONDS):
-            raise SettingsError(f"context approval_timeout_seconds must be 1..{MAX_APPROVAL_TIMEOUT_SECONDS}, got {timeout!r}")
+        if node.try_get_context("approval_timeout_seconds") is not None:
+            # It only fed a stack output; a gate's timeout is its execution input's approval_timeout_seconds.
+            raise SettingsError("context approval_timeout_seconds is not a deployment setting: set "
+                                "approval_timeout_seconds in the execution inputs instead")
         emails = get("notification_emails", [])
         if not (isinstance(emails, list) and all(isinstance(e, str) and "@" in e for e in emails)):
             raise SettingsError(f"context notification_emails must be a list of email addresses, got {emails!r}")
@@ -165,9 +169,7 @@ class Settings:
         auth = get("approval_auth", DEFAULT_APPROVAL_AUTH)
         if auth not in APPROVAL_AUTH_MODES:
             raise SettingsError(f"context approval_auth must be one of {', '.join(APPROVAL_AUTH_MODES)}, got {auth!r}")
-        reminder = get("approval_reminder_seconds", DEFAULT_APPROVAL_REMINDER_SECONDS)
-        if not (isinstance(reminder, int) and not isinstance(reminder, bool) and 0 < reminder <= MAX_APPROVAL_TIMEOUT_SECONDS):
-            raise SettingsError(
-                f"context approval_reminder_seconds must be 1..{MAX_APPROVAL_TIMEOUT_SECONDS}, got {reminder!r}")
-        return cls(str(tag["key"]), str(tag["value"]), timeout, tuple(emails), layer_dir, tuple(zones),
+        reminder = _validate("context approval_reminder_seconds", TypeAdapter(ApprovalReminder).validate_python,
+                             get("approval_reminder_seconds", cls.approval_reminder_seconds))
+        return cls(str(tag["key"]), str(tag["value"]), tuple(emails), layer_dir, tuple(zones),
                    tuple(clusters), schedules, auth, reminder)

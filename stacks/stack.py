@@ -58,8 +58,6 @@ class MigrationStack(Stack):
         CfnOutput(self, "AuditTableName", value=tables.audit.table_name)
         CfnOutput(self, "ApprovalApiUrl", value=approvals.url,
                   description="approval links point here: <url>approvals/<id>?d=...&e=...&s=...")
-        CfnOutput(self, "ApprovalTimeoutSeconds", value=str(settings.approval_timeout_seconds),
-                  description="default approval timeout for the execution input")
         self.state_machines: dict[str, sfn.StateMachine] = {}  # by workflow name
         for workflow in workflows:  # children first, as WORKFLOWS orders them
             missing = [child.name for child in workflow.children if child.name not in self.state_machines]

@@ -55,6 +55,11 @@ def verify(secret: bytes, approval_id: str, decision: str, expires: str, signatu
     return int(expires)
 
 
+# The audit table's partition key of approval requests; IAM limits the approval functions to these items
+# (stacks/permissions.py).
+APPROVAL_KEY_PREFIX = "approval#"
+
+
 @dataclass
 class Approvals:
     """Approval requests in the audit table (pk `approval#<id>`), with the clients they need."""
@@ -69,7 +74,7 @@ class Approvals:
 
     # (link_expires_at, not expires_at: the audit table's TTL must keep the record)
     def _key(self, approval_id: str) -> dict:
-        return {"pk": {"S": f"approval#{approval_id}"}, "sk": {"S": "request"}}
+        return {"pk": {"S": f"{APPROVAL_KEY_PREFIX}{approval_id}"}, "sk": {"S": "request"}}
 
     def email_subscribers(self) -> list[str]:
         """Who else receives the email, for the confirmation page."""
@@ -160,9 +165,9 @@ class Approvals:
         for page in self.dynamodb.get_paginator("scan").paginate(
                 TableName=self.table, FilterExpression="begins_with(pk, :p) AND #s = :pending",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":p": {"S": "approval#"}, ":pending": {"S": "pending"}}):
+                ExpressionAttributeValues={":p": {"S": APPROVAL_KEY_PREFIX}, ":pending": {"S": "pending"}}):
             for item in page["Items"]:
-                found.append(self.get(item["pk"]["S"].split("#", 1)[1]))
+                found.append(self.get(item["pk"]["S"].removeprefix(APPROVAL_KEY_PREFIX)))
         return sorted(found, key=lambda r: r["expires_at"])
 
     def remind(self, before_seconds: int) -> list[str]:

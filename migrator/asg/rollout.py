@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family, resolve_al2023_ami
+from migrator.approvals import gates
 from migrator.asg.models import RolloutInput
 from migrator.failures import explain_failure
 from migrator.health import alarms_in_alarm
@@ -351,7 +352,7 @@ def rollback(c: Clients, request: RolloutInput, state: dict) -> dict:
                 Preferences=refresh_preferences(request, auto_rollback=False),
             )["InstanceRefreshId"]
     at_gate = state.get("canary_health") and not state.get("approval") and not state.get("refresh")
-    error_name, message = explain_failure(state.get("error"), "before-refresh" if at_gate else None)
+    error_name, message = explain_failure(state.get("error"), gates.BEFORE_REFRESH if at_gate else None)
     return {
         "error": error_name,
         "cause": f"{request.target} rolled back to launch template version {pre['original_version']}: {message}",

@@ -4,6 +4,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from migrator.fields import ApprovalTimeout
+
 AmiType = Literal["AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD", "AL2023_x86_64_NVIDIA",
                   "AL2023_x86_64_NEURON", "AL2023_ARM_64_NVIDIA"]
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
@@ -12,22 +14,28 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
 class NodegroupInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cluster_name: str = Field(pattern=r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
-    nodegroup_name: str = Field(pattern=NAME)
-    ami_type: AmiType = "AL2023_x86_64_STANDARD"
-    new_nodegroup_name: str | None = Field(default=None, pattern=NAME)  # default: <old>-al2023
-    # custom: a launch template of ours (IMDSv2, hop limit, nodeadm NodeConfig with
-    # the kubelet settings the old template set); none: EKS's default template.
-    launch_template: Literal["custom", "none"] = "custom"
-    # 1 keeps pods off the node's credentials; 2 only for pods that need IMDS
-    # (prefer EKS Pod Identity or IRSA).
-    imds_hop_limit: Literal[1, 2] = 1
-    drain_batch_size: int = Field(default=1, ge=1, le=100)
-    drain_deadline_seconds: int = Field(default=900, ge=60, le=86_400)  # per node, like EKS's own drain
-    # A PDB that allows no disruption at pre-flight fails the run before any change.
-    pdb_blocks: bool = True
-    nodegroup_deadline_seconds: int = Field(default=3_600, ge=300, le=86_400)
-    approval_timeout_seconds: int = Field(default=86_400, ge=60, le=31_536_000)
+    cluster_name: str = Field(pattern=r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$", description="the EKS cluster")
+    nodegroup_name: str = Field(pattern=NAME, description="the AL2 managed node group")
+    ami_type: AmiType = Field(default="AL2023_x86_64_STANDARD", description="the new node group's AMI type")
+    new_nodegroup_name: str | None = Field(default=None, pattern=NAME,
+                                           description="the new node group's name; default `<old>-al2023`")
+    launch_template: Literal["custom", "none"] = Field(
+        default="custom", description="`custom`: a launch template of ours (IMDSv2, hop limit, nodeadm `NodeConfig` "
+                                      "with the kubelet settings the old template set); `none`: EKS's default "
+                                      "template (no IMDS hop limit control)")
+    imds_hop_limit: Literal[1, 2] = Field(
+        default=1, description="1 keeps pods off the node's credentials; 2 only for pods that need IMDS "
+                               "(prefer EKS Pod Identity or IRSA)")
+    drain_batch_size: int = Field(default=1, ge=1, le=100, description="nodes drained at a time")
+    drain_deadline_seconds: int = Field(default=900, ge=60, le=86_400,
+                                        description="per node, from its first eviction, like EKS's own "
+                                                    "managed drain")
+    pdb_blocks: bool = Field(default=True, description="a PodDisruptionBudget that allows no disruption at "
+                                                       "pre-flight fails the run before any change")
+    nodegroup_deadline_seconds: int = Field(default=3_600, ge=300, le=86_400,
+                                            description="how long the new group may take to be ACTIVE with every "
+                                                        "node Ready")
+    approval_timeout_seconds: ApprovalTimeout
 
     @property
     def new_name(self) -> str:

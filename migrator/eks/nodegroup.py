@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from migrator import clock
+from migrator.approvals import gates
 from migrator.aws import error_code
 from migrator.config import EXECUTION_TAG
 from migrator.eks import drain as draining
@@ -316,7 +317,7 @@ def rollback(c: Clients, request: NodegroupInput, state: dict) -> dict:
         raise NotReadyYet(f"node group {request.new_name} is {group['status']}")
     waiting_gate = None
     if (state.get("error") or {}).get("Error") == "States.Timeout":
-        waiting_gate = "before-delete" if state.get("drained") else "before-drain"
+        waiting_gate = gates.BEFORE_DELETE if state.get("drained") else gates.BEFORE_DRAIN
     name, message = explain_failure(state.get("error"), waiting_gate)
     return {"error": name, "cause": f"{request.target} rolled back: the AL2 nodes serve again, "
                                     f"{request.new_name} removed: {message}"}

@@ -10,7 +10,7 @@ import boto3
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
-from migrator.fleet.plan import build_plan, discover, plan_table
+from migrator.fleet.plan import DEFAULT_MAX_INSTANCES_PER_WAVE, build_plan, discover, plan_table
 from migrator.fleet.report import build_report, render_html, render_text
 from migrator.fleet.waves import store_plan
 from migrator.tables import format_table
@@ -68,12 +68,13 @@ def load_plan_file(path: str) -> dict:
 
 
 def plan(args) -> int:
-    if args.max_instances < 1:
+    max_instances = DEFAULT_MAX_INSTANCES_PER_WAVE if args.max_instances is None else args.max_instances
+    if max_instances < 1:
         raise CommandError("--max-instances must be at least 1")
     clients = session_clients(args)
     try:
         ec2 = clients("ec2")
-        result = build_plan(discover(ec2), ec2.meta.region_name, args.max_instances)
+        result = build_plan(discover(ec2), ec2.meta.region_name, max_instances)
     except (ClientError, BotoCoreError) as error:
         raise CommandError(f"discovery failed: {error}") from None
     if args.out:
@@ -95,8 +96,9 @@ def start(args) -> int:
     machine = _find_state_machine(sfn, args.state_machine_arn)
     store_plan(dynamodb, _find_table(dynamodb, args.table), plan_data)
     name = f"{plan_data['plan_id']}-wave-{args.wave}"
-    payload = {"plan_id": plan_data["plan_id"], "wave": args.wave, "max_concurrency": args.max_concurrency,
-               "tolerated_failure_percentage": args.tolerated_failure_percentage}
+    options = {"max_concurrency": args.max_concurrency, "tolerated_failure_percentage": args.tolerated_failure_percentage}
+    # What is not given, LoadWave fills in with the fleet input's defaults.
+    payload = {"plan_id": plan_data["plan_id"], "wave": args.wave, **{k: v for k, v in options.items() if v is not None}}
     arn = machine.replace(":stateMachine:", ":execution:") + f":{name}"
     try:
         existing = sfn.describe_execution(executionArn=arn)["status"]

@@ -17,13 +17,14 @@ from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family
 from migrator.config import DEFAULT_MIGRATION_TAG
 from migrator.tables import format_table
+from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, STANDALONE_EC2
 
 WAVE_TAG = "al2023-migration:wave"  # an explicit wave number (0 is the canary wave)
 CRITICALITY_TAG = "al2023-migration:criticality"  # low | medium | high
 DNS_TAG = "al2023-migration:dns"  # "<hosted zone id>/<record name>" for a DNS cutover
 ALARMS_TAG = "al2023-migration:alarms"  # comma-separated CloudWatch alarms that must stay OK
 EXCLUDE_VALUE = "exclude"  # the migration tag's value that keeps an instance out of every plan
-KIND_WORKFLOW = {"asg": "asg-rollout", "standalone": "standalone-ec2", "eks": "eks-nodegroup"}
+KIND_WORKFLOW = {"asg": ASG_ROLLOUT.name, "standalone": STANDALONE_EC2.name, "eks": EKS_NODEGROUP.name}
 CRITICALITY_RANK = {"low": 0, "medium": 1, "high": 2}
 DEFAULT_MAX_INSTANCES_PER_WAVE = 50
 

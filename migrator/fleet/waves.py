@@ -7,6 +7,7 @@ import json
 from pydantic import BaseModel, ConfigDict, Field
 
 from migrator.errors import InvalidInput, MigrationError
+from migrator.fields import ApprovalTimeout, MaxConcurrency, ToleratedFailurePercentage
 from migrator.fleet.plan import KIND_WORKFLOW
 
 
@@ -25,14 +26,21 @@ class WaveTarget(BaseModel):
 
 
 class WaveInput(BaseModel):
+    """The fleet state machine's input; the cdk.json schedules are validated with it too (stacks/settings.py)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    plan_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
-    wave: int = Field(ge=0, le=999)
-    targets: list[WaveTarget] | None = None  # inline, or read from the plan table
-    max_concurrency: int = Field(default=10, ge=1, le=40)  # inline Map runs at most 40 at once
-    tolerated_failure_percentage: float = Field(default=0, ge=0, le=100)
-    approval_timeout_seconds: int = Field(default=86_400, ge=60, le=31_536_000)
+    plan_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="the plan, as `start` stored it")
+    wave: int = Field(ge=0, le=999, description="the wave's number in the plan (0 is the canary wave)")
+    targets: list[WaveTarget] | None = Field(default=None,
+                                             description="the wave's targets inline; default: read from the plan")
+    max_concurrency: MaxConcurrency
+    tolerated_failure_percentage: ToleratedFailurePercentage
+    approval_timeout_seconds: ApprovalTimeout
+
+
+# The audit table's partition key of a plan's waves; IAM limits LoadWave to these items (stacks/permissions.py).
+PLAN_KEY_PREFIX = "plan#"
 
 
 class WaveResults(BaseModel):
@@ -46,7 +54,7 @@ class WaveResults(BaseModel):
 
 
 def wave_key(plan_id: str, wave: int) -> dict:
-    return {"pk": {"S": f"plan#{plan_id}"}, "sk": {"S": f"wave#{wave:03d}"}}
+    return {"pk": {"S": f"{PLAN_KEY_PREFIX}{plan_id}"}, "sk": {"S": f"wave#{wave:03d}"}}
 
 
 def store_plan(dynamodb, table: str, plan: dict) -> None:

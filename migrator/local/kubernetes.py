@@ -26,8 +26,6 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from migrator.local.clock import SimClock
 
-DRAIN_TAINT_KEYS = {"os"}
-
 
 @dataclass
 class Node:

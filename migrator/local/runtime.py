@@ -158,10 +158,11 @@ class LocalRuntime:
 
     def _remind_every(self, seconds: float) -> None:
         """The scheduled reminder Lambda's sweep, on the simulated clock."""
+        from migrator.settings import settings
         from migrator.wiring import approvals
 
         def sweep():
-            approvals().remind(int(os.environ.get(config.ENV_APPROVAL_REMINDER, "3600")))
+            approvals().remind(settings().approval_reminder_seconds)  # as lambdas/approvals_reminder does
             self._remind_every(seconds)
 
         self.clock.call_later(seconds, sweep, soft=True)  # rides along: never what moves the clock

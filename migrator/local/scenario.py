@@ -9,6 +9,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from migrator.fields import ApprovalTimeout, MaxConcurrency, ToleratedFailurePercentage
+from migrator.fleet.plan import DEFAULT_MAX_INSTANCES_PER_WAVE
 from migrator.validation import describe_validation_error
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
@@ -55,7 +57,7 @@ class Timings(_Strict):
 class Approvals(_Strict):
     default: Decision = "approve"
     after: float = Field(default=300, ge=0)
-    timeout: float = Field(default=86_400, ge=60)  # each gate's TimeoutSeconds
+    timeout: ApprovalTimeout  # each gate's, as the execution inputs get it
     gates: dict[str, Decision] = Field(default_factory=dict)
 
     def decision(self, gate: str) -> Decision:
@@ -148,9 +150,9 @@ class Waves(_Strict):
     """Present: the run goes as a team would run it, discovery -> plan -> waves on the
     fleet state machine, each wave behind its `wave-N/start` approval."""
 
-    max_instances: int = Field(default=50, ge=1, le=10_000)
-    max_concurrency: int = Field(default=10, ge=1, le=40)
-    tolerated_failure_percentage: float = Field(default=0, ge=0, le=100)
+    max_instances: int = Field(default=DEFAULT_MAX_INSTANCES_PER_WAVE, ge=1, le=10_000)
+    max_concurrency: MaxConcurrency
+    tolerated_failure_percentage: ToleratedFailurePercentage
 
 
 class Scenario(_Strict):

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family, resolve_al2023_ami
+from migrator.approvals import gates
 from migrator.aws import error_code, is_throttling
 from migrator.config import EXECUTION_TAG, EXPIRES_TAG, SOURCE_INSTANCE_TAG
 from migrator.errors import (
@@ -410,7 +411,7 @@ def rollback(c: Clients, state: dict) -> dict:
         c.ec2.terminate_instances(InstanceIds=[new])
     waiting_gate = None
     if state.get("error", {}).get("Error") == "States.Timeout":
-        waiting_gate = "decommission" if state.get("cutover") else "cutover"
+        waiting_gate = gates.DECOMMISSION if state.get("cutover") else gates.CUTOVER
     error_name, message = explain_failure(state.get("error"), waiting_gate)
     return {
         "moved_back": moved,
