@@ -20,7 +20,6 @@ class CheckCanaryTask(BaseModel):
 def handler(event: CheckCanaryTask, context):
     state = event.state
     result = rollout.check_canary(clients(), state.input, state.preflight, state.version, state.canary, event.settled)
-    audit_log(event.execution, state.input.target).record(
-        "canary-baked" if event.settled else "canary-healthy", **result
-    )
-    return result
+    out = result.model_dump(mode="json")
+    audit_log(event.execution, state.target).record("canary-baked" if event.settled else "canary-healthy", **out)
+    return out

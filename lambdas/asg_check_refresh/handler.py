@@ -13,5 +13,6 @@ from migrator.wiring import audit_log
 def handler(event: RolloutTask, context):
     state = event.state
     result = rollout.check_refresh(clients(), state.input, state.preflight, state.refresh)
-    audit_log(event.execution, state.input.target).record("instance-refresh-succeeded", **result)
-    return result
+    out = result.model_dump(mode="json")
+    audit_log(event.execution, state.target).record("instance-refresh-succeeded", **out)
+    return out

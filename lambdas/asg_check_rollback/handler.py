@@ -13,5 +13,6 @@ from migrator.wiring import audit_log
 def handler(event: RolloutTask, context):
     state = event.state
     result = rollout.check_rollback(clients(), state.preflight, state.rollback)
-    audit_log(event.execution, state.input.target).record("rolled-back", **result, cause=state.rollback["cause"])
-    return result
+    out = result.model_dump(mode="json")
+    audit_log(event.execution, state.target).record("rolled-back", **out, cause=state.rollback.cause)
+    return out

@@ -15,10 +15,11 @@ def handler(event: RolloutTask, context):
 
     def act():
         result = rollout.create_version(clients(), state.input, state.preflight, event.execution)
-        audit_log(event.execution, state.input.target).record(
-            "launch-template-version-created", template_id=state.preflight["template_id"],
-            source_version=state.preflight["original_version"], **result,
+        out = result.model_dump(mode="json")
+        audit_log(event.execution, state.target).record(
+            "launch-template-version-created", template_id=state.preflight.template_id,
+            source_version=state.preflight.original_version, **out,
         )
-        return result
+        return out
 
     return run_once("asg-create-version", event.execution, context, act)

@@ -14,8 +14,9 @@ def handler(event: RolloutTask, context):
     state = event.state
 
     def act():
-        result = rollout.finalize(clients(), state.preflight, state.version, state.canary_health["instance_id"])
-        audit_log(event.execution, state.input.target).record("migrated", **result)
-        return result
+        result = rollout.finalize(clients(), state.preflight, state.version, state.canary_health.instance_id)
+        out = result.model_dump(mode="json")
+        audit_log(event.execution, state.target).record("migrated", **out)
+        return out
 
     return run_once("asg-finalize", event.execution, context, act)

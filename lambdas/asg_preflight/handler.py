@@ -14,8 +14,8 @@ from migrator.wiring import audit_log
 def handler(event: RolloutTask, context):
     request = event.state.input
     result = rollout.preflight(clients(), request, settings().tag_key, settings().tag_value)
-    audit_log(event.execution, request.target).record(
-        "already-migrated" if result["already_migrated"] else "preflight-passed",
-        **{k: v for k, v in result.items() if k != "instance_ids"},
+    audit_log(event.execution, event.state.target).record(
+        "already-migrated" if result.already_migrated else "preflight-passed",
+        **result.model_dump(mode="json", exclude={"instance_ids"}),
     )
-    return result
+    return result.model_dump(mode="json")

@@ -12,6 +12,7 @@ from migrator.wiring import audit_log
 @event_parser(model=RolloutTask)
 def handler(event: RolloutTask, context):
     state = event.state
-    result = rollout.rollback(clients(), state.input, state.model_dump())
-    audit_log(event.execution, state.input.target).record("rollback-started", **result)
-    return result
+    result = rollout.rollback(clients(), state.input, state.preflight, state.refresh, state.error, state.failed_gate)
+    out = result.model_dump(mode="json")
+    audit_log(event.execution, state.target).record("rollback-started", **out)
+    return out

@@ -15,9 +15,8 @@ def handler(event: RolloutTask, context):
 
     def act():
         result = rollout.start_canary(clients(), state.preflight, state.version)
-        audit_log(event.execution, state.input.target).record(
-            "canary-started", version=state.version["version"], **result
-        )
-        return result
+        out = result.model_dump(mode="json")
+        audit_log(event.execution, state.target).record("canary-started", version=state.version.version, **out)
+        return out
 
     return run_once("asg-start-canary", event.execution, context, act)

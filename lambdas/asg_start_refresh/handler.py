@@ -14,10 +14,11 @@ def handler(event: RolloutTask, context):
     state = event.state
 
     def act():
-        log = audit_log(event.execution, state.input.target)
+        log = audit_log(event.execution, state.target)
         log.record("approval-granted", gate="before-refresh", decision=state.approval)
         result = rollout.start_refresh(clients(), state.input, state.preflight, state.version)
-        log.record("instance-refresh-started", version=state.version["version"], **result)
-        return result
+        out = result.model_dump(mode="json")
+        log.record("instance-refresh-started", version=state.version.version, **out)
+        return out
 
     return run_once("asg-start-refresh", event.execution, context, act)

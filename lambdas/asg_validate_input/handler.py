@@ -8,4 +8,4 @@ from migrator.validation import parse_input
 @task_handler
 def handler(event, context):
     request = parse_input(RolloutInput, event.get("request"))
-    return {"input": request.model_dump()}
+    return {"input": request.model_dump(), "target": request.target}

@@ -15,8 +15,7 @@ def handler(event: MigrationTask, context):
     state, c = event.state, clients()
     if event.phase == "after-cutover":
         migration.check_old_stopped(c, state.preflight)
-    command = state.health_command or {}
-    result = migration.check_health(c, state.input, state.replacement["instance_id"], command["started_at"],
-                                    command.get("command_id"))
-    audit_log(event.execution, event.target).record("replacement-healthy", phase=event.phase, **result)
-    return result
+    result = migration.check_health(c, state.input, state.replacement.instance_id, state.health_command)
+    out = result.model_dump(mode="json")
+    audit_log(event.execution, event.target).record("replacement-healthy", phase=event.phase, **out)
+    return out

@@ -12,5 +12,6 @@ from migrator.wiring import audit_log
 @event_parser(model=MigrationTask)
 def handler(event: MigrationTask, context):
     result = migration.check_snapshots(clients(), event.state.input, event.state.snapshots)
-    audit_log(event.execution, event.target).record("snapshots-completed", **result)
-    return result
+    out = result.model_dump(mode="json")
+    audit_log(event.execution, event.target).record("snapshots-completed", **out)
+    return out

@@ -17,7 +17,8 @@ def handler(event: MigrationTask, context):
         log = audit_log(event.execution, event.target)
         log.record("approval-granted", gate="cutover", decision=state.cutover_approval)
         result = migration.cutover(clients(), state.preflight, state.replacement)
-        log.record("cut-over", **result)
-        return result
+        out = result.model_dump(mode="json")
+        log.record("cut-over", **out)
+        return out
 
     return run_once("ec2-cutover", event.execution, context, act)

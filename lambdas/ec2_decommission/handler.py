@@ -17,7 +17,8 @@ def handler(event: MigrationTask, context):
         log = audit_log(event.execution, event.target)
         log.record("approval-granted", gate="decommission", decision=state.decommission_approval)
         result = migration.decommission(clients(), state.input, state.preflight, state.snapshots)
-        log.record("decommissioned", **result)
-        return result
+        out = result.model_dump(mode="json")
+        log.record("decommissioned", **out)
+        return out
 
     return run_once("ec2-decommission", event.execution, context, act)

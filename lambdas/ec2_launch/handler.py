@@ -15,7 +15,8 @@ def handler(event: MigrationTask, context):
 
     def act():
         result = migration.launch(clients(), state.input, state.preflight, state.snapshots, event.execution)
-        audit_log(event.execution, event.target).record("replacement-launched", **result)
-        return result
+        out = result.model_dump(mode="json")
+        audit_log(event.execution, event.target).record("replacement-launched", **out)
+        return out
 
     return run_once("ec2-launch", event.execution, context, act)

@@ -13,6 +13,7 @@ from migrator.wiring import audit_log
 @event_parser(model=MigrationTask)
 def handler(event: MigrationTask, context):
     result = migration.preflight(clients(), event.state.input, settings().tag_key, settings().tag_value)
-    audit_log(event.execution, result["target"]).record(
-        "already-migrated" if result["already_migrated"] else "preflight-passed", **result)
-    return result
+    out = result.model_dump(mode="json")
+    audit_log(event.execution, result.target).record(
+        "already-migrated" if result.already_migrated else "preflight-passed", **out)
+    return out

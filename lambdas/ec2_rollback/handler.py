@@ -11,6 +11,8 @@ from migrator.wiring import audit_log
 @task_handler
 @event_parser(model=MigrationTask)
 def handler(event: MigrationTask, context):
-    result = migration.rollback(clients(), event.state.model_dump())
-    audit_log(event.execution, event.target).record("rolled-back", **result)
-    return result
+    state = event.state
+    result = migration.rollback(clients(), state.preflight, state.replacement, state.error, state.failed_gate)
+    out = result.model_dump(mode="json")
+    audit_log(event.execution, event.target).record("rolled-back", **out)
+    return out

@@ -13,7 +13,8 @@ from migrator.wiring import audit_log, run_once
 def handler(event: MigrationTask, context):
     def act():
         result = migration.snapshot(clients(), event.state.preflight, event.execution)
-        audit_log(event.execution, event.target).record("snapshots-started", **result)
-        return result
+        out = result.model_dump(mode="json")
+        audit_log(event.execution, event.target).record("snapshots-started", **out)
+        return out
 
     return run_once("ec2-snapshot", event.execution, context, act)

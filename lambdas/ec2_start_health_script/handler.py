@@ -14,8 +14,9 @@ def handler(event: MigrationTask, context):
     state = event.state
 
     def act():
-        result = migration.start_health_script(clients(), state.input, state.replacement["instance_id"], event.execution)
-        audit_log(event.execution, event.target).record("health-script-sent", phase=event.phase, **result)
-        return {**result, "started_at": migration.clock.now()}
+        result = migration.start_health_script(clients(), state.input, state.replacement.instance_id, event.execution)
+        out = result.model_dump(mode="json")
+        audit_log(event.execution, event.target).record("health-script-sent", phase=event.phase, **out)
+        return out
 
     return run_once(f"ec2-health-script-{event.phase}", event.execution, context, act)

@@ -16,7 +16,8 @@ def handler(event: NodegroupTask, context):
     def act():
         result = nodegroup.create_nodegroup(clients(request.cluster_name), request, event.state.preflight,
                                             event.execution)
-        audit_log(event.execution, event.target).record("nodegroup-created", **result)
-        return result
+        out = result.model_dump(mode="json")
+        audit_log(event.execution, event.target).record("nodegroup-created", **out)
+        return out
 
     return run_once("eks-create-nodegroup", event.execution, context, act)

@@ -16,7 +16,8 @@ def handler(event: NodegroupTask, context):
     def act():
         result = nodegroup.delete_nodegroup(clients(request.cluster_name), request.cluster_name,
                                             request.nodegroup_name)
-        audit_log(event.execution, event.target).record("old-nodegroup-deleting", **result)
-        return result
+        out = result.model_dump(mode="json")
+        audit_log(event.execution, event.target).record("old-nodegroup-deleting", **out)
+        return out
 
     return run_once("eks-delete-old", event.execution, context, act)

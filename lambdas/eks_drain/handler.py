@@ -13,5 +13,6 @@ from migrator.wiring import audit_log
 def handler(event: NodegroupTask, context):
     request = event.state.input
     result = nodegroup.drain_old(clients(request.cluster_name), request)
-    audit_log(event.execution, event.target).record("old-nodes-drained", **result)
-    return result
+    out = result.model_dump(mode="json")
+    audit_log(event.execution, event.target).record("old-nodes-drained", **out)
+    return out

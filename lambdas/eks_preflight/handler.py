@@ -13,6 +13,7 @@ from migrator.wiring import audit_log
 def handler(event: NodegroupTask, context):
     request = event.state.input
     result = nodegroup.preflight(clients(request.cluster_name), request)
+    out = result.model_dump(mode="json")
     audit_log(event.execution, event.target).record(
-        "already-migrated" if result["already_migrated"] else "preflight-passed", checks=result["checks"])
-    return result
+        "already-migrated" if result.already_migrated else "preflight-passed", checks=out["checks"])
+    return out

@@ -12,6 +12,8 @@ from migrator.wiring import audit_log
 @event_parser(model=NodegroupTask)
 def handler(event: NodegroupTask, context):
     request = event.state.input
-    result = nodegroup.rollback(clients(request.cluster_name), request, event.state.model_dump())
-    audit_log(event.execution, event.target).record("rolled-back", **result)
-    return result
+    result = nodegroup.rollback(clients(request.cluster_name), request, event.state.error,
+                                event.state.failed_gate)
+    out = result.model_dump(mode="json")
+    audit_log(event.execution, event.target).record("rolled-back", **out)
+    return out

@@ -13,5 +13,6 @@ from migrator.wiring import audit_log
 def handler(event: NodegroupTask, context):
     request = event.state.input
     result = nodegroup.taint_old(clients(request.cluster_name), request)
-    audit_log(event.execution, event.target).record("old-nodes-tainted", **result)
-    return result
+    out = result.model_dump(mode="json")
+    audit_log(event.execution, event.target).record("old-nodes-tainted", **out)
+    return out

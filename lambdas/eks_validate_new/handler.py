@@ -13,5 +13,6 @@ from migrator.wiring import audit_log
 def handler(event: NodegroupTask, context):
     request = event.state.input
     result = nodegroup.validate_new(clients(request.cluster_name), request, event.state.preflight)
-    audit_log(event.execution, event.target).record("new-nodes-validated", **result)
-    return result
+    out = result.model_dump(mode="json")
+    audit_log(event.execution, event.target).record("new-nodes-validated", **out)
+    return out

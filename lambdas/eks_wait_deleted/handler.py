@@ -13,5 +13,6 @@ from migrator.wiring import audit_log
 def handler(event: NodegroupTask, context):
     request = event.state.input
     result = nodegroup.wait_deleted(clients(request.cluster_name), request.cluster_name, request.nodegroup_name)
-    audit_log(event.execution, event.target).record("migrated", **result)
-    return result
+    out = result.model_dump(mode="json")
+    audit_log(event.execution, event.target).record("migrated", **out)
+    return out

@@ -13,5 +13,6 @@ from migrator.wiring import audit_log
 def handler(event: NodegroupTask, context):
     request = event.state.input
     result = nodegroup.wait_nodegroup(clients(request.cluster_name), request, event.state.created)
-    audit_log(event.execution, event.target).record("nodegroup-ready", **result)
-    return result
+    out = result.model_dump(mode="json")
+    audit_log(event.execution, event.target).record("nodegroup-ready", **out)
+    return out

@@ -11,4 +11,4 @@ from migrator.validation import parse_input
 def handler(event, context):
     request = parse_input(WaveInput, event.get("request"))
     return load_wave(client("dynamodb"), client("stepfunctions"), settings().audit_table, request,
-                     event["state_machines"])
+                     event["state_machines"]).model_dump(mode="json", exclude_unset=True)  # later states add the rest
