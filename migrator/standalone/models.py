@@ -40,7 +40,3 @@ class MigrationInput(AmiChoice):
     # decommission gate, and how long the snapshots live after it.
     retention_seconds: int = Field(default=7 * 86_400, ge=0, le=90 * 86_400)
     snapshot_retention_days: int = Field(default=30, ge=1, le=3_650)
-
-    @property
-    def target(self) -> str:
-        return f"standalone/{self.instance_id}"
