@@ -1,12 +1,13 @@
 """The ASG rollout's tasks (state_machines/asg_rollout.asl.json), one Lambda function each: `asg.<task>`."""
 
+from migrator.approvals import gates
 from migrator.asg import rollout
 from migrator.asg.events import CheckCanaryTask, RolloutTask, clients
 from migrator.asg.models import RolloutInput
 from migrator.settings import settings
 from migrator.wiring import EXECUTION, audit_log, input_validator, task
 
-validate_input = input_validator(RolloutInput)  # the first state
+validate_input = input_validator(RolloutInput, names_target=True)  # the first state
 
 
 @task(RolloutTask)
@@ -14,9 +15,9 @@ def preflight(event: RolloutTask, context):
     """Check the group can be migrated; record what a rollback must restore."""
     request = event.state.input
     result = rollout.preflight(clients(), request, settings().tag_key, settings().tag_value)
-    audit_log(event.execution, request.target).record(
-        "already-migrated" if result["already_migrated"] else "preflight-passed",
-        **{k: v for k, v in result.items() if k != "instance_ids"},
+    audit_log(event.execution, event.state.target).record(
+        "already-migrated" if result.already_migrated else "preflight-passed",
+        **result.model_dump(mode="json", exclude={"instance_ids"}),
     )
     return result
 
@@ -26,9 +27,9 @@ def create_version(event: RolloutTask, context):
     """New launch-template version from the current one: AL2023 AMI, IMDSv2 required."""
     state = event.state
     result = rollout.create_version(clients(), state.input, state.preflight, event.execution)
-    audit_log(event.execution, state.input.target).record(
-        "launch-template-version-created", template_id=state.preflight["template_id"],
-        source_version=state.preflight["original_version"], **result,
+    audit_log(event.execution, state.target).record(
+        "launch-template-version-created", template_id=state.preflight.template_id,
+        source_version=state.preflight.original_version, **result.model_dump(mode="json"),
     )
     return result
 
@@ -38,7 +39,9 @@ def start_canary(event: RolloutTask, context):
     """Point the group at the new version number and add one instance: the canary."""
     state = event.state
     result = rollout.start_canary(clients(), state.preflight, state.version)
-    audit_log(event.execution, state.input.target).record("canary-started", version=state.version["version"], **result)
+    audit_log(event.execution, state.target).record(
+        "canary-started", version=state.version.version, **result.model_dump(mode="json")
+    )
     return result
 
 
@@ -47,8 +50,8 @@ def check_canary(event: CheckCanaryTask, context):
     """Canary health: NotReadyYet while launching (the state's Retry polls), CanaryUnhealthy on a bad sign."""
     state = event.state
     result = rollout.check_canary(clients(), state.input, state.preflight, state.version, state.canary, event.settled)
-    audit_log(event.execution, state.input.target).record(
-        "canary-baked" if event.settled else "canary-healthy", **result
+    audit_log(event.execution, state.target).record(
+        "canary-baked" if event.settled else "canary-healthy", **result.model_dump(mode="json")
     )
     return result
 
@@ -57,10 +60,10 @@ def check_canary(event: CheckCanaryTask, context):
 def start_refresh(event: RolloutTask, context):
     """Start the instance refresh pinned to the new version (approval was granted)."""
     state = event.state
-    log = audit_log(event.execution, state.input.target)
-    log.record("approval-granted", gate="before-refresh", decision=state.approval)
+    log = audit_log(event.execution, state.target)
+    log.record("approval-granted", gate=gates.BEFORE_REFRESH, decision=state.approval)
     result = rollout.start_refresh(clients(), state.input, state.preflight, state.version)
-    log.record("instance-refresh-started", version=state.version["version"], **result)
+    log.record("instance-refresh-started", version=state.version.version, **result.model_dump(mode="json"))
     return result
 
 
@@ -69,7 +72,7 @@ def check_refresh(event: RolloutTask, context):
     """Poll the instance refresh: NotReadyYet while it runs, RefreshFailed if it does not succeed."""
     state = event.state
     result = rollout.check_refresh(clients(), state.input, state.preflight, state.refresh)
-    audit_log(event.execution, state.input.target).record("instance-refresh-succeeded", **result)
+    audit_log(event.execution, state.target).record("instance-refresh-succeeded", **result.model_dump(mode="json"))
     return result
 
 
@@ -77,8 +80,8 @@ def check_refresh(event: RolloutTask, context):
 def finalize(event: RolloutTask, context):
     """Success: drop the canary's extra capacity, restore sizes, make the new version the default."""
     state = event.state
-    result = rollout.finalize(clients(), state.preflight, state.version, state.canary_health["instance_id"])
-    audit_log(event.execution, state.input.target).record("migrated", **result)
+    result = rollout.finalize(clients(), state.preflight, state.version, state.canary_health.instance_id)
+    audit_log(event.execution, state.target).record("migrated", **result.model_dump(mode="json"))
     return result
 
 
@@ -86,8 +89,8 @@ def finalize(event: RolloutTask, context):
 def rollback(event: RolloutTask, context):
     """Any failure after the first change: stop the refresh, revert the group, say what happened."""
     state = event.state
-    result = rollout.rollback(clients(), state.input, state.model_dump())
-    audit_log(event.execution, state.input.target).record("rollback-started", **result)
+    result = rollout.rollback(clients(), state.input, state.preflight, state.refresh, state.error, state.failed_gate)
+    audit_log(event.execution, state.target).record("rollback-started", **result.model_dump(mode="json"))
     return result
 
 
@@ -96,5 +99,7 @@ def check_rollback(event: RolloutTask, context):
     """Wait until every instance of the group runs the old version again."""
     state = event.state
     result = rollout.check_rollback(clients(), state.preflight, state.rollback)
-    audit_log(event.execution, state.input.target).record("rolled-back", **result, cause=state.rollback["cause"])
+    audit_log(event.execution, state.target).record(
+        "rolled-back", **result.model_dump(mode="json"), cause=state.rollback.cause
+    )
     return result

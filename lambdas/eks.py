@@ -6,7 +6,7 @@ from migrator.eks.events import NodegroupTask, clients
 from migrator.eks.models import NodegroupInput
 from migrator.wiring import EXECUTION, audit_log, input_validator, task
 
-validate_input = input_validator(NodegroupInput)  # the first state
+validate_input = input_validator(NodegroupInput, names_target=True)  # the first state
 
 
 @task(NodegroupTask)
@@ -15,7 +15,8 @@ def preflight(event: NodegroupTask, context):
     request = event.state.input
     result = nodegroup.preflight(clients(request.cluster_name), request)
     audit_log(event.execution, event.target).record(
-        "already-migrated" if result["already_migrated"] else "preflight-passed", checks=result["checks"])
+        "already-migrated" if result.already_migrated else "preflight-passed",
+        checks=result.model_dump(mode="json")["checks"])
     return result
 
 
@@ -24,7 +25,7 @@ def create_nodegroup(event: NodegroupTask, context):
     """Create the AL2023 node group from the old one's configuration (and our launch template)."""
     request = event.state.input
     result = nodegroup.create_nodegroup(clients(request.cluster_name), request, event.state.preflight, event.execution)
-    audit_log(event.execution, event.target).record("nodegroup-created", **result)
+    audit_log(event.execution, event.target).record("nodegroup-created", **result.model_dump(mode="json"))
     return result
 
 
@@ -33,7 +34,7 @@ def wait_nodegroup(event: NodegroupTask, context):
     """NotReadyYet until the new group is ACTIVE and its nodes are Ready; NodegroupFailed if it failed."""
     request = event.state.input
     result = nodegroup.wait_nodegroup(clients(request.cluster_name), request, event.state.created)
-    audit_log(event.execution, event.target).record("nodegroup-ready", **result)
+    audit_log(event.execution, event.target).record("nodegroup-ready", **result.model_dump(mode="json"))
     return result
 
 
@@ -42,7 +43,7 @@ def taint_old(event: NodegroupTask, context):
     """Taint (os=al2:NoSchedule) and cordon the AL2 nodes."""
     request = event.state.input
     result = nodegroup.taint_old(clients(request.cluster_name), request)
-    audit_log(event.execution, event.target).record("old-nodes-tainted", **result)
+    audit_log(event.execution, event.target).record("old-nodes-tainted", **result.model_dump(mode="json"))
     return result
 
 
@@ -51,7 +52,7 @@ def validate_new(event: NodegroupTask, context):
     """DaemonSet pods on every new node, new nodes able to take workloads."""
     request = event.state.input
     result = nodegroup.validate_new(clients(request.cluster_name), request, event.state.preflight)
-    audit_log(event.execution, event.target).record("new-nodes-validated", **result)
+    audit_log(event.execution, event.target).record("new-nodes-validated", **result.model_dump(mode="json"))
     return result
 
 
@@ -60,7 +61,7 @@ def drain(event: NodegroupTask, context):
     """Drain the AL2 nodes in batches through the Eviction API; the state's Retry handles 429s."""
     request = event.state.input
     result = nodegroup.drain_old(clients(request.cluster_name), request)
-    audit_log(event.execution, event.target).record("old-nodes-drained", **result)
+    audit_log(event.execution, event.target).record("old-nodes-drained", **result.model_dump(mode="json"))
     return result
 
 
@@ -69,7 +70,7 @@ def delete_old(event: NodegroupTask, context):
     """After the before-delete approval: delete the AL2 node group."""
     request = event.state.input
     result = nodegroup.delete_nodegroup(clients(request.cluster_name), request.cluster_name, request.nodegroup_name)
-    audit_log(event.execution, event.target).record("old-nodegroup-deleting", **result)
+    audit_log(event.execution, event.target).record("old-nodegroup-deleting", **result.model_dump(mode="json"))
     return result
 
 
@@ -78,7 +79,7 @@ def wait_deleted(event: NodegroupTask, context):
     """NotReadyYet until the old node group is gone."""
     request = event.state.input
     result = nodegroup.wait_deleted(clients(request.cluster_name), request.cluster_name, request.nodegroup_name)
-    audit_log(event.execution, event.target).record("migrated", **result)
+    audit_log(event.execution, event.target).record("migrated", **result.model_dump(mode="json"))
     return result
 
 
@@ -86,6 +87,6 @@ def wait_deleted(event: NodegroupTask, context):
 def rollback(event: NodegroupTask, context):
     """Any failure before the old group's deletion: AL2 nodes back in service, the new group removed."""
     request = event.state.input
-    result = nodegroup.rollback(clients(request.cluster_name), request, event.state.model_dump())
-    audit_log(event.execution, event.target).record("rolled-back", **result)
+    result = nodegroup.rollback(clients(request.cluster_name), request, event.state.error, event.state.failed_gate)
+    audit_log(event.execution, event.target).record("rolled-back", **result.model_dump(mode="json"))
     return result

@@ -12,8 +12,9 @@ from migrator.wiring import audit_log, task
 def load_wave(event, context):
     """First state of a wave: validate the input and load the wave's targets from the plan."""
     request = parse_input(WaveInput, event.get("request"))
-    return waves.load_wave(client("dynamodb"), client("stepfunctions"), settings().audit_table, request,
+    wave = waves.load_wave(client("dynamodb"), client("stepfunctions"), settings().audit_table, request,
                            event["state_machines"])
+    return wave.model_dump(mode="json", exclude_unset=True)  # later states add the rest
 
 
 @task(WaveResults)

@@ -1,7 +1,7 @@
 """The standalone EC2 migration's tasks (state_machines/standalone_ec2.asl.json), one Lambda function each:
 `standalone.<task>`."""
 
-from migrator import clock
+from migrator.approvals import gates
 from migrator.settings import settings
 from migrator.standalone import migration
 from migrator.standalone.events import MigrationTask, clients
@@ -15,8 +15,8 @@ validate_input = input_validator(MigrationInput)  # the first state
 def preflight(event: MigrationTask, context):
     """Check the instance can be migrated; record everything needed to rebuild and to restore it."""
     result = migration.preflight(clients(), event.state.input, settings().tag_key, settings().tag_value)
-    audit_log(event.execution, result["target"]).record(
-        "already-migrated" if result["already_migrated"] else "preflight-passed", **result)
+    audit_log(event.execution, result.target).record(
+        "already-migrated" if result.already_migrated else "preflight-passed", **result.model_dump(mode="json"))
     return result
 
 
@@ -24,7 +24,7 @@ def preflight(event: MigrationTask, context):
 def snapshot(event: MigrationTask, context):
     """Snapshot every EBS volume of the instance at once (crash-consistent), tagged with the execution."""
     result = migration.snapshot(clients(), event.state.preflight, event.execution)
-    audit_log(event.execution, event.target).record("snapshots-started", **result)
+    audit_log(event.execution, event.target).record("snapshots-started", **result.model_dump(mode="json"))
     return result
 
 
@@ -32,7 +32,7 @@ def snapshot(event: MigrationTask, context):
 def check_snapshots(event: MigrationTask, context):
     """NotReadyYet until every snapshot is completed; SnapshotFailed if one is in error."""
     result = migration.check_snapshots(clients(), event.state.input, event.state.snapshots)
-    audit_log(event.execution, event.target).record("snapshots-completed", **result)
+    audit_log(event.execution, event.target).record("snapshots-completed", **result.model_dump(mode="json"))
     return result
 
 
@@ -41,7 +41,7 @@ def launch(event: MigrationTask, context):
     """Launch the AL2023 instance beside the old one: same subnet, groups, profile, type, key, tags; IMDSv2."""
     state = event.state
     result = migration.launch(clients(), state.input, state.preflight, state.snapshots, event.execution)
-    audit_log(event.execution, event.target).record("replacement-launched", **result)
+    audit_log(event.execution, event.target).record("replacement-launched", **result.model_dump(mode="json"))
     return result
 
 
@@ -49,9 +49,10 @@ def launch(event: MigrationTask, context):
 def start_health_script(event: MigrationTask, context):
     """Run the input's health script on the new instance through SSM Run Command (if there is one)."""
     state = event.state
-    result = migration.start_health_script(clients(), state.input, state.replacement["instance_id"], event.execution)
-    audit_log(event.execution, event.target).record("health-script-sent", phase=event.phase, **result)
-    return {**result, "started_at": clock.now()}
+    result = migration.start_health_script(clients(), state.input, state.replacement.instance_id, event.execution)
+    audit_log(event.execution, event.target).record(
+        "health-script-sent", phase=event.phase, **result.model_dump(mode="json"))
+    return result
 
 
 @task(MigrationTask)
@@ -61,10 +62,9 @@ def check_health(event: MigrationTask, context):
     state, c = event.state, clients()
     if event.phase == "after-cutover":
         migration.check_old_stopped(c, state.preflight)
-    command = state.health_command or {}
-    result = migration.check_health(c, state.input, state.replacement["instance_id"], command["started_at"],
-                                    command.get("command_id"))
-    audit_log(event.execution, event.target).record("replacement-healthy", phase=event.phase, **result)
+    result = migration.check_health(c, state.input, state.replacement.instance_id, state.health_command)
+    audit_log(event.execution, event.target).record(
+        "replacement-healthy", phase=event.phase, **result.model_dump(mode="json"))
     return result
 
 
@@ -73,17 +73,18 @@ def cutover(event: MigrationTask, context):
     """Move the Elastic IP or DNS record to the new instance, then stop (never terminate) the old one."""
     state = event.state
     log = audit_log(event.execution, event.target)
-    log.record("approval-granted", gate="cutover", decision=state.cutover_approval)
+    log.record("approval-granted", gate=gates.CUTOVER, decision=state.cutover_approval)
     result = migration.cutover(clients(), state.preflight, state.replacement)
-    log.record("cut-over", **result)
+    log.record("cut-over", **result.model_dump(mode="json"))
     return result
 
 
 @task(MigrationTask)
 def rollback(event: MigrationTask, context):
     """Any failure: old instance running, address or record back to it, new instance terminated."""
-    result = migration.rollback(clients(), event.state.model_dump())
-    audit_log(event.execution, event.target).record("rolled-back", **result)
+    state = event.state
+    result = migration.rollback(clients(), state.preflight, state.replacement, state.error, state.failed_gate)
+    audit_log(event.execution, event.target).record("rolled-back", **result.model_dump(mode="json"))
     return result
 
 
@@ -92,7 +93,7 @@ def decommission(event: MigrationTask, context):
     """After retention and approval: terminate the old instance, give the snapshots an expiry date."""
     state = event.state
     log = audit_log(event.execution, event.target)
-    log.record("approval-granted", gate="decommission", decision=state.decommission_approval)
+    log.record("approval-granted", gate=gates.DECOMMISSION, decision=state.decommission_approval)
     result = migration.decommission(clients(), state.input, state.preflight, state.snapshots)
-    log.record("decommissioned", **result)
+    log.record("decommissioned", **result.model_dump(mode="json"))
     return result

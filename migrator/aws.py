@@ -1,5 +1,6 @@
 """boto3 clients shared by every task of a Lambda container (and the local runtime)."""
 
+import hashlib
 import threading
 from functools import lru_cache
 
@@ -32,3 +33,13 @@ def error_code(error: ClientError) -> str:
 
 def is_throttling(error: BaseException) -> bool:
     return isinstance(error, ClientError) and error_code(error) in THROTTLING_ERROR_CODES
+
+
+def execution_name(execution: str) -> str:
+    """The name part of an execution ARN: what our tags and descriptions carry."""
+    return execution.rsplit(":", 1)[-1]
+
+
+def client_token(execution: str, purpose: str) -> str:
+    """The idempotency token of a create call: the same execution never creates twice."""
+    return hashlib.sha256(f"{execution}/{purpose}".encode()).hexdigest()[:64]

@@ -2,17 +2,34 @@
 
 import json
 
+from pydantic import BaseModel
 
-def explain_failure(error: dict | None, waiting_gate: str | None = None) -> tuple[str, str]:
+
+class CaughtError(BaseModel):
+    """What a Catch writes at its ResultPath."""
+
+    Error: str = "Unknown"
+    Cause: str | None = None
+
+
+class Caught(BaseModel):
+    """The state fields a workflow's Catches write, for its rollback to read."""
+
+    error: CaughtError | None = None
+    failed_gate: str | None = None  # written by the Pass after an approval's Catch
+    rollback_error: CaughtError | None = None
+
+
+def explain_failure(error: CaughtError | None, failed_gate: str | None = None) -> tuple[str, str]:
     """The name and message of a Catch's {Error, Cause}. A Fail state may not use a
-    `States.` name, so those become plain names; a timeout while `waiting_gate`
-    was open is that gate timing out."""
+    `States.` name, so those become plain names; a timeout caught at `failed_gate`
+    is that gate's approval timing out."""
     if not error:
         return "Unknown", "unknown failure"
-    name = error.get("Error", "Unknown")
-    cause = error_message(error.get("Cause"))
-    if name == "States.Timeout" and waiting_gate:
-        name, cause = "ApprovalTimedOut", f"the {waiting_gate} approval timed out"
+    name = error.Error
+    cause = error_message(error.Cause)
+    if name == "States.Timeout" and failed_gate:
+        name, cause = "ApprovalTimedOut", f"the {failed_gate} approval timed out"
     elif name == "Rejected":
         cause = "the approval was rejected" + (f": {cause}" if cause else "")
     elif name.startswith("States."):

@@ -91,11 +91,17 @@ def approvals() -> Approvals:
     )
 
 
-def input_validator(model: type[BaseModel]) -> Callable:
-    """The first task of a workflow: the execution input becomes `model`, or the run fails naming the field."""
+def input_validator(model: type[BaseModel], *, names_target: bool = False) -> Callable:
+    """The first task of a workflow: the execution input becomes `model`, or the run fails naming the field.
+    With `names_target` (the input names its target: ASG, node group) the state's `target` is set here once,
+    for the messages and the audit log; the standalone migration's target comes from its pre-flight."""
 
     @task()
     def validate_input(event, context):
-        return {"input": parse_input(model, event.get("request")).model_dump()}
+        request = parse_input(model, event.get("request"))
+        state = {"input": request.model_dump()}
+        if names_target:
+            state["target"] = request.target
+        return state
 
     return validate_input

@@ -2,21 +2,9 @@
 
 from pydantic import BaseModel
 
-from migrator.asg.models import RolloutInput
+from migrator.asg.results import RolloutState
 from migrator.asg.rollout import Clients
 from migrator.aws import client
-
-
-class RolloutState(BaseModel):
-    input: RolloutInput
-    preflight: dict | None = None
-    version: dict | None = None
-    canary: dict | None = None
-    canary_health: dict | None = None
-    approval: dict | None = None
-    refresh: dict | None = None
-    rollback: dict | None = None
-    error: dict | None = None
 
 
 class RolloutTask(BaseModel):

@@ -9,6 +9,7 @@ import json
 from kubernetes import client as k8s
 
 from migrator import clock
+from migrator.eks.results import Drained
 from migrator.errors import DeadlineExceeded, EvictionBlocked, NotReadyYet
 
 DRAIN_STARTED = "al2023-migration/drain-started-at"
@@ -44,7 +45,7 @@ def budgets_of(kube, pods: list) -> list[str]:
     return sorted(set(names))
 
 
-def drain(kube, nodes: list[str], batch_size: int, deadline_seconds: int) -> dict:
+def drain(kube, nodes: list[str], batch_size: int, deadline_seconds: int) -> Drained:
     """Evict what can be evicted from the next `batch_size` undrained nodes.
 
     Returns when every node is empty of evictable pods. Raises NotReadyYet while
@@ -58,7 +59,7 @@ def drain(kube, nodes: list[str], batch_size: int, deadline_seconds: int) -> dic
         if left:
             remaining[node] = left
     if not remaining:
-        return {"drained": sorted(nodes), "at": now}
+        return Drained(drained=sorted(nodes), at=now)
 
     batch = list(remaining)[:batch_size]
     blocked, terminating = [], []

@@ -4,16 +4,8 @@ from pydantic import BaseModel
 
 from migrator.aws import client
 from migrator.eks.kube import connect
-from migrator.eks.models import NodegroupInput
 from migrator.eks.nodegroup import Clients
-
-
-class NodegroupState(BaseModel):
-    input: NodegroupInput
-    preflight: dict | None = None
-    created: dict | None = None
-    drained: dict | None = None
-    error: dict | None = None
+from migrator.eks.results import NodegroupState
 
 
 class NodegroupTask(BaseModel):
@@ -22,7 +14,7 @@ class NodegroupTask(BaseModel):
 
     @property
     def target(self) -> str:
-        return self.state.input.target
+        return self.state.target
 
 
 def clients(cluster: str) -> Clients:

@@ -8,22 +8,33 @@ reads the current state first, so a retry changes nothing twice.
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
 from migrator import clock
-from migrator.approvals import gates
-from migrator.aws import error_code
+from migrator.aws import client_token, error_code, execution_name
 from migrator.config import EXECUTION_TAG
 from migrator.eks import drain as draining
 from migrator.eks.kube import Kube
 from migrator.eks.models import NodegroupInput
+from migrator.eks.results import (
+    Check,
+    Created,
+    Deleted,
+    Deleting,
+    Drained,
+    Preflight,
+    Ready,
+    Rollback,
+    SourceConfig,
+    Tainted,
+    Validated,
+)
 from migrator.eks.userdata import kubelet_settings, nodeadm_user_data
 from migrator.errors import DeadlineExceeded, NodegroupFailed, NotReadyYet, PreflightFailed
-from migrator.failures import explain_failure
+from migrator.failures import CaughtError, explain_failure
 
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 AL2_TAINT = {"key": "os", "value": "al2", "effect": "NoSchedule"}
@@ -61,20 +72,19 @@ def _version(text: str) -> tuple[int, ...]:
 # --- pre-flight ---------------------------------------------------------------------
 
 
-def preflight(c: Clients, request: NodegroupInput) -> dict:
+def preflight(c: Clients, request: NodegroupInput) -> Preflight:
     """Every check runs; all failures are reported together, before any change."""
     cluster = c.eks.describe_cluster(name=request.cluster_name)["cluster"]
     old = describe_nodegroup(c.eks, request.cluster_name, request.nodegroup_name)
     if old is None:
         raise PreflightFailed(f"node group {request.nodegroup_name} not found in cluster {request.cluster_name}")
-    base = {"target": request.target, "cluster_version": cluster["version"], "old": request.nodegroup_name,
-            "new": request.new_name}
+    base = {"cluster_version": cluster["version"], "old": request.nodegroup_name, "new": request.new_name}
     if old.get("amiType", "").startswith("AL2023"):
-        return {**base, "already_migrated": True, "checks": {"ami_type": old["amiType"]}}
+        return Preflight(**base, already_migrated=True, checks={"ami_type": old["amiType"]})
     checks, failures = {}, []
 
     def check(name: str, ok: bool, detail: str) -> None:
-        checks[name] = {"ok": ok, "detail": detail}
+        checks[name] = Check(ok=ok, detail=detail)
         if not ok:
             failures.append(f"{name}: {detail}")
 
@@ -106,24 +116,24 @@ def preflight(c: Clients, request: NodegroupInput) -> dict:
             LaunchTemplateId=template["id"], Versions=[str(template["version"])])["LaunchTemplateVersions"][0]
         encoded = data["LaunchTemplateData"].get("UserData")
         user_data = base64.b64decode(encoded).decode(errors="replace") if encoded else None
-    return {
+    return Preflight(
         **base,
-        "already_migrated": False,
-        "checks": checks,
-        "old_nodes": sorted(n.metadata.name for n in nodes),
-        "config": {
-            "subnets": old["subnets"],
-            "scalingConfig": old["scalingConfig"],
-            "instanceTypes": old.get("instanceTypes") or [],
-            "capacityType": old.get("capacityType", "ON_DEMAND"),
-            "labels": old.get("labels") or {},
-            "taints": old.get("taints") or [],
-            "nodeRole": old["nodeRole"],
-            "tags": {k: v for k, v in (old.get("tags") or {}).items() if not k.startswith("aws:")},
-        },
-        "kubelet": kubelet_settings(user_data),
-        "old_launch_template": template,
-    }
+        already_migrated=False,
+        checks=checks,
+        old_nodes=sorted(n.metadata.name for n in nodes),
+        config=SourceConfig(
+            subnets=old["subnets"],
+            scaling_config=old["scalingConfig"],
+            instance_types=old.get("instanceTypes") or [],
+            capacity_type=old.get("capacityType", "ON_DEMAND"),
+            labels=old.get("labels") or {},
+            taints=old.get("taints") or [],
+            node_role=old["nodeRole"],
+            tags={k: v for k, v in (old.get("tags") or {}).items() if not k.startswith("aws:")},
+        ),
+        kubelet=kubelet_settings(user_data),
+        old_launch_template=template,
+    )
 
 
 def _vpc_cni_version(c: Clients, cluster: str) -> str:
@@ -143,63 +153,59 @@ def _vpc_cni_version(c: Clients, cluster: str) -> str:
 # --- the new group --------------------------------------------------------------------
 
 
-def token(execution: str, purpose: str) -> str:
-    return hashlib.sha256(f"{execution}/{purpose}".encode()).hexdigest()[:64]
-
-
-def create_nodegroup(c: Clients, request: NodegroupInput, pre: dict, execution: str) -> dict:
+def create_nodegroup(c: Clients, request: NodegroupInput, pre: Preflight, execution: str) -> Created:
     existing = describe_nodegroup(c.eks, request.cluster_name, request.new_name)
     if existing is not None:
-        return {"nodegroup": request.new_name, "created": False, "started_at": clock.now(),
-                "launch_template": existing.get("launchTemplate")}
-    config = pre["config"]
+        return Created(nodegroup=request.new_name, created=False, started_at=clock.now(),
+                       launch_template=existing.get("launchTemplate"))
+    config = pre.config
     spec = {
         "clusterName": request.cluster_name,
         "nodegroupName": request.new_name,
-        "subnets": config["subnets"],
-        "scalingConfig": config["scalingConfig"],
-        "capacityType": config["capacityType"],
-        "labels": config["labels"],
-        "nodeRole": config["nodeRole"],
+        "subnets": config.subnets,
+        "scalingConfig": config.scaling_config,
+        "capacityType": config.capacity_type,
+        "labels": config.labels,
+        "nodeRole": config.node_role,
         "amiType": request.ami_type,
-        "tags": {**config["tags"], EXECUTION_TAG: execution.rsplit(":", 1)[-1],
+        "tags": {**config.tags, EXECUTION_TAG: execution_name(execution),
                  SOURCE_NODEGROUP_TAG: request.nodegroup_name},
-        "clientRequestToken": token(execution, "nodegroup"),
+        "clientRequestToken": client_token(execution, "nodegroup"),
     }
-    if config["taints"]:
-        spec["taints"] = config["taints"]
-    if config["instanceTypes"]:
-        spec["instanceTypes"] = config["instanceTypes"]
+    if config.taints:
+        spec["taints"] = config.taints
+    if config.instance_types:
+        spec["instanceTypes"] = config.instance_types
     template = None
     if request.launch_template == "custom":
         template = _launch_template(c, request, pre, execution)
         spec["launchTemplate"] = template
     c.eks.create_nodegroup(**spec)
-    return {"nodegroup": request.new_name, "created": True, "started_at": clock.now(), "launch_template": template}
+    return Created(nodegroup=request.new_name, created=True, started_at=clock.now(), launch_template=template)
 
 
-def _launch_template(c: Clients, request: NodegroupInput, pre: dict, execution: str) -> dict:
+def _launch_template(c: Clients, request: NodegroupInput, pre: Preflight, execution: str) -> dict:
     name = f"{request.cluster_name}-{request.new_name}"[:128]
     found = c.ec2.describe_launch_templates(Filters=[{"Name": "launch-template-name", "Values": [name]}])
     if found["LaunchTemplates"]:
         return {"id": found["LaunchTemplates"][0]["LaunchTemplateId"], "version": "1"}
     cluster = c.eks.describe_cluster(name=request.cluster_name)["cluster"]
-    user_data = nodeadm_user_data(cluster, pre["kubelet"])
+    user_data = nodeadm_user_data(cluster, pre.kubelet)
     created = c.ec2.create_launch_template(
         LaunchTemplateName=name,
-        ClientToken=token(execution, "launch-template"),
+        ClientToken=client_token(execution, "launch-template"),
         LaunchTemplateData={
             "UserData": base64.b64encode(user_data.encode()).decode(),
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled",
                                 "HttpPutResponseHopLimit": request.imds_hop_limit},
         },
         TagSpecifications=[{"ResourceType": "launch-template", "Tags": [
-            {"Key": k, "Value": v} for k, v in pre["config"]["tags"].items()]}],
+            {"Key": k, "Value": v} for k, v in pre.config.tags.items()]}],
     )["LaunchTemplate"]
     return {"id": created["LaunchTemplateId"], "version": "1"}
 
 
-def wait_nodegroup(c: Clients, request: NodegroupInput, created: dict) -> dict:
+def wait_nodegroup(c: Clients, request: NodegroupInput, created: Created) -> Ready:
     group = describe_nodegroup(c.eks, request.cluster_name, request.new_name)
     if group is None:
         raise NodegroupFailed(f"node group {request.new_name} disappeared")
@@ -207,7 +213,7 @@ def wait_nodegroup(c: Clients, request: NodegroupInput, created: dict) -> dict:
     if status in ("CREATE_FAILED", "DEGRADED"):
         issues = "; ".join(i.get("message", i.get("code", "")) for i in (group.get("health") or {}).get("issues", []))
         raise NodegroupFailed(f"node group {request.new_name} is {status}: {issues}".rstrip(": "))
-    if clock.now() - created["started_at"] > request.nodegroup_deadline_seconds:
+    if clock.now() - created.started_at > request.nodegroup_deadline_seconds:
         raise DeadlineExceeded(f"node group {request.new_name} not ready within {request.nodegroup_deadline_seconds}s")
     if status != "ACTIVE":
         raise NotReadyYet(f"node group {request.new_name} is {status}")
@@ -215,7 +221,7 @@ def wait_nodegroup(c: Clients, request: NodegroupInput, created: dict) -> dict:
     ready = [n.metadata.name for n in nodes_of(c.kube, request.new_name) if _ready(n)]
     if len(ready) < desired:
         raise NotReadyYet(f"{len(ready)}/{desired} nodes of {request.new_name} Ready")
-    return {"nodes": sorted(ready)}
+    return Ready(nodes=sorted(ready))
 
 
 def _ready(node) -> bool:
@@ -239,22 +245,22 @@ def set_node(kube: Kube, name: str, taints: list[dict], unschedulable: bool) -> 
     ])
 
 
-def taint_old(c: Clients, request: NodegroupInput) -> dict:
+def taint_old(c: Clients, request: NodegroupInput) -> Tainted:
     changed = []
     for node in nodes_of(c.kube, request.nodegroup_name):
         others = _taints_without_ours(node)
         if len(others) == len(node.spec.taints or []) or not node.spec.unschedulable:
             set_node(c.kube, node.metadata.name, others + [AL2_TAINT], True)
             changed.append(node.metadata.name)
-    return {"tainted": changed, "taint": f"{AL2_TAINT['key']}={AL2_TAINT['value']}:{AL2_TAINT['effect']}"}
+    return Tainted(tainted=changed, taint=f"{AL2_TAINT['key']}={AL2_TAINT['value']}:{AL2_TAINT['effect']}")
 
 
-def validate_new(c: Clients, request: NodegroupInput, pre: dict) -> dict:
+def validate_new(c: Clients, request: NodegroupInput, pre: Preflight) -> Validated:
     """DaemonSet pods running on every new node; the new nodes take workloads
     (Ready, schedulable, no taint the old group did not have)."""
     nodes = nodes_of(c.kube, request.new_name)
     names = sorted(n.metadata.name for n in nodes)
-    copied = {(t["key"], t.get("effect")) for t in pre["config"]["taints"]}
+    copied = {(t["key"], t.get("effect")) for t in pre.config.taints}
     for node in nodes:
         extra = [t.key for t in (node.spec.taints or []) if (t.key, t.effect) not in copied]
         if node.spec.unschedulable or extra or not _ready(node):
@@ -268,25 +274,25 @@ def validate_new(c: Clients, request: NodegroupInput, pre: dict) -> dict:
         missing += [f"{daemonset.metadata.name} on {n}" for n in names if n not in running]
     if missing:
         raise NotReadyYet("DaemonSet pods not running yet: " + ", ".join(missing[:5]))
-    return {"nodes": names, "daemonsets_everywhere": True}
+    return Validated(nodes=names, daemonsets_everywhere=True)
 
 
-def drain_old(c: Clients, request: NodegroupInput) -> dict:
+def drain_old(c: Clients, request: NodegroupInput) -> Drained:
     nodes = [n.metadata.name for n in nodes_of(c.kube, request.nodegroup_name)]
     return draining.drain(c.kube, nodes, request.drain_batch_size, request.drain_deadline_seconds)
 
 
-def delete_nodegroup(c: Clients, cluster: str, name: str) -> dict:
+def delete_nodegroup(c: Clients, cluster: str, name: str) -> Deleting:
     group = describe_nodegroup(c.eks, cluster, name)
     if group is not None and group["status"] not in ("DELETING",):
         c.eks.delete_nodegroup(clusterName=cluster, nodegroupName=name)
-    return {"deleting": name, "started_at": clock.now()}
+    return Deleting(deleting=name, started_at=clock.now())
 
 
-def wait_deleted(c: Clients, cluster: str, name: str) -> dict:
+def wait_deleted(c: Clients, cluster: str, name: str) -> Deleted:
     group = describe_nodegroup(c.eks, cluster, name)
     if group is None:
-        return {"deleted": name}
+        return Deleted(deleted=name)
     if group["status"] == "DELETE_FAILED":
         raise NodegroupFailed(f"deleting node group {name} failed")
     raise NotReadyYet(f"node group {name} is {group['status']}")
@@ -295,7 +301,7 @@ def wait_deleted(c: Clients, cluster: str, name: str) -> dict:
 # --- rollback ----------------------------------------------------------------------------
 
 
-def rollback(c: Clients, request: NodegroupInput, state: dict) -> dict:
+def rollback(c: Clients, request: NodegroupInput, error: CaughtError | None, failed_gate: str | None) -> Rollback:
     """Step by step, safe to repeat: old nodes untainted and uncordoned, the new
     nodes cordoned and drained back, the new group deleted and gone."""
     for node in nodes_of(c.kube, request.nodegroup_name):
@@ -315,9 +321,6 @@ def rollback(c: Clients, request: NodegroupInput, state: dict) -> dict:
         raise NotReadyYet(f"deleting node group {request.new_name}")
     if group is not None:
         raise NotReadyYet(f"node group {request.new_name} is {group['status']}")
-    waiting_gate = None
-    if (state.get("error") or {}).get("Error") == "States.Timeout":
-        waiting_gate = gates.BEFORE_DELETE if state.get("drained") else gates.BEFORE_DRAIN
-    name, message = explain_failure(state.get("error"), waiting_gate)
-    return {"error": name, "cause": f"{request.target} rolled back: the AL2 nodes serve again, "
-                                    f"{request.new_name} removed: {message}"}
+    name, message = explain_failure(error, failed_gate)
+    return Rollback(error=name, cause=f"{request.target} rolled back: the AL2 nodes serve again, "
+                                      f"{request.new_name} removed: {message}")

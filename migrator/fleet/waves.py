@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from migrator.errors import InvalidInput, MigrationError
 from migrator.fields import ApprovalTimeout, MaxConcurrency, ToleratedFailurePercentage
+from migrator.failures import CaughtError
 from migrator.fleet.plan import KIND_WORKFLOW
 
 
@@ -43,6 +44,33 @@ class WaveInput(BaseModel):
 PLAN_KEY_PREFIX = "plan#"
 
 
+class WaveState(WaveInput):
+    """One field per ResultPath of fleet.asl.json; LoadWave's result is the whole state."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    targets: list[WaveTarget]  # those still to run
+    already_done: list[dict]  # those whose execution already succeeded, as RunTargets reports them
+    instances: int
+    approval: dict | None = None  # the approver's record
+    results: list[dict] | None = None  # RunTargets' report of each target
+    summary: dict | None = None
+    error: CaughtError | None = None
+
+
+class ChildExecution(BaseModel):
+    status: str
+    execution_arn: str
+
+
+class TargetRun(BaseModel):
+    """The state of one iteration of RunTargets: one field per ResultPath inside it."""
+
+    target: WaveTarget
+    result: ChildExecution | None = None
+    failure: CaughtError | None = None
+
+
 class WaveResults(BaseModel):
     """What the wave's last state receives: each child execution's outcome."""
 
@@ -69,7 +97,7 @@ def store_plan(dynamodb, table: str, plan: dict) -> None:
         })
 
 
-def load_wave(dynamodb, sfn, table: str, request: WaveInput, state_machines: dict[str, str]) -> dict:
+def load_wave(dynamodb, sfn, table: str, request: WaveInput, state_machines: dict[str, str]) -> WaveState:
     """The wave's targets, less those whose execution (named by the plan) already
     succeeded: a retried wave resumes, it never starts a target twice."""
     targets = request.targets
@@ -91,9 +119,9 @@ def load_wave(dynamodb, sfn, table: str, request: WaveInput, state_machines: dic
             done.append({"target": target.target, "kind": target.kind, "instances": target.instances,
                          "status": "SUCCEEDED", "execution_arn": arn})
         else:
-            to_run.append(target.model_dump())
-    return {**request.model_dump(exclude={"targets"}), "targets": to_run, "already_done": done,
-            "instances": sum(t.instances for t in targets)}
+            to_run.append(target)
+    return WaveState(**request.model_dump(exclude={"targets"}), targets=to_run, already_done=done,
+                     instances=sum(t.instances for t in targets))
 
 
 def summarize(results: list[dict], tolerated_percentage: float) -> dict:

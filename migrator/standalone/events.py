@@ -6,20 +6,7 @@ from pydantic import BaseModel
 
 from migrator.aws import client
 from migrator.standalone.migration import Clients
-from migrator.standalone.models import MigrationInput
-
-
-class MigrationState(BaseModel):
-    input: MigrationInput
-    preflight: dict | None = None
-    snapshots: dict | None = None
-    replacement: dict | None = None
-    health_command: dict | None = None
-    health: dict | None = None
-    cutover_approval: dict | None = None
-    cutover: dict | None = None
-    decommission_approval: dict | None = None
-    error: dict | None = None
+from migrator.standalone.results import MigrationState
 
 
 class MigrationTask(BaseModel):
@@ -29,8 +16,8 @@ class MigrationTask(BaseModel):
 
     @property
     def target(self) -> str:
-        pre = self.state.preflight
-        return pre["target"] if pre else self.state.input.target
+        """The target's name comes from its Name tag, which only the pre-flight reads."""
+        return self.state.preflight.target
 
 
 def clients() -> Clients:

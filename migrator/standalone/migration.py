@@ -9,15 +9,13 @@ same input changes nothing twice.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
 from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family, resolve_al2023_ami
-from migrator.approvals import gates
-from migrator.aws import error_code, is_throttling
+from migrator.aws import client_token, error_code, execution_name, is_throttling
 from migrator.config import EXECUTION_TAG, EXPIRES_TAG, SOURCE_INSTANCE_TAG
 from migrator.errors import (
     CutoverFailed,
@@ -28,9 +26,25 @@ from migrator.errors import (
     RollbackFailed,
     SnapshotFailed,
 )
-from migrator.failures import explain_failure
+from migrator.failures import CaughtError, explain_failure
 from migrator.health import alarms_in_alarm
 from migrator.standalone.models import MigrationInput
+from migrator.standalone.results import (
+    BlockDevice,
+    CutoverDone,
+    Decommissioned,
+    DnsRecord,
+    ElasticIp,
+    Health,
+    HealthCommand,
+    Preflight,
+    Replacement,
+    Rollback,
+    Snapshot,
+    Snapshots,
+    SnapshotsDone,
+    StatusChecks,
+)
 
 FAILED_COMMAND = {"Cancelled", "TimedOut", "Failed", "Cancelling"}
 
@@ -41,15 +55,6 @@ class Clients:
     ssm: object
     route53: object
     cloudwatch: object
-
-
-def execution_name(execution: str) -> str:
-    return execution.rsplit(":", 1)[-1]
-
-
-def client_token(execution: str, purpose: str) -> str:
-    """RunInstances' idempotency token: the same execution never launches twice."""
-    return hashlib.sha256(f"{execution}/{purpose}".encode()).hexdigest()[:64]
 
 
 def describe_instance(ec2, instance_id: str) -> dict | None:
@@ -70,7 +75,7 @@ def _tags(resource: dict) -> dict[str, str]:
 # --- pre-flight ---------------------------------------------------------------
 
 
-def preflight(c: Clients, request: MigrationInput, tag_key: str, tag_value: str) -> dict:
+def preflight(c: Clients, request: MigrationInput, tag_key: str, tag_value: str) -> Preflight:
     instance = describe_instance(c.ec2, request.instance_id)
     if instance is None:
         raise PreflightFailed(f"instance {request.instance_id} does not exist")
@@ -84,7 +89,7 @@ def preflight(c: Clients, request: MigrationInput, tag_key: str, tag_value: str)
     record = _record_value(c.route53, request) if request.cutover.mode == "dns" else None
     base = {"target": f"standalone/{name}", "name": name, "instance_id": iid, "image_id": instance["ImageId"]}
     if family is OsFamily.AL2023:
-        return {**base, "already_migrated": True}
+        return Preflight(**base, already_migrated=True)
     if family is not OsFamily.AL2:
         raise PreflightFailed(f"instance {iid} runs {image.get('Name', 'an unknown image')}, not Amazon Linux 2")
     if instance.get("RootDeviceType") != "ebs":
@@ -97,94 +102,92 @@ def preflight(c: Clients, request: MigrationInput, tag_key: str, tag_value: str)
         raise PreflightFailed(f"cutover mode elastic_ip, but instance {iid} has no Elastic IP")
     if record is not None:
         ips = {instance.get("PrivateIpAddress"), instance.get("PublicIpAddress")}
-        if not set(record["values"]) & ips:
-            raise PreflightFailed(
-                f"DNS record {record['name']} points at {record['values']}, not at instance {iid}"
-            )
+        if not set(record.values) & ips:
+            raise PreflightFailed(f"DNS record {record.name} points at {record.values}, not at instance {iid}")
     volumes = _block_devices(c.ec2, instance)
-    return {
+    return Preflight(
         **base,
-        "already_migrated": False,
-        "subnet_id": instance["SubnetId"],
-        "availability_zone": instance["Placement"]["AvailabilityZone"],
-        "security_group_ids": sorted(g["GroupId"] for g in instance.get("SecurityGroups", [])),
-        "instance_profile_arn": (instance.get("IamInstanceProfile") or {}).get("Arn"),
-        "instance_type": instance["InstanceType"],
-        "key_name": instance.get("KeyName"),
-        "tags": {k: v for k, v in tags.items() if not k.startswith("aws:")},
-        "root_device_name": instance["RootDeviceName"],
-        "block_devices": volumes,
-        "elastic_ip": address,
-        "dns": record,
-        "private_ip": instance.get("PrivateIpAddress"),
-        "source_dest_check": instance.get("SourceDestCheck", True),
-    }
+        already_migrated=False,
+        subnet_id=instance["SubnetId"],
+        availability_zone=instance["Placement"]["AvailabilityZone"],
+        security_group_ids=sorted(g["GroupId"] for g in instance.get("SecurityGroups", [])),
+        instance_profile_arn=(instance.get("IamInstanceProfile") or {}).get("Arn"),
+        instance_type=instance["InstanceType"],
+        key_name=instance.get("KeyName"),
+        tags={k: v for k, v in tags.items() if not k.startswith("aws:")},
+        root_device_name=instance["RootDeviceName"],
+        block_devices=volumes,
+        elastic_ip=address,
+        dns=record,
+        private_ip=instance.get("PrivateIpAddress"),
+        source_dest_check=instance.get("SourceDestCheck", True),
+    )
 
 
-def _elastic_ip(ec2, instance_id: str) -> dict | None:
+def _elastic_ip(ec2, instance_id: str) -> ElasticIp | None:
     addresses = ec2.describe_addresses(Filters=[{"Name": "instance-id", "Values": [instance_id]}])["Addresses"]
     if not addresses:
         return None
     address = addresses[0]
-    return {"allocation_id": address["AllocationId"], "public_ip": address["PublicIp"]}
+    return ElasticIp(allocation_id=address["AllocationId"], public_ip=address["PublicIp"])
 
 
-def _record_value(route53, request: MigrationInput) -> dict:
+def _record_value(route53, request: MigrationInput) -> DnsRecord:
     zone, name = request.cutover.hosted_zone_id, request.cutover.record_name
     wanted = name.rstrip(".") + "."
     found = route53.list_resource_record_sets(HostedZoneId=zone, StartRecordName=wanted, StartRecordType="A",
                                               MaxItems="1")["ResourceRecordSets"]
     if not found or found[0]["Name"] != wanted or found[0]["Type"] != "A":
         raise PreflightFailed(f"no A record {wanted} in hosted zone {zone}")
-    return {"zone": zone, "name": wanted, "ttl": found[0].get("TTL", 60),
-            "values": [r["Value"] for r in found[0]["ResourceRecords"]]}
+    return DnsRecord(zone=zone, name=wanted, ttl=found[0].get("TTL", 60),
+                     values=[r["Value"] for r in found[0]["ResourceRecords"]])
 
 
-def _block_devices(ec2, instance: dict) -> list[dict]:
+def _block_devices(ec2, instance: dict) -> list[BlockDevice]:
     by_volume = {m["Ebs"]["VolumeId"]: m for m in instance.get("BlockDeviceMappings", []) if "Ebs" in m}
     if not by_volume:
         return []
     devices = []
     for volume in ec2.describe_volumes(VolumeIds=sorted(by_volume))["Volumes"]:
         mapping = by_volume[volume["VolumeId"]]
-        devices.append({
-            "device_name": mapping["DeviceName"],
-            "volume_id": volume["VolumeId"],
-            "size": volume["Size"],
-            "type": volume.get("VolumeType", "gp3"),
-            "iops": volume.get("Iops"),
-            "throughput": volume.get("Throughput"),
-            "encrypted": volume.get("Encrypted", False),
-            "kms_key_id": volume.get("KmsKeyId"),
-            "delete_on_termination": mapping["Ebs"].get("DeleteOnTermination", True),
-            "is_root": mapping["DeviceName"] == instance["RootDeviceName"],
-        })
-    return sorted(devices, key=lambda d: d["device_name"])
+        devices.append(BlockDevice(
+            device_name=mapping["DeviceName"],
+            volume_id=volume["VolumeId"],
+            size=volume["Size"],
+            type=volume.get("VolumeType", "gp3"),
+            iops=volume.get("Iops"),
+            throughput=volume.get("Throughput"),
+            encrypted=volume.get("Encrypted", False),
+            kms_key_id=volume.get("KmsKeyId"),
+            delete_on_termination=mapping["Ebs"].get("DeleteOnTermination", True),
+            is_root=mapping["DeviceName"] == instance["RootDeviceName"],
+        ))
+    return sorted(devices, key=lambda d: d.device_name)
 
 
 # --- snapshots ---------------------------------------------------------------
 
 
-def snapshot(c: Clients, pre: dict, execution: str) -> dict:
+def snapshot(c: Clients, pre: Preflight, execution: str) -> Snapshots:
     """One crash-consistent multi-volume snapshot set, found again on retry by its tag."""
     existing = _snapshots_of(c.ec2, execution)
     if not existing:
         created = c.ec2.create_snapshots(
-            InstanceSpecification={"InstanceId": pre["instance_id"], "ExcludeBootVolume": False},
-            Description=f"al2023-migration of {pre['instance_id']} ({pre['name']})",
+            InstanceSpecification={"InstanceId": pre.instance_id, "ExcludeBootVolume": False},
+            Description=f"al2023-migration of {pre.instance_id} ({pre.name})",
             CopyTagsFromSource="volume",
             TagSpecifications=[{"ResourceType": "snapshot", "Tags": [
                 {"Key": EXECUTION_TAG, "Value": execution_name(execution)},
-                {"Key": SOURCE_INSTANCE_TAG, "Value": pre["instance_id"]},
+                {"Key": SOURCE_INSTANCE_TAG, "Value": pre.instance_id},
             ]}],
         )["Snapshots"]
         existing = {s["SnapshotId"]: s["VolumeId"] for s in created}
-    devices = {d["volume_id"]: d["device_name"] for d in pre["block_devices"]}
-    return {
-        "started_at": clock.now(),
-        "snapshots": [{"snapshot_id": sid, "volume_id": vid, "device_name": devices.get(vid)}
-                      for sid, vid in sorted(existing.items())],
-    }
+    devices = {d.volume_id: d.device_name for d in pre.block_devices}
+    return Snapshots(
+        started_at=clock.now(),
+        snapshots=[Snapshot(snapshot_id=sid, volume_id=vid, device_name=devices.get(vid))
+                   for sid, vid in sorted(existing.items())],
+    )
 
 
 def _snapshots_of(ec2, execution: str) -> dict[str, str]:
@@ -196,8 +199,8 @@ def _snapshots_of(ec2, execution: str) -> dict[str, str]:
     return found
 
 
-def check_snapshots(c: Clients, request: MigrationInput, snapshots: dict) -> dict:
-    ids = [s["snapshot_id"] for s in snapshots["snapshots"]]
+def check_snapshots(c: Clients, request: MigrationInput, snapshots: Snapshots) -> SnapshotsDone:
+    ids = [s.snapshot_id for s in snapshots.snapshots]
     described = c.ec2.describe_snapshots(SnapshotIds=ids)["Snapshots"]
     failed = [s for s in described if s["State"] == "error"]
     if failed:
@@ -206,50 +209,51 @@ def check_snapshots(c: Clients, request: MigrationInput, snapshots: dict) -> dic
         )
     pending = [s for s in described if s["State"] != "completed"]
     if pending:
-        if clock.now() - snapshots["started_at"] > request.snapshot_deadline_seconds:
+        if clock.now() - snapshots.started_at > request.snapshot_deadline_seconds:
             raise DeadlineExceeded(f"snapshots not completed within {request.snapshot_deadline_seconds}s")
         raise NotReadyYet(", ".join(f"{s['SnapshotId']} {s.get('Progress', '')}" for s in pending))
-    return {"completed": sorted(ids), "completed_at": clock.now()}
+    return SnapshotsDone(completed=sorted(ids), completed_at=clock.now())
 
 
 # --- the new instance ----------------------------------------------------------
 
 
-def launch(c: Clients, request: MigrationInput, pre: dict, snapshots: dict, execution: str) -> dict:
+def launch(c: Clients, request: MigrationInput, pre: Preflight, snapshots: Snapshots, execution: str) -> Replacement:
     existing = _replacement(c.ec2, execution)
     if existing:
         return _launched(existing, reused=True)
     ami = resolve_al2023_ami(c.ssm, c.ec2, ami_id=request.ami_id, ssm_parameter=request.ami_ssm_parameter)
     image = describe_images(c.ec2, [ami["image_id"]])[ami["image_id"]]
-    tags = {**pre["tags"], EXECUTION_TAG: execution_name(execution), SOURCE_INSTANCE_TAG: pre["instance_id"]}
+    tags = {**pre.tags, EXECUTION_TAG: execution_name(execution), SOURCE_INSTANCE_TAG: pre.instance_id}
     spec = {
         "ImageId": ami["image_id"],
-        "InstanceType": pre["instance_type"],
+        "InstanceType": pre.instance_type,
         "MinCount": 1,
         "MaxCount": 1,
-        "SubnetId": pre["subnet_id"],
-        "SecurityGroupIds": pre["security_group_ids"],
+        "SubnetId": pre.subnet_id,
+        "SecurityGroupIds": pre.security_group_ids,
         "ClientToken": client_token(execution, "replacement"),
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
-        "BlockDeviceMappings": _mappings(pre, snapshots, image, request.restore_data_volumes),
+        "BlockDeviceMappings": block_device_mappings(pre, snapshots, image, request.restore_data_volumes),
         "TagSpecifications": [
             {"ResourceType": kind, "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}
             for kind in ("instance", "volume")
         ],
     }
-    if pre["instance_profile_arn"]:
-        spec["IamInstanceProfile"] = {"Arn": pre["instance_profile_arn"]}
-    if pre["key_name"]:
-        spec["KeyName"] = pre["key_name"]
+    if pre.instance_profile_arn:
+        spec["IamInstanceProfile"] = {"Arn": pre.instance_profile_arn}
+    if pre.key_name:
+        spec["KeyName"] = pre.key_name
     instance = c.ec2.run_instances(**spec)["Instances"][0]
-    if not pre["source_dest_check"]:
+    if not pre.source_dest_check:
         c.ec2.modify_instance_attribute(InstanceId=instance["InstanceId"], SourceDestCheck={"Value": False})
-    return {**_launched(instance, reused=False), "ami_name": ami["name"], "started_at": clock.now()}
+    return _launched(instance, reused=False, ami_name=ami["name"])
 
 
-def _launched(instance: dict, reused: bool) -> dict:
-    return {"instance_id": instance["InstanceId"], "image_id": instance["ImageId"],
-            "private_ip": instance.get("PrivateIpAddress"), "reused": reused, "started_at": clock.now()}
+def _launched(instance: dict, reused: bool, ami_name: str | None = None) -> Replacement:
+    return Replacement(instance_id=instance["InstanceId"], image_id=instance["ImageId"],
+                       private_ip=instance.get("PrivateIpAddress"), reused=reused, started_at=clock.now(),
+                       ami_name=ami_name)
 
 
 def _replacement(ec2, execution: str) -> dict | None:
@@ -261,52 +265,51 @@ def _replacement(ec2, execution: str) -> dict | None:
     return found[0] if found else None
 
 
-def _mappings(pre: dict, snapshots: dict, image: dict, restore_data: bool) -> list[dict]:
+def block_device_mappings(pre: Preflight, snapshots: Snapshots, image: dict, restore_data: bool) -> list[dict]:
     """The root volume from the AL2023 AMI, sized and typed like the old one; the data
     volumes from their snapshots, with the old volumes' type, iops, throughput and key."""
-    by_device = {s["device_name"]: s["snapshot_id"] for s in snapshots["snapshots"]}
+    by_device = {s.device_name: s.snapshot_id for s in snapshots.snapshots}
     image_root = next((m for m in image.get("BlockDeviceMappings", []) if m.get("DeviceName") == image.get("RootDeviceName")), {})
     mappings = []
-    for device in pre["block_devices"]:
-        if device["is_root"]:
-            ebs = {"VolumeSize": max(device["size"], (image_root.get("Ebs") or {}).get("VolumeSize", 0))}
-            name = image.get("RootDeviceName", device["device_name"])
+    for device in pre.block_devices:
+        if device.is_root:
+            ebs = {"VolumeSize": max(device.size, (image_root.get("Ebs") or {}).get("VolumeSize", 0))}
+            name = image.get("RootDeviceName", device.device_name)
         elif restore_data:
-            ebs = {"SnapshotId": by_device[device["device_name"]]}
-            name = device["device_name"]
+            ebs = {"SnapshotId": by_device[device.device_name]}
+            name = device.device_name
         else:
             continue
-        ebs |= {"VolumeType": device["type"], "DeleteOnTermination": device["delete_on_termination"]}
-        if device["type"] in ("io1", "io2", "gp3") and device["iops"]:
-            ebs["Iops"] = device["iops"]
-        if device["type"] == "gp3" and device["throughput"]:
-            ebs["Throughput"] = device["throughput"]
-        if device["encrypted"]:
+        ebs |= {"VolumeType": device.type, "DeleteOnTermination": device.delete_on_termination}
+        if device.type in ("io1", "io2", "gp3") and device.iops:
+            ebs["Iops"] = device.iops
+        if device.type == "gp3" and device.throughput:
+            ebs["Throughput"] = device.throughput
+        if device.encrypted:
             ebs["Encrypted"] = True
-            if device["kms_key_id"]:
-                ebs["KmsKeyId"] = device["kms_key_id"]
+            if device.kms_key_id:
+                ebs["KmsKeyId"] = device.kms_key_id
         mappings.append({"DeviceName": name, "Ebs": ebs})
     return mappings
 
 
-def start_health_script(c: Clients, request: MigrationInput, instance_id: str, execution: str) -> dict:
+def start_health_script(c: Clients, request: MigrationInput, instance_id: str, execution: str) -> HealthCommand:
     if not request.health_script:
-        return {"command_id": None}
+        return HealthCommand(command_id=None, started_at=clock.now())
     command = c.ssm.send_command(
         InstanceIds=[instance_id], DocumentName="AWS-RunShellScript",
         Parameters={"commands": [request.health_script]}, TimeoutSeconds=600,
         Comment=f"al2023-migration health check {execution_name(execution)}"[:100],
     )["Command"]
-    return {"command_id": command["CommandId"]}
+    return HealthCommand(command_id=command["CommandId"], started_at=clock.now())
 
 
-def check_health(c: Clients, request: MigrationInput, instance_id: str, since: float, command_id: str | None) -> dict:
+def check_health(c: Clients, request: MigrationInput, instance_id: str, command: HealthCommand) -> Health:
     """Running, both status checks ok, the health script succeeded, no alarm firing.
     NotReadyYet while any of them is still initializing."""
-    evidence: dict = {"instance_id": instance_id}
     instance = describe_instance(c.ec2, instance_id)
     state = instance["State"]["Name"] if instance else "gone"
-    if clock.now() - since > request.health_deadline_seconds:
+    if clock.now() - command.started_at > request.health_deadline_seconds:
         raise DeadlineExceeded(f"instance {instance_id} not healthy within {request.health_deadline_seconds}s ({state})")
     if state == "pending":
         raise NotReadyYet(f"instance {instance_id} is pending")
@@ -315,14 +318,14 @@ def check_health(c: Clients, request: MigrationInput, instance_id: str, since: f
     statuses = c.ec2.describe_instance_status(InstanceIds=[instance_id])["InstanceStatuses"]
     checks = {"system": statuses[0]["SystemStatus"]["Status"], "instance": statuses[0]["InstanceStatus"]["Status"]} \
         if statuses else {"system": "initializing", "instance": "initializing"}
-    evidence["status_checks"] = checks
     if "impaired" in checks.values():
         raise InstanceUnhealthy(f"instance {instance_id} status checks impaired: {checks}")
     if set(checks.values()) != {"ok"}:
         raise NotReadyYet(f"instance {instance_id} status checks {checks}")
-    if command_id:
-        invocation = c.ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
-        evidence["health_script"] = invocation["Status"]
+    script = None
+    if command.command_id:
+        invocation = c.ssm.get_command_invocation(CommandId=command.command_id, InstanceId=instance_id)
+        script = invocation["Status"]
         if invocation["Status"] in FAILED_COMMAND:
             output = (invocation.get("StandardErrorContent") or invocation.get("StandardOutputContent") or "")[-300:]
             raise InstanceUnhealthy(f"health script on {instance_id} {invocation['Status']}: {output}".strip())
@@ -331,68 +334,69 @@ def check_health(c: Clients, request: MigrationInput, instance_id: str, since: f
     firing = alarms_in_alarm(c.cloudwatch, request.alarm_names)
     if firing:
         raise InstanceUnhealthy(f"alarm {', '.join(firing)} in ALARM for {instance_id}")
-    evidence["alarms"] = {name: "OK" for name in request.alarm_names}
-    return evidence
+    return Health(instance_id=instance_id, status_checks=checks, health_script=script,
+                  alarms={name: "OK" for name in request.alarm_names})
 
 
 # --- cutover, rollback, decommission ---------------------------------------------
 
 
-def point_address(c: Clients, pre: dict, instance_id: str, ip: str | None) -> str | None:
+def point_address(c: Clients, pre: Preflight, instance_id: str, ip: str | None) -> str | None:
     """Move the Elastic IP or UPSERT the record to `instance_id`; None when already there."""
-    if pre["elastic_ip"]:
-        current = c.ec2.describe_addresses(AllocationIds=[pre["elastic_ip"]["allocation_id"]])["Addresses"][0]
+    if pre.elastic_ip:
+        address = pre.elastic_ip
+        current = c.ec2.describe_addresses(AllocationIds=[address.allocation_id])["Addresses"][0]
         if current.get("InstanceId") == instance_id:
             return None
-        c.ec2.associate_address(AllocationId=pre["elastic_ip"]["allocation_id"], InstanceId=instance_id,
-                                AllowReassociation=True)
-        return f"Elastic IP {pre['elastic_ip']['public_ip']} -> {instance_id}"
-    if pre["dns"]:
-        dns = pre["dns"]
-        values = [ip] if instance_id != pre["instance_id"] else dns["values"]
+        c.ec2.associate_address(AllocationId=address.allocation_id, InstanceId=instance_id, AllowReassociation=True)
+        return f"Elastic IP {address.public_ip} -> {instance_id}"
+    if pre.dns:
+        dns = pre.dns
+        values = [ip] if instance_id != pre.instance_id else dns.values
         if _current_record(c.route53, dns) == values:
             return None
-        c.route53.change_resource_record_sets(HostedZoneId=dns["zone"], ChangeBatch={
+        c.route53.change_resource_record_sets(HostedZoneId=dns.zone, ChangeBatch={
             "Comment": "al2023-migration cutover",
             "Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
-                "Name": dns["name"], "Type": "A", "TTL": dns["ttl"],
+                "Name": dns.name, "Type": "A", "TTL": dns.ttl,
                 "ResourceRecords": [{"Value": v} for v in values]}}]})
-        return f"DNS {dns['name']} -> {values}"
+        return f"DNS {dns.name} -> {values}"
     return None
 
 
-def _current_record(route53, dns: dict) -> list[str]:
-    found = route53.list_resource_record_sets(HostedZoneId=dns["zone"], StartRecordName=dns["name"],
+def _current_record(route53, dns: DnsRecord) -> list[str]:
+    found = route53.list_resource_record_sets(HostedZoneId=dns.zone, StartRecordName=dns.name,
                                               StartRecordType="A", MaxItems="1")["ResourceRecordSets"]
-    if found and found[0]["Name"] == dns["name"] and found[0]["Type"] == "A":
+    if found and found[0]["Name"] == dns.name and found[0]["Type"] == "A":
         return [r["Value"] for r in found[0]["ResourceRecords"]]
     return []
 
 
-def cutover(c: Clients, pre: dict, new: dict) -> dict:
+def cutover(c: Clients, pre: Preflight, new: Replacement) -> CutoverDone:
     try:
-        moved = point_address(c, pre, new["instance_id"], new["private_ip"])
+        moved = point_address(c, pre, new.instance_id, new.private_ip)
     except ClientError as error:
         if is_throttling(error):
             raise
-        raise CutoverFailed(f"moving the address of {pre['target']} to {new['instance_id']} failed: {error}") from error
-    old = describe_instance(c.ec2, pre["instance_id"])
+        raise CutoverFailed(f"moving the address of {pre.target} to {new.instance_id} failed: {error}") from error
+    old = describe_instance(c.ec2, pre.instance_id)
     if old["State"]["Name"] in ("pending", "running"):
-        c.ec2.stop_instances(InstanceIds=[pre["instance_id"]])  # stopped, never terminated: it is the rollback
-    return {"moved": moved, "old_instance": pre["instance_id"], "stopped_at": clock.now()}
+        c.ec2.stop_instances(InstanceIds=[pre.instance_id])  # stopped, never terminated: it is the rollback
+    return CutoverDone(moved=moved, old_instance=pre.instance_id, stopped_at=clock.now())
 
 
-def check_old_stopped(c: Clients, pre: dict) -> None:
-    state = describe_instance(c.ec2, pre["instance_id"])["State"]["Name"]
+def check_old_stopped(c: Clients, pre: Preflight) -> None:
+    state = describe_instance(c.ec2, pre.instance_id)["State"]["Name"]
     if state != "stopped":
-        raise NotReadyYet(f"old instance {pre['instance_id']} is {state}")
+        raise NotReadyYet(f"old instance {pre.instance_id} is {state}")
 
 
-def rollback(c: Clients, state: dict) -> dict:
+def rollback(
+    c: Clients, pre: Preflight, new: Replacement | None, error: CaughtError | None, failed_gate: str | None
+) -> Rollback:
     """Step by step, safe to repeat: old instance started and running first, then the
     address or record back to it, then the new instance terminated."""
-    pre = state["preflight"]
-    old_id = pre["instance_id"]
+    old_id = pre.instance_id
     old = describe_instance(c.ec2, old_id)
     old_state = old["State"]["Name"]
     if old_state == "stopping":
@@ -404,28 +408,25 @@ def rollback(c: Clients, state: dict) -> dict:
         raise NotReadyYet(f"old instance {old_id} is starting")
     if old_state != "running":
         raise RollbackFailed(f"old instance {old_id} is {old_state}; it cannot be restored")
-    moved = point_address(c, pre, old_id, pre["private_ip"])
-    new = (state.get("replacement") or {}).get("instance_id")
-    replacement = describe_instance(c.ec2, new) if new else None
+    moved = point_address(c, pre, old_id, pre.private_ip)
+    new_id = new.instance_id if new else None
+    replacement = describe_instance(c.ec2, new_id) if new_id else None
     if replacement and replacement["State"]["Name"] not in ("shutting-down", "terminated"):
-        c.ec2.terminate_instances(InstanceIds=[new])
-    waiting_gate = None
-    if state.get("error", {}).get("Error") == "States.Timeout":
-        waiting_gate = gates.DECOMMISSION if state.get("cutover") else gates.CUTOVER
-    error_name, message = explain_failure(state.get("error"), waiting_gate)
-    return {
-        "moved_back": moved,
-        "terminated": new,
-        "error": error_name,
-        "cause": f"{pre['target']} rolled back to {old_id} (still Amazon Linux 2): {message}",
-    }
+        c.ec2.terminate_instances(InstanceIds=[new_id])
+    error_name, message = explain_failure(error, failed_gate)
+    return Rollback(
+        moved_back=moved,
+        terminated=new_id,
+        error=error_name,
+        cause=f"{pre.target} rolled back to {old_id} (still Amazon Linux 2): {message}",
+    )
 
 
-def decommission(c: Clients, request: MigrationInput, pre: dict, snapshots: dict) -> dict:
-    old = describe_instance(c.ec2, pre["instance_id"])
+def decommission(c: Clients, request: MigrationInput, pre: Preflight, snapshots: Snapshots) -> Decommissioned:
+    old = describe_instance(c.ec2, pre.instance_id)
     if old and old["State"]["Name"] not in ("shutting-down", "terminated"):
-        c.ec2.terminate_instances(InstanceIds=[pre["instance_id"]])
+        c.ec2.terminate_instances(InstanceIds=[pre.instance_id])
     expires = dt.datetime.fromtimestamp(clock.now(), dt.UTC) + dt.timedelta(days=request.snapshot_retention_days)
-    ids = [s["snapshot_id"] for s in snapshots["snapshots"]]
+    ids = [s.snapshot_id for s in snapshots.snapshots]
     c.ec2.create_tags(Resources=ids, Tags=[{"Key": EXPIRES_TAG, "Value": expires.date().isoformat()}])
-    return {"terminated": pre["instance_id"], "snapshots_expire": expires.date().isoformat(), "snapshots": ids}
+    return Decommissioned(terminated=pre.instance_id, snapshots_expire=expires.date().isoformat(), snapshots=ids)

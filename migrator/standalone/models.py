@@ -49,7 +49,3 @@ class MigrationInput(AmiChoice):
     snapshot_retention_days: int = Field(default=30, ge=1, le=3_650,
                                          description="how long the snapshots live after the decommission (their "
                                                      "expiry tag)")
-
-    @property
-    def target(self) -> str:
-        return f"standalone/{self.instance_id}"

@@ -3,7 +3,16 @@
 import json
 import re
 
-from migrator.workflows import WORKFLOWS
+from migrator.asg.results import RolloutState
+from migrator.eks.results import NodegroupState
+from migrator.fleet.waves import TargetRun, WaveState
+from migrator.standalone.results import MigrationState
+from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, FLEET, STANDALONE_EC2, WORKFLOWS
+
+STATE_MODELS = {ASG_ROLLOUT.name: RolloutState, STANDALONE_EC2.name: MigrationState,
+                EKS_NODEGROUP.name: NodegroupState, FLEET.name: WaveState}
+# A Map's iterations have their own state: what its ItemSelector builds.
+ITERATION_MODELS = {(FLEET.name, "RunTargets"): TargetRun}
 
 
 def test_every_substitution_is_a_registered_task_or_the_topic():
@@ -42,3 +51,59 @@ def test_polling_states_back_off_with_jitter_instead_of_wait_loops():
                     assert retry["MaxDelaySeconds"] <= 300, name
             if state["Type"] == "Wait":
                 assert state["Next"] not in {n for n, s in states.items() if s["Type"] == "Choice"}, name
+
+
+def _result_paths(workflow, states: dict, model):
+    """(state, ResultPath, model) for every state and Catch, nested Map and Parallel states included."""
+    for name, state in states.items():
+        paths = [state.get("ResultPath")] + [catch.get("ResultPath") for catch in state.get("Catch", [])]
+        for path in paths:
+            if path not in (None, "$"):  # null discards the result, "$" replaces the whole state
+                yield name, path, model
+        if state["Type"] == "Map":
+            inner = ITERATION_MODELS.get((workflow.name, name))
+            assert inner, f"{workflow.asl_file}: no state model for the iterations of Map {name}"
+            processor = state.get("ItemProcessor") or state["Iterator"]
+            yield from _result_paths(workflow, processor["States"], inner)
+        if state["Type"] == "Parallel":
+            # each branch starts from the Parallel's own input, unless Parameters reshape it
+            inner = ITERATION_MODELS.get((workflow.name, name)) or (None if "Parameters" in state else model)
+            assert inner, f"{workflow.asl_file}: no state model for the branches of Parallel {name}"
+            for branch in state["Branches"]:
+                yield from _result_paths(workflow, branch["States"], inner)
+
+
+def test_every_result_path_is_a_field_of_the_workflows_state_model():
+    """A task's event model drops what it does not declare: a result written anywhere
+    else would be invisible to every later task."""
+    assert set(STATE_MODELS) == {w.name for w in WORKFLOWS}
+    missing = []
+    for workflow in WORKFLOWS:
+        states = json.loads(workflow.asl_path.read_text())["States"]
+        for name, path, model in _result_paths(workflow, states, STATE_MODELS[workflow.name]):
+            field = re.match(r"\$\.(\w+)", path)
+            if not field or field.group(1) not in model.model_fields:
+                missing.append(f"{workflow.asl_file} {name}: {path} is not a field of {model.__name__}")
+    assert missing == []
+
+
+def test_a_failed_gate_tells_the_rollback_which_gate_it_was():
+    """Rejected or timed out, an approval's Catch goes through a Pass that records its gate."""
+    for workflow in WORKFLOWS:
+        states = json.loads(workflow.asl_path.read_text())["States"]
+        if "Rollback" not in states:
+            continue
+        for name, state in states.items():
+            if not state.get("Resource", "").endswith(".waitForTaskToken"):
+                continue
+            for catch in state["Catch"]:
+                recorder = states[catch["Next"]]
+                assert (recorder["Type"], recorder["ResultPath"], recorder["Next"]) == (
+                    "Pass", "$.failed_gate", "Rollback"), name
+                assert recorder["Result"] == state["Parameters"]["Payload"]["gate"], name
+
+
+def test_the_workflows_of_one_target_take_its_name_from_the_state_never_format_it():
+    for workflow in (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP):
+        named = re.findall(r'"target\.\$": "([^"]+)"', workflow.asl_path.read_text())
+        assert named and set(named) <= {"$.target", "$.preflight.target"}, workflow.asl_file

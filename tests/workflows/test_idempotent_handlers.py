@@ -5,6 +5,7 @@ from __future__ import annotations
 from migrator.asg import rollout
 from migrator.asg.events import clients
 from migrator.asg.models import RolloutInput
+from migrator.failures import CaughtError
 from migrator.local.fidelity import LambdaContext
 from migrator.local.runtime import load_handlers
 from tests.conftest import running
@@ -28,7 +29,8 @@ def version_count(rt):
 
 def test_each_mutating_handler_twice_changes_nothing_the_second_time():
     with running([{"name": "web", "size": 3}], clock={"speed": 0.001}) as rt:
-        state = {"input": RolloutInput(group_name="web", min_healthy_percentage=50).model_dump()}
+        request = RolloutInput(group_name="web", min_healthy_percentage=50)
+        state = {"input": request.model_dump(), "target": request.target}
         state["preflight"] = call("preflight", state)
 
         state["version"] = call("create-version", state)
@@ -61,11 +63,11 @@ def test_domain_functions_are_idempotent_without_the_powertools_record():
         pre = rollout.preflight(c, request, "al2023-migration", "enabled")
         first = rollout.create_version(c, request, pre, EXECUTION)
         again = rollout.create_version(c, request, pre, EXECUTION)
-        assert (first["created"], again["created"], again["version"]) == (True, False, first["version"])
+        assert (first.created, again.created, again.version) == (True, False, first.version)
         assert version_count(rt) == 2
 
-        assert rollout.start_canary(c, pre, first)["changed"] is True
-        assert rollout.start_canary(c, pre, first)["changed"] is False
+        assert rollout.start_canary(c, pre, first).changed is True
+        assert rollout.start_canary(c, pre, first).changed is False
         assert len(group(rt)["Instances"]) == 3
 
 
@@ -76,10 +78,10 @@ def test_rollback_twice_leaves_one_restored_group():
         pre = rollout.preflight(c, request, "al2023-migration", "enabled")
         ver = rollout.create_version(c, request, pre, EXECUTION)
         rollout.start_canary(c, pre, ver)
-        state = {"preflight": pre, "version": ver, "error": {"Error": "CanaryUnhealthy", "Cause": "test"}}
-        first = rollout.rollback(c, request, state)
-        second = rollout.rollback(c, request, state)
-        assert first["cause"] == second["cause"]
+        error = CaughtError(Error="CanaryUnhealthy", Cause="test")
+        first = rollout.rollback(c, request, pre, None, error, None)
+        second = rollout.rollback(c, request, pre, None, error, None)
+        assert first.cause == second.cause
         current = group(rt)
         assert current["DesiredCapacity"] == 2 and len(current["Instances"]) == 2
         assert {i["LaunchTemplate"]["Version"] for i in current["Instances"]} == {"1"}
@@ -105,23 +107,23 @@ def test_standalone_domain_steps_twice_make_nothing_twice():
         pre = migration.preflight(c, request, "al2023-migration", "enabled")
 
         taken = migration.snapshot(c, pre, EXECUTION)
-        assert migration.snapshot(c, pre, EXECUTION)["snapshots"] == taken["snapshots"]
-        assert len(taken["snapshots"]) == 2
+        assert migration.snapshot(c, pre, EXECUTION).snapshots == taken.snapshots
+        assert len(taken.snapshots) == 2
 
         new = migration.launch(c, request, pre, taken, EXECUTION)
         again = migration.launch(c, request, pre, taken, EXECUTION)
-        assert again["instance_id"] == new["instance_id"] and again["reused"] is True
+        assert again.instance_id == new.instance_id and again.reused is True
 
         migration.cutover(c, pre, new)
-        assert migration.cutover(c, pre, new)["moved"] is None  # already there
+        assert migration.cutover(c, pre, new).moved is None  # already there
         address = ec2.describe_addresses(AllocationIds=[built.allocation_id])["Addresses"][0]
-        assert address["InstanceId"] == new["instance_id"]
+        assert address["InstanceId"] == new.instance_id
 
         migration.decommission(c, request, pre, taken)
         migration.decommission(c, request, pre, taken)
         states = {i["InstanceId"]: i["State"]["Name"] for r in ec2.describe_instances()["Reservations"]
                   for i in r["Instances"]}
-        assert states[built.instance_id] == "terminated" and states[new["instance_id"]] == "running"
+        assert states[built.instance_id] == "terminated" and states[new.instance_id] == "running"
         assert sum(1 for i, s in states.items() if s == "running") == 2  # the replacement and the bystander
 
 
@@ -141,14 +143,14 @@ def test_eks_mutating_steps_twice_make_nothing_twice():
         pre = nodegroup.preflight(c, request)
         first = nodegroup.create_nodegroup(c, request, pre, EXECUTION)
         again = nodegroup.create_nodegroup(c, request, pre, EXECUTION)
-        assert (first["created"], again["created"]) == (True, False)
+        assert (first.created, again.created) == (True, False)
         assert sorted(rt.client("eks").list_nodegroups(clusterName="prod")["nodegroups"]) == ["ng-al2", "ng-al2-al2023"]
         templates = rt.client("ec2").describe_launch_templates(
             Filters=[{"Name": "launch-template-name", "Values": ["prod-ng-al2-al2023"]}])["LaunchTemplates"]
         assert len(templates) == 1
 
-        assert len(nodegroup.taint_old(c, request)["tainted"]) == 2
-        assert nodegroup.taint_old(c, request)["tainted"] == []  # already tainted and cordoned
+        assert len(nodegroup.taint_old(c, request).tainted) == 2
+        assert nodegroup.taint_old(c, request).tainted == []  # already tainted and cordoned
         taints = [n.taints for n in rt.kubernetes.clusters["prod"].nodes.values() if n.nodegroup == "ng-al2"]
         assert all(len(t) == 1 for t in taints)
 

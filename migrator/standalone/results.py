@@ -1,0 +1,133 @@
+"""What each state of standalone_ec2.asl.json returns, and the state they add up to."""
+
+from pydantic import BaseModel
+
+from migrator.failures import Caught
+from migrator.standalone.models import MigrationInput
+
+
+class BlockDevice(BaseModel):
+    device_name: str
+    volume_id: str
+    size: int
+    type: str
+    iops: int | None
+    throughput: int | None
+    encrypted: bool
+    kms_key_id: str | None
+    delete_on_termination: bool
+    is_root: bool
+
+
+class ElasticIp(BaseModel):
+    allocation_id: str
+    public_ip: str
+
+
+class DnsRecord(BaseModel):
+    zone: str
+    name: str
+    ttl: int
+    values: list[str]
+
+
+class Preflight(BaseModel):
+    """An instance already on AL2023 ends the run here, so only the first five fields are set then."""
+
+    target: str  # standalone/<Name tag>, or the instance id when it has no Name
+    name: str
+    instance_id: str
+    image_id: str
+    already_migrated: bool
+    subnet_id: str | None = None
+    availability_zone: str | None = None
+    security_group_ids: list[str] = []
+    instance_profile_arn: str | None = None
+    instance_type: str | None = None
+    key_name: str | None = None
+    tags: dict[str, str] = {}
+    root_device_name: str | None = None
+    block_devices: list[BlockDevice] = []
+    elastic_ip: ElasticIp | None = None
+    dns: DnsRecord | None = None
+    private_ip: str | None = None
+    source_dest_check: bool = True
+
+
+class Snapshot(BaseModel):
+    snapshot_id: str
+    volume_id: str
+    device_name: str | None
+
+
+class Snapshots(BaseModel):
+    started_at: float
+    snapshots: list[Snapshot]
+
+
+class SnapshotsDone(BaseModel):
+    completed: list[str]
+    completed_at: float
+
+
+class Replacement(BaseModel):
+    instance_id: str
+    image_id: str
+    private_ip: str | None
+    reused: bool
+    started_at: float
+    ami_name: str | None = None  # known when this call launched it
+
+
+class HealthCommand(BaseModel):
+    command_id: str | None  # None: the input has no health script
+    started_at: float
+
+
+class StatusChecks(BaseModel):
+    system: str
+    instance: str
+
+
+class Health(BaseModel):
+    instance_id: str
+    status_checks: StatusChecks
+    health_script: str | None = None
+    alarms: dict[str, str]
+
+
+class CutoverDone(BaseModel):
+    moved: str | None  # None: the address already pointed at the new instance
+    old_instance: str
+    stopped_at: float
+
+
+class Decommissioned(BaseModel):
+    terminated: str
+    snapshots_expire: str
+    snapshots: list[str]
+
+
+class Rollback(BaseModel):
+    moved_back: str | None
+    terminated: str | None
+    error: str
+    cause: str
+
+
+class MigrationState(Caught):
+    """One field per ResultPath of standalone_ec2.asl.json."""
+
+    input: MigrationInput
+    preflight: Preflight | None = None
+    snapshots: Snapshots | None = None
+    snapshots_done: SnapshotsDone | None = None
+    replacement: Replacement | None = None
+    health_command: HealthCommand | None = None
+    health: Health | None = None
+    cutover_approval: dict | None = None  # the approver's record
+    cutover: CutoverDone | None = None
+    health_after_cutover: Health | None = None
+    decommission_approval: dict | None = None  # the approver's record
+    result: Decommissioned | None = None
+    rollback: Rollback | None = None
