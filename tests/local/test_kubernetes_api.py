@@ -90,7 +90,7 @@ def test_drain_skips_daemonset_and_mirror_pods_and_waits_for_termination(world):
             break
         except (NotReadyYet, EvictionBlocked):
             continue
-    assert result["drained"] == old
+    assert result.drained == old
     for name in old:
         assert "api" not in names(cluster, name)
         assert "aws-node" in names(cluster, name)  # DaemonSet pods stay
