@@ -67,31 +67,25 @@ def start_refresh(event: RolloutTask, context):
     return result
 
 
-@task(RolloutTask)
+@task(RolloutTask, records="instance-refresh-succeeded")
 def check_refresh(event: RolloutTask, context):
     """Poll the instance refresh: NotReadyYet while it runs, RefreshFailed if it does not succeed."""
     state = event.state
-    result = rollout.check_refresh(clients(), state.input, state.preflight, state.refresh)
-    audit_log(event.execution, state.target).record("instance-refresh-succeeded", **result.model_dump(mode="json"))
-    return result
+    return rollout.check_refresh(clients(), state.input, state.preflight, state.refresh)
 
 
-@task(RolloutTask, once_per=EXECUTION)
+@task(RolloutTask, once_per=EXECUTION, records="migrated")
 def finalize(event: RolloutTask, context):
     """Success: drop the canary's extra capacity, restore sizes, make the new version the default."""
     state = event.state
-    result = rollout.finalize(clients(), state.preflight, state.version, state.canary_health.instance_id)
-    audit_log(event.execution, state.target).record("migrated", **result.model_dump(mode="json"))
-    return result
+    return rollout.finalize(clients(), state.preflight, state.version, state.canary_health.instance_id)
 
 
-@task(RolloutTask)
+@task(RolloutTask, records="rollback-started")
 def rollback(event: RolloutTask, context):
     """Any failure after the first change: stop the refresh, revert the group, say what happened."""
     state = event.state
-    result = rollout.rollback(clients(), state.input, state.preflight, state.refresh, state.error, state.failed_gate)
-    audit_log(event.execution, state.target).record("rollback-started", **result.model_dump(mode="json"))
-    return result
+    return rollout.rollback(clients(), state.input, state.preflight, state.refresh, state.error, state.failed_gate)
 
 
 @task(RolloutTask)

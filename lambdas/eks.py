@@ -20,73 +20,57 @@ def preflight(event: NodegroupTask, context):
     return result
 
 
-@task(NodegroupTask, once_per=EXECUTION)
+@task(NodegroupTask, once_per=EXECUTION, records="nodegroup-created")
 def create_nodegroup(event: NodegroupTask, context):
     """Create the AL2023 node group from the old one's configuration (and our launch template)."""
     request = event.state.input
-    result = nodegroup.create_nodegroup(clients(request.cluster_name), request, event.state.preflight, event.execution)
-    audit_log(event.execution, event.target).record("nodegroup-created", **result.model_dump(mode="json"))
-    return result
+    return nodegroup.create_nodegroup(clients(request.cluster_name), request, event.state.preflight, event.execution)
 
 
-@task(NodegroupTask)
+@task(NodegroupTask, records="nodegroup-ready")
 def wait_nodegroup(event: NodegroupTask, context):
     """NotReadyYet until the new group is ACTIVE and its nodes are Ready; NodegroupFailed if it failed."""
     request = event.state.input
-    result = nodegroup.wait_nodegroup(clients(request.cluster_name), request, event.state.created)
-    audit_log(event.execution, event.target).record("nodegroup-ready", **result.model_dump(mode="json"))
-    return result
+    return nodegroup.wait_nodegroup(clients(request.cluster_name), request, event.state.created)
 
 
-@task(NodegroupTask)
+@task(NodegroupTask, records="old-nodes-tainted")
 def taint_old(event: NodegroupTask, context):
     """Taint (os=al2:NoSchedule) and cordon the AL2 nodes."""
     request = event.state.input
-    result = nodegroup.taint_old(clients(request.cluster_name), request)
-    audit_log(event.execution, event.target).record("old-nodes-tainted", **result.model_dump(mode="json"))
-    return result
+    return nodegroup.taint_old(clients(request.cluster_name), request)
 
 
-@task(NodegroupTask)
+@task(NodegroupTask, records="new-nodes-validated")
 def validate_new(event: NodegroupTask, context):
     """DaemonSet pods on every new node, new nodes able to take workloads."""
     request = event.state.input
-    result = nodegroup.validate_new(clients(request.cluster_name), request, event.state.preflight)
-    audit_log(event.execution, event.target).record("new-nodes-validated", **result.model_dump(mode="json"))
-    return result
+    return nodegroup.validate_new(clients(request.cluster_name), request, event.state.preflight)
 
 
-@task(NodegroupTask)
+@task(NodegroupTask, records="old-nodes-drained")
 def drain(event: NodegroupTask, context):
     """Drain the AL2 nodes in batches through the Eviction API; the state's Retry handles 429s."""
     request = event.state.input
-    result = nodegroup.drain_old(clients(request.cluster_name), request)
-    audit_log(event.execution, event.target).record("old-nodes-drained", **result.model_dump(mode="json"))
-    return result
+    return nodegroup.drain_old(clients(request.cluster_name), request)
 
 
-@task(NodegroupTask, once_per=EXECUTION)
+@task(NodegroupTask, once_per=EXECUTION, records="old-nodegroup-deleting")
 def delete_old(event: NodegroupTask, context):
     """After the before-delete approval: delete the AL2 node group."""
     request = event.state.input
-    result = nodegroup.delete_nodegroup(clients(request.cluster_name), request.cluster_name, request.nodegroup_name)
-    audit_log(event.execution, event.target).record("old-nodegroup-deleting", **result.model_dump(mode="json"))
-    return result
+    return nodegroup.delete_nodegroup(clients(request.cluster_name), request.cluster_name, request.nodegroup_name)
 
 
-@task(NodegroupTask)
+@task(NodegroupTask, records="migrated")
 def wait_deleted(event: NodegroupTask, context):
     """NotReadyYet until the old node group is gone."""
     request = event.state.input
-    result = nodegroup.wait_deleted(clients(request.cluster_name), request.cluster_name, request.nodegroup_name)
-    audit_log(event.execution, event.target).record("migrated", **result.model_dump(mode="json"))
-    return result
+    return nodegroup.wait_deleted(clients(request.cluster_name), request.cluster_name, request.nodegroup_name)
 
 
-@task(NodegroupTask)
+@task(NodegroupTask, records="rolled-back")
 def rollback(event: NodegroupTask, context):
     """Any failure before the old group's deletion: AL2 nodes back in service, the new group removed."""
     request = event.state.input
-    result = nodegroup.rollback(clients(request.cluster_name), request, event.state.error, event.state.failed_gate)
-    audit_log(event.execution, event.target).record("rolled-back", **result.model_dump(mode="json"))
-    return result
+    return nodegroup.rollback(clients(request.cluster_name), request, event.state.error, event.state.failed_gate)

@@ -20,29 +20,23 @@ def preflight(event: MigrationTask, context):
     return result
 
 
-@task(MigrationTask, once_per=EXECUTION)
+@task(MigrationTask, once_per=EXECUTION, records="snapshots-started")
 def snapshot(event: MigrationTask, context):
     """Snapshot every EBS volume of the instance at once (crash-consistent), tagged with the execution."""
-    result = migration.snapshot(clients(), event.state.preflight, event.execution)
-    audit_log(event.execution, event.target).record("snapshots-started", **result.model_dump(mode="json"))
-    return result
+    return migration.snapshot(clients(), event.state.preflight, event.execution)
 
 
-@task(MigrationTask)
+@task(MigrationTask, records="snapshots-completed")
 def check_snapshots(event: MigrationTask, context):
     """NotReadyYet until every snapshot is completed; SnapshotFailed if one is in error."""
-    result = migration.check_snapshots(clients(), event.state.input, event.state.snapshots)
-    audit_log(event.execution, event.target).record("snapshots-completed", **result.model_dump(mode="json"))
-    return result
+    return migration.check_snapshots(clients(), event.state.input, event.state.snapshots)
 
 
-@task(MigrationTask, once_per=EXECUTION)
+@task(MigrationTask, once_per=EXECUTION, records="replacement-launched")
 def launch(event: MigrationTask, context):
     """Launch the AL2023 instance beside the old one: same subnet, groups, profile, type, key, tags; IMDSv2."""
     state = event.state
-    result = migration.launch(clients(), state.input, state.preflight, state.snapshots, event.execution)
-    audit_log(event.execution, event.target).record("replacement-launched", **result.model_dump(mode="json"))
-    return result
+    return migration.launch(clients(), state.input, state.preflight, state.snapshots, event.execution)
 
 
 @task(MigrationTask, once_per=(*EXECUTION, "phase"))  # it runs before and after the cutover
@@ -68,32 +62,26 @@ def check_health(event: MigrationTask, context):
     return result
 
 
-@task(MigrationTask, once_per=EXECUTION)
+@task(MigrationTask, once_per=EXECUTION, records="cut-over")
 def cutover(event: MigrationTask, context):
     """Move the Elastic IP or DNS record to the new instance, then stop (never terminate) the old one."""
     state = event.state
-    log = audit_log(event.execution, event.target)
-    log.record("approval-granted", gate=gates.CUTOVER, decision=state.cutover_approval)
-    result = migration.cutover(clients(), state.preflight, state.replacement)
-    log.record("cut-over", **result.model_dump(mode="json"))
-    return result
+    audit_log(event.execution, event.target).record("approval-granted", gate=gates.CUTOVER,
+                                                    decision=state.cutover_approval)
+    return migration.cutover(clients(), state.preflight, state.replacement)
 
 
-@task(MigrationTask)
+@task(MigrationTask, records="rolled-back")
 def rollback(event: MigrationTask, context):
     """Any failure: old instance running, address or record back to it, new instance terminated."""
     state = event.state
-    result = migration.rollback(clients(), state.preflight, state.replacement, state.error, state.failed_gate)
-    audit_log(event.execution, event.target).record("rolled-back", **result.model_dump(mode="json"))
-    return result
+    return migration.rollback(clients(), state.preflight, state.replacement, state.error, state.failed_gate)
 
 
-@task(MigrationTask, once_per=EXECUTION)
+@task(MigrationTask, once_per=EXECUTION, records="decommissioned")
 def decommission(event: MigrationTask, context):
     """After retention and approval: terminate the old instance, give the snapshots an expiry date."""
     state = event.state
-    log = audit_log(event.execution, event.target)
-    log.record("approval-granted", gate=gates.DECOMMISSION, decision=state.decommission_approval)
-    result = migration.decommission(clients(), state.input, state.preflight, state.snapshots)
-    log.record("decommissioned", **result.model_dump(mode="json"))
-    return result
+    audit_log(event.execution, event.target).record("approval-granted", gate=gates.DECOMMISSION,
+                                                    decision=state.decommission_approval)
+    return migration.decommission(clients(), state.input, state.preflight, state.snapshots)

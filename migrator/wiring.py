@@ -56,11 +56,12 @@ def _as_json(result):
 EXECUTION = ("execution",)  # `once_per=EXECUTION`: a mutating task acts once per execution
 
 
-def task(model: type[BaseModel] | None = None, *, once_per: tuple[str, ...] = ()):
+def task(model: type[BaseModel] | None = None, *, once_per: tuple[str, ...] = (), records: str | None = None):
     """The one decorator of every Step Functions task in lambdas/: Powertools logging, tracing and metrics
     (`task_handler`), the event parsed into `model` (the raw event without one), a model result returned as
     JSON; and for a mutating task, run-once keyed by the function's own name (`asg.start_refresh`, its
-    handler string) and by the event fields `once_per` names (EXECUTION, or more)."""
+    handler string) and by the event fields `once_per` names (EXECUTION, or more). With `records`, the
+    result goes to the audit trail under that action, once (inside run-once, like the action itself)."""
 
     def decorate(func: Callable) -> Callable:
         name = f"{func.__module__.rpartition('.')[2]}.{func.__name__}"  # lambdas.asg locally, asg in Lambda
@@ -70,7 +71,10 @@ def task(model: type[BaseModel] | None = None, *, once_per: tuple[str, ...] = ()
             parsed = parse(event=event, model=model) if model else event
 
             def act():
-                return _as_json(func(parsed, context))
+                result = _as_json(func(parsed, context))
+                if records:
+                    audit_log(parsed.execution, parsed.target).record(records, **result)
+                return result
 
             if not once_per:
                 return act()

@@ -11,6 +11,10 @@ class RolloutTask(BaseModel):
     execution: str
     state: RolloutState
 
+    @property
+    def target(self) -> str:
+        return self.state.target
+
 
 def clients() -> Clients:
     return Clients(
