@@ -50,10 +50,10 @@ class _Actor:
 class _Wait:
     """One wait on the clock: ends when its event is set or its deadline passes."""
 
-    __slots__ = ("actor", "event", "seq", "soft", "fired", "wake", "rehold")
+    __slots__ = ("actor", "event", "seq", "fired", "wake", "rehold")
 
-    def __init__(self, actor: _Actor | None, event: threading.Event, seq: int, soft: bool, rehold: bool = False):
-        self.actor, self.event, self.seq, self.soft = actor, event, seq, soft
+    def __init__(self, actor: _Actor | None, event: threading.Event, seq: int, rehold: bool = False):
+        self.actor, self.event, self.seq = actor, event, seq
         self.fired = False
         self.rehold = rehold  # an outside thread that held the clock holds it again on waking
         self.wake = None if actor else threading.Event()  # for threads outside the simulation
@@ -65,7 +65,9 @@ class SimClock:
         self._now = self.start
         self._lock = threading.RLock()
         self._kick = threading.Event()  # something changed: the scheduler looks again
-        self._timers: list[tuple[float, int, _Wait]] = []
+        # (deadline, seq, wait): hard deadlines are jump targets, soft ones only fire when passed
+        self._hard: list[tuple[float, int, _Wait]] = []
+        self._soft: list[tuple[float, int, _Wait]] = []
         self._waits: dict[int, list[_Wait]] = {}  # id(event) -> its pending waits
         self._ready: deque[_Actor] = deque()
         self._holder: _Actor | None = None
@@ -75,7 +77,6 @@ class SimClock:
         self._before_jump: list[Callable[[], None]] = []
         self._stopped = False
         self._thread: threading.Thread | None = None
-        self.jumps = 0
         self.Thread = self._thread_class()
 
     # --- reading -------------------------------------------------------------
@@ -129,10 +130,10 @@ class SimClock:
                     raise ClockStopped()
                 return event.is_set()
             self._hook_set(event)
-            entry = _Wait(actor, event, next(self._seq), soft)
+            entry = _Wait(actor, event, next(self._seq))
             self._waits.setdefault(id(event), []).append(entry)
             if timeout is not None:
-                heapq.heappush(self._timers, (self._now + max(0.0, timeout), entry.seq, entry))
+                heapq.heappush(self._soft if soft else self._hard, (self._now + max(0.0, timeout), entry.seq, entry))
             if actor is not None:
                 self._release(actor)
             self._kick.set()  # a new deadline: the scheduler may now jump to it
@@ -159,7 +160,7 @@ class SimClock:
             if event.is_set() or self._stopped:
                 return
             self._hook_set(event)
-            entry = _Wait(None, event, next(self._seq), soft=False, rehold=True)
+            entry = _Wait(None, event, next(self._seq), rehold=True)
             self._waits.setdefault(id(event), []).append(entry)
             self._holds -= 1
             self._kick.set()
@@ -202,7 +203,8 @@ class SimClock:
             self._ready.clear()
             waits = [w for pending in self._waits.values() for w in pending]
             self._waits.clear()
-            self._timers.clear()
+            self._hard.clear()
+            self._soft.clear()
         for wait in waits:
             if wait.actor is not None:
                 wait.actor.go.set()
@@ -305,8 +307,11 @@ class SimClock:
     def _advance_to(self, to: float) -> None:  # with self._lock
         if to > self._now:
             self._now = min(to, 1e12)
-        while self._timers and self._timers[0][0] <= self._now:
-            _, _, wait = heapq.heappop(self._timers)
+        due = []
+        for timers in (self._hard, self._soft):
+            while timers and timers[0][0] <= self._now:
+                due.append(heapq.heappop(timers))
+        for _, _, wait in sorted(due, key=lambda timer: timer[:2]):  # by deadline, then by when the wait began
             self._fire(wait)
 
     def _fire_set_events(self) -> None:  # with self._lock
@@ -321,10 +326,9 @@ class SimClock:
             self._fire(wait)
 
     def _next_deadline(self) -> float | None:  # with self._lock
-        while self._timers and self._timers[0][2].fired:
-            heapq.heappop(self._timers)
-        hard = [deadline for deadline, _, wait in self._timers if not wait.soft and not wait.fired]
-        return min(hard) if hard else None
+        while self._hard and self._hard[0][2].fired:
+            heapq.heappop(self._hard)
+        return self._hard[0][0] if self._hard else None
 
     def _run_hooks(self) -> None:
         for hook in self._before_jump:
@@ -361,5 +365,4 @@ class SimClock:
                     deadline = self._next_deadline()
                     if deadline is None:
                         break  # idle until someone outside acts
-                    self.jumps += 1
                     self._advance_to(deadline)

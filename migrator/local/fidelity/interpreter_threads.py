@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import random
 import threading
+import time
 import types
 from collections.abc import Callable
 
@@ -54,8 +55,6 @@ class SimTime(types.ModuleType):
         self._clock.wait(self._wake or threading.Event(), self._seconds or seconds, soft=self._soft)
 
     def __getattr__(self, name):
-        import time
-
         return getattr(time, name)
 
 
