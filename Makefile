@@ -16,7 +16,7 @@ test: $(PY_OK) $(NODE_OK) $(LAYER_OK) $(CHROMIUM)
 	$(BIN)/pytest
 
 bench: $(PY_OK)
-	$(BIN)/python -m migrator.bench --all
+	$(BIN)/python -m migrator.workstation.bench --all
 
 synth: $(PY_OK) $(NODE_OK) $(LAYER_OK)
 	PATH="$(abspath $(BIN)):$$PATH" npx cdk synth --quiet
@@ -33,7 +33,7 @@ $(NODE_OK): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(LAYER_OK): $(PY_OK) layers/requirements.txt layers/build.py $(shell find migrator -name '*.py' -not -path '*/local/*')
+$(LAYER_OK): $(PY_OK) layers/requirements.txt layers/build.py $(shell find migrator -name '*.py' -not -path '*/workstation/*')
 	$(BIN)/python layers/build.py build/layer
 	touch $@
 

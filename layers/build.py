@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "layers" / "requirements.txt"
 PACKAGE = ROOT / "migrator"
 
-# Workstation-only parts of migrator, never run in Lambda (local, cli and bench import moto).
-WORKSTATION_ONLY = {"local", "cli.py", "bench.py", "docs.py"}
+# What never runs in Lambda lives in one package (the CLI and the local runtime import moto).
+WORKSTATION_ONLY = {"workstation"}
 # The Lambda runtime ships boto3 and its dependencies; aws-xray-sdk pulls them in,
 # and a bundled copy would shadow the runtime's with another version.
 # distribution name -> what it installs at the top level

@@ -2,7 +2,7 @@
 
 The execution inputs, the fleet's wave input, the handlers' settings, the deployment
 settings (stacks/settings.py) and the rehearsal scenario annotate their fields with
-these; the README's input tables are generated from the descriptions (migrator/docs.py).
+these; the README's input tables are generated from the descriptions (migrator/workstation/docs.py).
 """
 
 from typing import Annotated, Any

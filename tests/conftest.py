@@ -6,8 +6,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from migrator.local.runtime import LocalRuntime
-from migrator.local.scenario import parse_scenario
+from migrator.workstation.local.runtime import LocalRuntime
+from migrator.workstation.local.scenario import parse_scenario
 
 
 def scenario(groups: list[dict], **extra):

@@ -45,7 +45,7 @@ def test_links_never_carry_the_token():
 
 def _request(rt, token="TOKEN-THAT-MUST-NOT-LEAK"):
     """A real gate waiting: start a rollout that stops at its approval, then read the email."""
-    from migrator.local.demo import rollout_input
+    from migrator.workstation.local.demo import rollout_input
     from migrator.workflows import ASG_ROLLOUT
 
     rt.fidelity.people_answer = True  # a person answers, in real time: no jumping over the gate
@@ -154,9 +154,9 @@ def test_a_reminder_goes_out_once_before_a_gate_expires():
 def test_the_terminal_lists_and_answers_with_the_same_single_use_rule(capsys):
     import socket
 
-    from migrator.cli import main
-    from migrator.local.scenario import parse_scenario
-    from migrator.local.server import LocalServer
+    from migrator.workstation.cli import main
+    from migrator.workstation.local.scenario import parse_scenario
+    from migrator.workstation.local.server import LocalServer
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -16,10 +16,10 @@ import time
 import boto3
 import pytest
 
-from migrator.cli import main
+from migrator.workstation.cli import main
 from migrator.config import SCENARIOS_DIR
-from migrator.local.scenario import parse_scenario
-from migrator.local.server import LocalServer
+from migrator.workstation.local.scenario import parse_scenario
+from migrator.workstation.local.server import LocalServer
 
 SUMMARY_KEYS = {"scenario", "targets", "instances", "state_transitions", "aws_api_calls", "sim_seconds",
                 "wall_seconds", "invariants"}
@@ -137,5 +137,5 @@ def _wait_for_approval_email(server, sfn, arn: str) -> dict:
 
 
 def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "migrator.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "migrator.workstation.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "demo" in out.stdout

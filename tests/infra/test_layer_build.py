@@ -25,7 +25,7 @@ def test_build_replaces_old_output_and_copies_migrator_without_workstation_parts
 
     assert not (target / "stale.py").exists()
     assert (target / "migrator" / "workflows.py").is_file()
-    for left_out in ("local", "cli.py", "bench.py", "__pycache__"):
+    for left_out in ("workstation", "local", "cli.py", "bench.py", "__pycache__"):
         assert not (target / "migrator" / left_out).exists(), left_out
 
 

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from migrator.local.clock import SimClock
+from migrator.workstation.local.clock import SimClock
 
 
 def ticking():

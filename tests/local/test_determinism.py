@@ -7,8 +7,8 @@ import subprocess
 import sys
 from contextlib import contextmanager
 
-from migrator.local.demo import run_scenario
-from migrator.local.scenario import parse_scenario
+from migrator.workstation.local.demo import run_scenario
+from migrator.workstation.local.scenario import parse_scenario
 
 # Every kind of target, waves through the fleet state machine, a Kubernetes drain,
 # approvals and throttled calls: each draws on the clock or the seed.

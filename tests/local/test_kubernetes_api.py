@@ -12,8 +12,8 @@ from migrator import clock as domain_clock
 from migrator.eks import drain as draining
 from migrator.eks.kube import Kube, eks_token
 from migrator.errors import DeadlineExceeded, EvictionBlocked, NotReadyYet
-from migrator.local.clock import SimClock
-from migrator.local.kubernetes import KubernetesApi, NodegroupNodes, Pod, SimCluster, Workload
+from migrator.workstation.local.clock import SimClock
+from migrator.workstation.local.kubernetes import KubernetesApi, NodegroupNodes, Pod, SimCluster, Workload
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
-"""The README's input tables are generated from the input models' fields (migrator/docs.py)."""
+"""The README's input tables are generated from the input models' fields (migrator/workstation/docs.py)."""
 
-from migrator import docs
+from migrator.workstation import docs
 
 
 def test_readme_input_tables_are_current():

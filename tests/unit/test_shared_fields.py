@@ -4,7 +4,7 @@ from migrator.asg.models import RolloutInput
 from migrator.eks.models import NodegroupInput
 from migrator.fields import ApprovalTimeout
 from migrator.fleet.waves import WaveInput
-from migrator.local.scenario import Approvals
+from migrator.workstation.local.scenario import Approvals
 from migrator.standalone.models import MigrationInput
 
 

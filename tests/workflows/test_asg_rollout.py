@@ -8,8 +8,8 @@ import json
 import pytest
 
 from migrator.audit import read_trail
-from migrator.local.demo import rollout_input
-from migrator.local.runtime import AUDIT_TABLE, LocalRuntime
+from migrator.workstation.local.demo import rollout_input
+from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime
 from migrator.workflows import ASG_ROLLOUT
 from tests.conftest import running
 

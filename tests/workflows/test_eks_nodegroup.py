@@ -10,9 +10,9 @@ import pytest
 
 from migrator.audit import read_trail
 from migrator.eks.userdata import parse_node_config
-from migrator.local.demo import nodegroup_input
-from migrator.local.runtime import AUDIT_TABLE, LocalRuntime
-from migrator.local.summary import _check_workloads
+from migrator.workstation.local.demo import nodegroup_input
+from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime
+from migrator.workstation.local.summary import _check_workloads
 from migrator.workflows import EKS_NODEGROUP
 from tests.conftest import running
 

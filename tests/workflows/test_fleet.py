@@ -6,13 +6,13 @@ import json
 import socket
 from html.parser import HTMLParser
 
-from migrator.cli import main
+from migrator.workstation.cli import main
 from migrator.fleet.plan import Target, build_plan, discover, make_waves
 from migrator.fleet.report import build_report, render_html, render_text
-from migrator.local.demo import plan_fleet, run_scenario, run_waves
-from migrator.local.runtime import AUDIT_TABLE
-from migrator.local.scenario import parse_scenario
-from migrator.local.server import LocalServer
+from migrator.workstation.local.demo import plan_fleet, run_scenario, run_waves
+from migrator.workstation.local.runtime import AUDIT_TABLE
+from migrator.workstation.local.scenario import parse_scenario
+from migrator.workstation.local.server import LocalServer
 from migrator.workflows import ASG_ROLLOUT, FLEET
 from tests.conftest import running
 

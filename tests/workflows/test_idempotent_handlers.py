@@ -6,8 +6,8 @@ from migrator.asg import rollout
 from migrator.asg.events import clients
 from migrator.asg.models import RolloutInput
 from migrator.failures import CaughtError
-from migrator.local.fidelity import LambdaContext
-from migrator.local.runtime import load_handlers
+from migrator.workstation.local.fidelity import LambdaContext
+from migrator.workstation.local.runtime import load_handlers
 from tests.conftest import running
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:asg-rollout:idempotency-1"
@@ -94,7 +94,7 @@ def test_rollback_twice_leaves_one_restored_group():
 def test_standalone_domain_steps_twice_make_nothing_twice():
     """Snapshots, the replacement, the cutover and the decommission, each called twice
     with the same input (no Powertools record in between), act once."""
-    from migrator.local.demo import migration_input
+    from migrator.workstation.local.demo import migration_input
     from migrator.standalone import migration
     from migrator.standalone.events import clients as standalone_clients
     from migrator.standalone.models import MigrationInput

@@ -9,9 +9,9 @@ import pytest
 
 from migrator.audit import read_trail
 from migrator.config import EXPIRES_TAG, SOURCE_INSTANCE_TAG
-from migrator.local.demo import migration_input
-from migrator.local.runtime import AUDIT_TABLE, LocalRuntime
-from migrator.local.summary import _instance
+from migrator.workstation.local.demo import migration_input
+from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime
+from migrator.workstation.local.summary import _instance
 from migrator.workflows import STANDALONE_EC2
 from tests.conftest import running
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import botocore.handlers
 from botocore.awsrequest import AWSResponse
 
-from migrator.local.fidelity.context import Context
+from migrator.workstation.local.fidelity.context import Context
 
 THROTTLE_CODES = {"ec2": "RequestLimitExceeded", "ssm": "ThrottlingException"}
 # Services of the fleet's resources; throttling them is what `throttle` rehearses.

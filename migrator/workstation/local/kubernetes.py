@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
 
-from migrator.local.clock import SimClock
+from migrator.workstation.local.clock import SimClock
 
 
 @dataclass

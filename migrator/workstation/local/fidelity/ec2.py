@@ -16,7 +16,7 @@ from moto.ec2.responses.launch_templates import LaunchTemplates as LaunchTemplat
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
 from migrator.config import SOURCE_INSTANCE_TAG
-from migrator.local.fidelity.context import Context, set_alarm
+from migrator.workstation.local.fidelity.context import Context, set_alarm
 
 MOTO_DEFAULT_CLIENT_TOKEN = "ABCDE"  # what moto records when a request has no ClientToken
 

@@ -19,8 +19,8 @@ import sys
 import time
 
 from migrator.config import SCENARIOS_DIR
-from migrator.local.demo import run_scenario
-from migrator.local.scenario import Scenario, load_scenario
+from migrator.workstation.local.demo import run_scenario
+from migrator.workstation.local.scenario import Scenario, load_scenario
 
 REFERENCE = SCENARIOS_DIR / "reference-200.yaml"
 
@@ -48,7 +48,7 @@ WHERE = [
                                                  "/werkzeug/", "/responses/")),
     ("moto services (EC2, Auto Scaling, EKS...)", ("/moto/",)),
     ("botocore and boto3 (building and parsing calls)", ("/botocore/", "/boto3/", "/s3transfer/", "/jmespath/")),
-    ("local runtime (fidelity, scheduler, Kubernetes)", ("/migrator/local/",)),
+    ("local runtime (fidelity, scheduler, Kubernetes)", ("/migrator/workstation/local/",)),
     ("handlers, domain, Powertools, Pydantic", ("/migrator/", "/lambdas/", "/aws_lambda_powertools/", "/pydantic",
                                                 "/kubernetes/")),
     ("Python: json, copy, threading, sockets, re", ("/lib/python3",)),

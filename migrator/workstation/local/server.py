@@ -8,9 +8,9 @@ import os
 import signal
 import threading
 
-from migrator.local.demo import rollout_input
-from migrator.local.runtime import LocalRuntime
-from migrator.local.scenario import DEFAULT_SEED, Scenario
+from migrator.workstation.local.demo import rollout_input
+from migrator.workstation.local.runtime import LocalRuntime
+from migrator.workstation.local.scenario import DEFAULT_SEED, Scenario
 
 
 class LocalServer:

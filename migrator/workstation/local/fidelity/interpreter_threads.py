@@ -17,7 +17,7 @@ import time
 import types
 from collections.abc import Callable
 
-from migrator.local.clock import SimClock
+from migrator.workstation.local.clock import SimClock
 
 # A `.sync` task re-reads its child at least this often (simulated seconds) even
 # when no execution ended; on AWS the parent learns of the child's end at once.

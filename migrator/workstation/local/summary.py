@@ -8,8 +8,8 @@ import datetime as dt
 from migrator.audit import read_trail
 from migrator.config import SOURCE_INSTANCE_TAG
 from migrator.failures import error_message
-from migrator.local.fleet import BuiltGroup, BuiltInstance
-from migrator.local.runtime import ACCOUNT, AUDIT_TABLE, LocalRuntime, Run
+from migrator.workstation.local.fleet import BuiltGroup, BuiltInstance
+from migrator.workstation.local.runtime import ACCOUNT, AUDIT_TABLE, LocalRuntime, Run
 from migrator.workflows import FLEET
 
 

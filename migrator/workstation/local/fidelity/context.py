@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from moto.cloudwatch.models import cloudwatch_backends
 
-from migrator.local.clock import SimClock
-from migrator.local.scenario import Fault, Timings
+from migrator.workstation.local.clock import SimClock
+from migrator.workstation.local.scenario import Fault, Timings
 
 _MISSING = object()
 

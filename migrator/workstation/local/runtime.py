@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from migrator import clock as domain_clock
 from migrator import config
 from migrator.aws import client
-from migrator.local.approval_server import ApprovalServer
-from migrator.local.approvals import ApprovalBot
-from migrator.local.clock import SimClock
-from migrator.local.fidelity import Fidelity
-from migrator.local.fleet import FAKE_CA, Fleet, build_fleet
-from migrator.local.kubernetes import KubernetesApi, SimCluster
-from migrator.local.scenario import DEFAULT_SEED, Scenario
+from migrator.workstation.local.approval_server import ApprovalServer
+from migrator.workstation.local.approvals import ApprovalBot
+from migrator.workstation.local.clock import SimClock
+from migrator.workstation.local.fidelity import Fidelity
+from migrator.workstation.local.fleet import FAKE_CA, Fleet, build_fleet
+from migrator.workstation.local.kubernetes import KubernetesApi, SimCluster
+from migrator.workstation.local.scenario import DEFAULT_SEED, Scenario
 from migrator.workflows import WORKFLOWS, Workflow, render_definition
 
 ACCOUNT = "123456789012"

@@ -8,7 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-from migrator.local.fidelity import LambdaContext
+from migrator.workstation.local.fidelity import LambdaContext
 from migrator.workflows import APPROVALS_API
 
 

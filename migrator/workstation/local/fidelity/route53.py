@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from moto.ec2.models import ec2_backends
 from moto.route53 import models as route53_models
 
-from migrator.local.fidelity.context import Context
-from migrator.local.fidelity.ec2 import EC2
+from migrator.workstation.local.fidelity.context import Context
+from migrator.workstation.local.fidelity.ec2 import EC2
 
 
 @dataclass

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from migrator.config import AL2_AMI_PARAMETER, AL2023_AMI_PARAMETER
 from migrator.fleet.plan import ALARMS_TAG, DNS_TAG
-from migrator.local.kubernetes import SimCluster, Workload
-from migrator.local.scenario import AutoScalingGroupSpec, EksClusterSpec, NodegroupSpec, Scenario, StandaloneSpec
+from migrator.workstation.local.kubernetes import SimCluster, Workload
+from migrator.workstation.local.scenario import AutoScalingGroupSpec, EksClusterSpec, NodegroupSpec, Scenario, StandaloneSpec
 
 # A kubelet setting an AL2 launch template typically passes to bootstrap.sh.
 AL2_BOOTSTRAP = ("#!/bin/bash\nset -e\n/etc/eks/bootstrap.sh {cluster} "

@@ -15,9 +15,9 @@ from moto.autoscaling.responses import AutoScalingResponse
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.responses import ActionResult
 
-from migrator.local.fidelity.context import Context, set_alarm
-from migrator.local.fidelity.ec2 import EC2
-from migrator.local.scenario import Fault
+from migrator.workstation.local.fidelity.context import Context, set_alarm
+from migrator.workstation.local.fidelity.ec2 import EC2
+from migrator.workstation.local.scenario import Fault
 
 
 class InstanceRefreshInProgress(AutoscalingClientError):

@@ -7,7 +7,7 @@ import json
 import sys
 
 from migrator.config import SCENARIOS_DIR
-from migrator.local.scenario import DEFAULT_SEED
+from migrator.workstation.local.scenario import DEFAULT_SEED
 from migrator.tables import format_table
 
 DEFAULT_SCENARIO = SCENARIOS_DIR / "reference-200.yaml"
@@ -96,7 +96,7 @@ def _fail_usage(message: str) -> int:
 
 
 def _load(path: str):
-    from migrator.local.scenario import ScenarioError, load_scenario
+    from migrator.workstation.local.scenario import ScenarioError, load_scenario
 
     try:
         scenario = load_scenario(path)
@@ -131,7 +131,7 @@ def print_table(summary: dict, out=sys.stdout) -> None:
 
 
 def demo(args) -> int:
-    from migrator.local.demo import run_scenario
+    from migrator.workstation.local.demo import run_scenario
 
     scenario, problem = _load(args.scenario)
     if problem:
@@ -157,7 +157,7 @@ def demo(args) -> int:
 
 
 def serve(args) -> int:
-    from migrator.local.server import serve_forever
+    from migrator.workstation.local.server import serve_forever
 
     scenario, problem = _load(args.scenario)
     if problem:

@@ -12,18 +12,18 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from migrator.local.clock import SimClock
-from migrator.local.fidelity.autoscaling import AutoScaling
-from migrator.local.fidelity.awslambda import Lambda, LambdaContext
-from migrator.local.fidelity.context import Context
-from migrator.local.fidelity.ec2 import EC2
-from migrator.local.fidelity.eks import EKS
-from migrator.local.fidelity.elbv2 import ELBv2
-from migrator.local.fidelity.route53 import Route53
-from migrator.local.fidelity.ssm import SSM
-from migrator.local.fidelity.stepfunctions import StepFunctions
-from migrator.local.fidelity.throttling import Throttling
-from migrator.local.scenario import Fault, Timings
+from migrator.workstation.local.clock import SimClock
+from migrator.workstation.local.fidelity.autoscaling import AutoScaling
+from migrator.workstation.local.fidelity.awslambda import Lambda, LambdaContext
+from migrator.workstation.local.fidelity.context import Context
+from migrator.workstation.local.fidelity.ec2 import EC2
+from migrator.workstation.local.fidelity.eks import EKS
+from migrator.workstation.local.fidelity.elbv2 import ELBv2
+from migrator.workstation.local.fidelity.route53 import Route53
+from migrator.workstation.local.fidelity.ssm import SSM
+from migrator.workstation.local.fidelity.stepfunctions import StepFunctions
+from migrator.workstation.local.fidelity.throttling import Throttling
+from migrator.workstation.local.scenario import Fault, Timings
 
 __all__ = ["Fidelity", "LambdaContext"]
 

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 from migrator.fleet.plan import build_plan, discover, plan_table
 from migrator.fleet.waves import store_plan
-from migrator.local.fleet import BuiltInstance, BuiltNodegroup
-from migrator.local.runtime import AUDIT_TABLE, LocalRuntime, Run
-from migrator.local.scenario import DEFAULT_SEED, AutoScalingGroupSpec, Scenario
-from migrator.local.summary import summarize
+from migrator.workstation.local.fleet import BuiltInstance, BuiltNodegroup
+from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime, Run
+from migrator.workstation.local.scenario import DEFAULT_SEED, AutoScalingGroupSpec, Scenario
+from migrator.workstation.local.summary import summarize
 from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, FLEET, STANDALONE_EC2, WORKFLOWS
 
 WORKFLOWS_BY_NAME = {workflow.name: workflow for workflow in WORKFLOWS}

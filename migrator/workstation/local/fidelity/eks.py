@@ -11,9 +11,9 @@ from moto.eks import urls as eks_urls
 from moto.eks.responses import EKSResponse
 
 from migrator.eks.nodegroup import SOURCE_NODEGROUP_TAG
-from migrator.local.fidelity.context import Context
-from migrator.local.fidelity.ssm import SSM
-from migrator.local.kubernetes import NodegroupNodes
+from migrator.workstation.local.fidelity.context import Context
+from migrator.workstation.local.fidelity.ssm import SSM
+from migrator.workstation.local.kubernetes import NodegroupNodes
 
 TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 
-from migrator.local.fidelity.context import Context
-from migrator.local.fidelity.ec2 import EC2
+from migrator.workstation.local.fidelity.context import Context
+from migrator.workstation.local.fidelity.ec2 import EC2
 
 
 @dataclass

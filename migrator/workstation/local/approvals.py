@@ -15,8 +15,8 @@ import urllib.parse
 import urllib.request
 from html.parser import HTMLParser
 
-from migrator.local.clock import SimClock
-from migrator.local.scenario import Approvals
+from migrator.workstation.local.clock import SimClock
+from migrator.workstation.local.scenario import Approvals
 
 
 class ApprovalBot:

@@ -18,8 +18,8 @@ from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
 from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.responses import StepFunctionResponse
 
-from migrator.local.fidelity import interpreter_threads
-from migrator.local.fidelity.context import Context
+from migrator.workstation.local.fidelity import interpreter_threads
+from migrator.workstation.local.fidelity.context import Context
 
 NO_TIMEOUT_SECONDS = 99_999_999  # moto's TimeoutSeconds when a state sets none
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from aws_lambda_powertools.utilities.parameters import base as parameters_base
 from moto.awslambda.models import LambdaFunction
 
-from migrator.local.fidelity.context import Context
+from migrator.workstation.local.fidelity.context import Context
 
 
 @dataclass

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from moto.ec2.models import ec2_backends
 from moto.ssm import models as ssm_models
 
-from migrator.local.fidelity.context import Context
-from migrator.local.fidelity.ec2 import EC2
+from migrator.workstation.local.fidelity.context import Context
+from migrator.workstation.local.fidelity.ec2 import EC2
 
 SSM_COMMAND_SECONDS = 30  # how long a health script takes to report
 AL2023_IMAGE_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
