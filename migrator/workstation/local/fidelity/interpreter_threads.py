@@ -10,7 +10,6 @@ service is event-driven; this reproduces its order of events, not its threads.
 
 from __future__ import annotations
 
-import functools
 import random
 import threading
 import time
@@ -102,18 +101,3 @@ def install(clock: SimClock, patch: Callable[[object, str, object], None], rng: 
     return ended
 
 
-
-def cache_parsed_definitions(patch: Callable[[object, str, object], None]) -> None:
-    """Parse each definition once per process. moto parses the ASL with ANTLR at
-    every CreateStateMachine and every StartExecution (half a second each); the
-    parsed program keeps no execution state (that lives in the execution's
-    environment), so executions of one definition can share it."""
-    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
-
-    global _cached_parse
-    if _cached_parse is None:  # one cache per process: every runtime of it parses the same files
-        _cached_parse = functools.lru_cache(maxsize=64)(AmazonStateLanguageParser.parse)
-    patch(AmazonStateLanguageParser, "parse", staticmethod(_cached_parse))
-
-
-_cached_parse = None

@@ -18,7 +18,7 @@ from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
 from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.responses import StepFunctionResponse
 
-from migrator.workstation.local.fidelity import interpreter_threads
+from migrator.workstation.local.fidelity import interpreter_threads, speed
 from migrator.workstation.local.fidelity.context import Context
 
 NO_TIMEOUT_SECONDS = 99_999_999  # moto's TimeoutSeconds when a state sets none
@@ -44,9 +44,9 @@ class StepFunctions:
 
         patch(WaitFunction, "_wait_interval", wait_interval)
         # The interpreter's threads take turns on the clock's scheduler (determinism),
-        # and each definition is parsed once (speed).
+        # and what moto rebuilds on every call is built once (speed).
         self.execution_ended = interpreter_threads.install(clock, patch, ctx.random)
-        interpreter_threads.cache_parsed_definitions(patch)
+        speed.install(patch)
 
         # With people answering (local serve), the clock must not jump over a
         # gate's timeout while they read the email: the wait is soft then.
@@ -145,7 +145,7 @@ class StepFunctions:
 
 
 def _fixed_extract_json(original):
-    from jsonpath_ng.ext import parse
+    from jsonpath_ng import ext
     from jsonpath_ng.jsonpath import Fields, Index
 
     def is_plain(path) -> bool:
@@ -158,7 +158,7 @@ def _fixed_extract_json(original):
         return True
 
     def extract_json(path: str, data):
-        expression = parse(path)
+        expression = ext.parse(path)  # looked up per call: speed.py caches it
         if is_plain(expression) and "[" in path:
             matches = expression.find(data)
             if len(matches) == 1:
