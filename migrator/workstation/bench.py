@@ -90,6 +90,11 @@ def simulated_figures(summary: dict) -> dict:
         "targets": [(t["target"], t["outcome"], t["state_transitions"], t["sim_seconds"]) for t in summary["targets"]]}
 
 
+def _compare(first: dict, second: dict) -> str:
+    differing = [key for key in first if first[key] != second[key]]
+    return "yes" if not differing else "NO, the rehearsal is not deterministic: " + ", ".join(differing)
+
+
 def reference() -> None:
     scenario = load_scenario(REFERENCE)
     started = time.monotonic()
@@ -110,8 +115,7 @@ def reference() -> None:
         ("lower bound: longest single target", f"{bound:.0f} s ({bound / 3600:.1f} h)"),
         ("makespan / lower bound", f"{summary['sim_seconds'] / bound:.1f}x (waves run one after another)"),
         ("wall seconds", f"{wall:.1f}"),
-        ("same simulated figures on a second run", "yes" if simulated_figures(profiled) == simulated_figures(summary)
-         else "NO: the rehearsal is not deterministic"),
+        ("same simulated figures on a second run", _compare(simulated_figures(summary), simulated_figures(profiled))),
         ("invariants", "ok" if summary["invariants"]["ok"] else "VIOLATED: " + "; ".join(summary["invariants"]["violations"][:3])),
     ]
     width = max(len(label) for label, _ in rows)

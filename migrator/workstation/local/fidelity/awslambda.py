@@ -72,6 +72,9 @@ class Lambda:
                 return cls.fromtimestamp(clock.now(), tz)
 
         ctx.patches.patch(parameters_base, "datetime", SimulatedDatetime)
+        # Each run starts with cold containers: nothing cached by an earlier run of this
+        # process (its secret fetch would otherwise be missing from this run's calls).
+        parameters_base.clear_caches()
         ctx.patches.patch(sys, "stdout", _HandlerOutput(self, sys.stdout))
 
 
