@@ -116,6 +116,7 @@ def reference() -> None:
         ("makespan / lower bound", f"{summary['sim_seconds'] / bound:.1f}x (waves run one after another)"),
         ("wall seconds", f"{wall:.1f}"),
         ("same simulated figures on a second run", _compare(simulated_figures(summary), simulated_figures(profiled))),
+        ("expectations", "ok" if summary["expectations"]["ok"] else "NOT MET: " + "; ".join(summary["expectations"]["mismatches"][:3])),
         ("invariants", "ok" if summary["invariants"]["ok"] else "VIOLATED: " + "; ".join(summary["invariants"]["violations"][:3])),
     ]
     width = max(len(label) for label, _ in rows)

@@ -124,7 +124,10 @@ def print_table(summary: dict, out=sys.stdout) -> None:
         f" | simulated {_format_sim(summary['sim_seconds'])}, wall {summary['wall_seconds']}s",
         file=out,
     )
-    invariants = summary["invariants"]
+    expectations, invariants = summary["expectations"], summary["invariants"]
+    print("expectations: ok" if expectations["ok"] else "expectations: NOT MET", file=out)
+    for mismatch in expectations["mismatches"]:
+        print(f"  - {mismatch}", file=out)
     print("invariants: ok" if invariants["ok"] else "invariants: VIOLATED", file=out)
     for violation in invariants["violations"]:
         print(f"  - {violation}", file=out)
@@ -153,7 +156,8 @@ def demo(args) -> int:
     else:
         print()
         print_table(summary)
-    return EXIT_OK if summary["invariants"]["ok"] else EXIT_UNEXPECTED
+    met = summary["invariants"]["ok"] and summary["expectations"]["ok"]
+    return EXIT_OK if met else EXIT_UNEXPECTED
 
 
 def serve(args) -> int:

@@ -22,7 +22,7 @@ from migrator.workstation.local.scenario import parse_scenario
 from migrator.workstation.local.server import LocalServer
 
 SUMMARY_KEYS = {"scenario", "targets", "instances", "state_transitions", "aws_api_calls", "sim_seconds",
-                "wall_seconds", "invariants"}
+                "wall_seconds", "expectations", "invariants"}
 TARGET_KEYS = {"target", "kind", "instances", "outcome", "expected", "execution_arn", "status",
                "state_transitions", "sim_seconds", "error"}
 
@@ -74,6 +74,18 @@ def test_demo_json_reports_the_faulted_group_rolled_back_and_the_others_migrated
     outcomes = {t["target"]: t["outcome"] for t in summary["targets"]}
     assert outcomes == {"asg/web": "rolled_back", "asg/api": "migrated"}
     assert summary["instances"] == {"total": 10, "migrated": 4, "rolled_back": 6, "failed": 0}
+    assert summary["invariants"] == {"ok": True, "violations": []}
+    assert summary["expectations"] == {"ok": True, "mismatches": []}
+
+
+def test_an_unmet_expect_is_an_expectation_not_an_invariant_and_exits_1(tmp_path, capsys):
+    path = tmp_path / "scenario.yaml"
+    path.write_text("version: 1\nname: expect\nauto_scaling_groups: [{name: web, size: 1, expect: rolled_back}]\n")
+    code = main(["demo", "--scenario", str(path), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert summary["targets"][0]["expected"] == "rolled_back"
+    assert summary["expectations"] == {"ok": False, "mismatches": ["asg/web: ended migrated, expected rolled_back"]}
     assert summary["invariants"] == {"ok": True, "violations": []}
 
 

@@ -18,6 +18,7 @@ ASG_STEPS = {"canary": {"unhealthy", "alarm"}, "refresh": {"unhealthy", "alarm",
 EKS_STEPS = {"create": {"error"}, "drain": {"pdb-blocked"}}
 STANDALONE_STEPS = {"snapshot": {"error"}, "validate": {"unhealthy", "alarm"}, "cutover": {"error", "unhealthy", "alarm"}}
 Decision = Literal["approve", "reject", "ignore"]  # ignore: never answered, the gate times out
+Outcome = Literal["migrated", "rolled_back", "failed"]
 
 
 # Every random choice of a run (throttling faults, Retry jitter, moto's ids) comes from
@@ -73,6 +74,7 @@ class AutoScalingGroupSpec(_Strict):
     # How the group names its launch-template version: "$Default", "$Latest" or "1".
     version: str = Field(default="$Default", pattern=r"^(\$Default|\$Latest|1)$")
     os: Literal["al2", "al2023"] = "al2"  # al2023: rehearses "already migrated"
+    expect: Outcome | None = None  # overrides the default rule of expected_outcome
 
     @property
     def target(self) -> str:
@@ -88,6 +90,7 @@ class StandaloneSpec(_Strict):
     alarms: list[str] = Field(default_factory=list, max_length=10)
     health_script: bool = False  # run a health script through SSM Run Command
     os: Literal["al2", "al2023"] = "al2"
+    expect: Outcome | None = None  # overrides the default rule of expected_outcome
 
     @model_validator(mode="after")
     def _one_address(self):
@@ -109,6 +112,7 @@ class NodegroupSpec(_Strict):
     container_runtime: Literal["containerd", "docker"] = "containerd"  # docker: rehearses a failed pre-flight
     os: Literal["al2", "al2023"] = "al2"
     instance_type: str = "m5.large"
+    expect: Outcome | None = None  # overrides the default rule of expected_outcome
 
 
 class WorkloadSpec(_Strict):
@@ -175,9 +179,7 @@ class Scenario(_Strict):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 raise ValueError(f"{kind}: duplicate name {duplicates[0]}")
-        targets = {spec.target: spec for spec in [*self.auto_scaling_groups, *self.standalone]}
-        for cluster in self.eks_clusters:
-            targets |= {cluster.target(group): group for group in cluster.nodegroups}
+        targets = self.targets()
         for index, fault in enumerate(self.faults):
             where = f"faults.{index}"
             if fault.kind == "throttle":
@@ -206,10 +208,20 @@ class Scenario(_Strict):
                 raise ValueError(f"approvals.gates: {gate} names no target of this scenario")
         return self
 
+    def targets(self) -> dict[str, AutoScalingGroupSpec | StandaloneSpec | NodegroupSpec]:
+        specs = {spec.target: spec for spec in [*self.auto_scaling_groups, *self.standalone]}
+        for cluster in self.eks_clusters:
+            specs |= {cluster.target(group): group for group in cluster.nodegroups}
+        return specs
+
     def expected_outcome(self, target: str, gates: tuple[str, ...], wave: int | None = None) -> str:
-        """`rolled_back` where a fault other than throttling hits the target or one
-        of its approvals is not given; `failed` for a node group whose pre-flight
-        must refuse it (Docker runtime); `migrated` otherwise."""
+        """The target's own `expect:` if it has one; else `rolled_back` where a fault
+        other than throttling hits the target or one of its approvals is not given;
+        `failed` for a node group whose pre-flight must refuse it (Docker runtime);
+        `migrated` otherwise."""
+        spec = self.targets().get(target)
+        if spec is not None and spec.expect is not None:
+            return spec.expect
         for cluster in self.eks_clusters:
             if any(cluster.target(g) == target and g.container_runtime == "docker" for g in cluster.nodegroups):
                 return "failed"
