@@ -6,14 +6,17 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 LAYER_OK := build/layer/.built
 CHROMIUM := /usr/bin/chromium
+# The real AWS CLI, for tests that drive `local serve` as a user would; its own
+# virtualenv, because awscli pins the exact botocore it ships with.
+AWS_CLI := build/tools/awscli/bin/aws
 
 .PHONY: demo test bench synth layer lint clean
 
 demo: $(PY_OK)
 	$(BIN)/al2023-migrate demo
 
-test: $(PY_OK) $(NODE_OK) $(LAYER_OK) $(CHROMIUM)
-	$(BIN)/pytest
+test: $(PY_OK) $(NODE_OK) $(LAYER_OK) $(CHROMIUM) $(AWS_CLI)
+	AWS_CLI="$(abspath $(AWS_CLI))" $(BIN)/pytest
 
 bench: $(PY_OK)
 	$(BIN)/python -m migrator.workstation.bench --all
@@ -36,6 +39,10 @@ $(NODE_OK): package.json package-lock.json
 $(LAYER_OK): $(PY_OK) layers/requirements.txt layers/build.py $(shell find migrator -name '*.py' -not -path '*/workstation/*')
 	$(BIN)/python layers/build.py build/layer
 	touch $@
+
+$(AWS_CLI):
+	$(PYTHON) -m venv build/tools/awscli
+	build/tools/awscli/bin/pip install --quiet 'awscli>=1.36,<2'
 
 # The browser test drives Debian's Chromium (a test tool's own browser download cannot work here).
 $(CHROMIUM):

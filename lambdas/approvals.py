@@ -52,7 +52,7 @@ def _identity() -> str | None:
 
 
 def _refused(error: LinkRefused) -> Response:
-    status = {"used": 409, "expired": 410, "unknown": 404}.get(error.reason, 403)
+    status = {"used": 409, "closed": 409, "expired": 410, "unknown": 404}.get(error.reason, 403)
     return Response(status, HTML, pages.refused(error.reason, str(error)), HEADERS)
 
 

@@ -281,7 +281,8 @@ class TaskPermissions:
             _stmt(KEY_TABLE_ACTIONS, [key_arn]),  # the table, the secret and the topic share the key
             _stmt(["secretsmanager:GetSecretValue"], [self._approval_secret.secret_arn]),
             _stmt(["sns:Publish", "sns:ListSubscriptionsByTopic"], [topic]),
-            _stmt(["states:SendTaskSuccess", "states:SendTaskFailure"], [ANY],
+            # Heartbeat: asks whether the gate still waits (answers TaskTimedOut once closed), answering nothing.
+            _stmt(["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"], [ANY],
                   why="the Service Authorization Reference lists no resource type for these actions (they act on a "
                       "task token, which names the execution); the tokens are only in the approval items"),
         ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +30,15 @@ def running(groups: list[dict], **extra):
 def runtime_with():
     """`with runtime_with([{"name": "web", "size": 2}]) as rt:` inside a test."""
     return running
+
+
+@pytest.fixture(scope="session")
+def aws_cli() -> str:
+    """The real AWS CLI: `make test` installs it (AWS_CLI); elsewhere the one on PATH."""
+    found = os.environ.get("AWS_CLI") or shutil.which("aws")
+    local = Path(__file__).parent.parent / "build/tools/awscli/bin/aws"
+    if not found and local.exists():
+        found = str(local)
+    if not found:
+        pytest.fail("no AWS CLI: run the tests with `make test`, which installs it")
+    return found

@@ -28,7 +28,7 @@ PAST = {"approve": "approved", "reject": "rejected"}
 
 
 class LinkRefused(Exception):
-    """A link that is forged, expired, used or unknown. `reason` names which."""
+    """A link that is forged, expired, used, closed or unknown. `reason` names which."""
 
     def __init__(self, reason: str, message: str):
         super().__init__(message)
@@ -113,11 +113,15 @@ class Approvals:
             "expires_at": int(item["link_expires_at"]["N"]), "status": item["status"]["S"],
             "notified": item.get("notified", {}).get("SS", []), "token": item["token"]["S"],
             "decided_by": item.get("decided_by", {}).get("S"), "decision": item.get("decision", {}).get("S"),
+            "closed_reason": item.get("closed_reason", {}).get("S"),
         }
 
     def check_link(self, approval_id: str, decision: str, expires: str, signature: str) -> dict:
         verify(self.secret, approval_id, decision, expires, signature)
         request = self.get(approval_id)
+        closed = request["closed_reason"] or self.gate_closed(request)
+        if closed:
+            raise LinkRefused("closed", f"{closed}. Nothing was changed.")
         if request["status"] != "pending":
             raise LinkRefused("used", f"This request was already answered: {request['decision']} by "
                                       f"{request['decided_by']}. Nothing was changed.")
@@ -128,6 +132,10 @@ class Approvals:
         """The one and only decision: the conditional write wins once, then the callback."""
         if decision not in DECISIONS:
             raise LinkRefused("forged", "Unknown decision.")
+        request = self.get(approval_id)
+        closed = request["closed_reason"] or self.gate_closed(request)
+        if closed:
+            raise LinkRefused("closed", f"{closed}. Nothing was changed.")
         now = clock.now()
         record = {"decision": decision, "by": approver, "at": _iso(now), "source_ip": source_ip,
                   "user_agent": user_agent[:300], "comment": comment[:1000], "approval_id": approval_id}
@@ -160,14 +168,55 @@ class Approvals:
             record["callback_error"] = error_code(error)
         return record
 
+    def gate_closed(self, request: dict) -> str | None:
+        """Why the gate no longer waits for this request, or None while it does.
+
+        The gate's task can be answered without us (SendTaskSuccess/Failure with the raw
+        token, as the console and CLI do), time out, or end with its execution. A
+        heartbeat asks Step Functions without answering: AWS answers TaskTimedOut once
+        the task is closed (moto: InvalidToken when no running execution holds it)."""
+        if request["status"] != "pending":
+            return None
+        try:
+            self.sfn.send_task_heartbeat(taskToken=request["token"])
+            return None
+        except ClientError as error:
+            if error_code(error) not in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
+                raise
+        try:
+            status = self.sfn.describe_execution(executionArn=request["execution"])["status"]
+        except ClientError:  # the approval functions may not look (IAM): say what is certain
+            status = None
+        if status == "RUNNING":
+            reason = "The gate was already answered through the Step Functions API (with its task token)"
+        elif status:
+            reason = f"The execution ended ({status}) before this answer"
+        else:
+            reason = "The gate no longer waits: answered through the Step Functions API, or its execution ended"
+        try:  # the request leaves the pending list, saying why
+            self.dynamodb.update_item(
+                TableName=self.table, Key=self._key(request["id"]),
+                UpdateExpression="SET #s = :closed, closed_reason = :why", ConditionExpression="#s = :pending",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":closed": {"S": "closed"}, ":pending": {"S": "pending"},
+                                           ":why": {"S": reason}})
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":  # someone decided meanwhile
+                raise
+        return reason
+
     def pending(self) -> list[dict]:
+        """Requests whose gate still waits: reconciled with Step Functions, so a gate
+        answered or ended elsewhere is not listed."""
         found = []
         for page in self.dynamodb.get_paginator("scan").paginate(
                 TableName=self.table, FilterExpression="begins_with(pk, :p) AND #s = :pending",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":p": {"S": APPROVAL_KEY_PREFIX}, ":pending": {"S": "pending"}}):
             for item in page["Items"]:
-                found.append(self.get(item["pk"]["S"].removeprefix(APPROVAL_KEY_PREFIX)))
+                request = self.get(item["pk"]["S"].removeprefix(APPROVAL_KEY_PREFIX))
+                if not self.gate_closed(request):
+                    found.append(request)
         return sorted(found, key=lambda r: r["expires_at"])
 
     def remind(self, before_seconds: int) -> list[str]:

@@ -56,6 +56,7 @@ def outcome(record: dict, request: dict) -> str:
 
 
 def refused(reason: str, message: str) -> str:
-    titles = {"used": "Already used", "expired": "Expired", "forged": "Invalid link", "unknown": "Unknown request"}
+    titles = {"used": "Already used", "expired": "Expired", "forged": "Invalid link", "unknown": "Unknown request",
+              "closed": "No longer waiting"}
     return _page(titles.get(reason, "Refused"),
                  f"<h1 class='{html.escape(reason)}'>{titles.get(reason, 'Refused')}</h1><p>{html.escape(message)}</p>")

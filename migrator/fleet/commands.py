@@ -164,5 +164,8 @@ def approvals(args) -> int:
                               args.comment)
     except LinkRefused as error:
         raise CommandError(str(error)) from None
+    if record.get("callback_error"):  # recorded here, but the execution never heard it
+        raise CommandError(f"{args.approval_id}: {args.approvals_command} did not reach the execution "
+                           f"({record['callback_error']}): the gate closed meanwhile")
     print(f"{args.approval_id}: {PAST[args.approvals_command]} by {record['by']} at {record['at']}")
     return 0

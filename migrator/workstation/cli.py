@@ -176,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as stop:  # --help, or a usage error already printed
         return int(stop.code or 0)
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from migrator.fleet import commands
     from migrator.fleet.commands import CommandError
 
@@ -185,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args)
     except CommandError as error:
         return _fail_usage(str(error))
+    except (BotoCoreError, ClientError) as error:  # unreachable endpoint, no credentials, access denied...
+        return _fail_usage(" ".join(str(error).split()))
 
 
 if __name__ == "__main__":

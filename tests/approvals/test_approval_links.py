@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import urllib.error
@@ -175,5 +176,45 @@ def test_the_terminal_lists_and_answers_with_the_same_single_use_rule(capsys):
         assert "already answered" in capsys.readouterr().err
         result = server.runtime.wait([run])[run.execution_arn]
         assert result["error"] == "Rejected" and "not today" in result["cause"]
+    finally:
+        server.stop()
+
+
+def test_a_gate_answered_with_its_raw_token_is_not_pending_and_the_terminal_says_so(capsys, aws_cli):
+    """The console and `aws stepfunctions send-task-success` answer a gate without us:
+    `approvals list` must not offer it, and `approvals approve` must fail in one line
+    instead of reporting a decision the execution never heard."""
+    import socket
+    import subprocess
+
+    from migrator.workstation.cli import main
+    from migrator.workstation.local.scenario import parse_scenario
+    from migrator.workstation.local.server import LocalServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = LocalServer(parse_scenario({"version": 1, "name": "t", "auto_scaling_groups": [{"name": "web", "size": 2}],
+                                         **GATED}), port)
+    server.start()
+    try:
+        run, email = _request(server.runtime)
+        approval_id = email["links"]["approve"].split("/approvals/")[1].split("?")[0]
+        token = approvals().get(approval_id)["token"]
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+        subprocess.run([aws_cli, "--endpoint-url", server.endpoint, "stepfunctions", "send-task-failure",
+                        "--task-token", token, "--error", "Rejected", "--cause", "no, from the console"],
+                       env=env, check=True, capture_output=True)
+        assert main(["approvals", "list", "--endpoint-url", server.endpoint]) == 0
+        assert approval_id not in capsys.readouterr().out
+        assert main(["approvals", "approve", approval_id, "--endpoint-url", server.endpoint]) == 2
+        err = capsys.readouterr().err
+        # the rollback after that rejection may already have ended the execution: either is the truth
+        assert err.count("\n") == 1 and "Nothing was changed" in err
+        assert "answered through the Step Functions API" in err or "execution ended (FAILED)" in err
+        result = server.runtime.wait([run])[run.execution_arn]
+        assert result["status"] == "FAILED" or "RolledBack" in str(result)
+        assert approvals().get(approval_id)["status"] == "closed"
     finally:
         server.stop()

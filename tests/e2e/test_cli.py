@@ -102,7 +102,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_local_serve_runs_a_rollout_driven_over_http():
+def test_local_serve_runs_a_rollout_driven_over_http(aws_cli):
     """start-execution, describe-execution and get-execution-history against the served
     endpoint, the approval answered by hand through the emailed link's page."""
     scenario = parse_scenario({"version": 1, "name": "serve", "clock": {"speed": 1000},
@@ -117,12 +117,11 @@ def test_local_serve_runs_a_rollout_driven_over_http():
         arn = sfn.start_execution(stateMachineArn=machine, name="by-hand-1",
                                   input=json.dumps({"group_name": "web", "canary_bake_seconds": 60}))["executionArn"]
         email = _wait_for_approval_email(server, sfn, arn)
-        if shutil.which("aws"):  # the AWS CLI itself, where the machine has it
-            env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                   "AWS_DEFAULT_REGION": "us-east-1"}
-            out = subprocess.run(["aws", "--endpoint-url", server.endpoint, "stepfunctions", "describe-execution",
-                                  "--execution-arn", arn], env=env, capture_output=True, text=True, check=True)
-            assert json.loads(out.stdout)["status"] == "RUNNING"
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+        out = subprocess.run([aws_cli, "--endpoint-url", server.endpoint, "stepfunctions", "describe-execution",
+                              "--execution-arn", arn], env=env, capture_output=True, text=True, check=True)
+        assert json.loads(out.stdout)["status"] == "RUNNING"
         page = urllib.request.urlopen(email["links"]["approve"]).read().decode()
         assert "Approve before-refresh of asg/web?" in page and "<form method='post'>" in page
         fields = dict(re.findall(r"name='(d|e|s)' value='([^']*)'", page)) | {"approver": "ops@example.com"}

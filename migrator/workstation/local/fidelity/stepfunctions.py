@@ -84,6 +84,18 @@ class StepFunctions:
 
         patch(StepFunctionResponse, "send_task_failure", send_task_failure)
 
+        # AWS: SendTaskHeartbeat on a callback task that still waits succeeds, with or
+        # without HeartbeatSeconds; once the task is answered it fails (TaskTimedOut).
+        # moto refused every task without HeartbeatSeconds (InvalidToken).
+        def notify_heartbeat(endpoint) -> bool:
+            if endpoint._outcome is not None:
+                return False
+            if endpoint._heartbeat_endpoint:
+                endpoint._heartbeat_endpoint.notify()
+            return True
+
+        patch(CallbackEndpoint, "notify_heartbeat", notify_heartbeat)
+
         # AWS: a state machine starts any number of executions. moto deep-copies
         # the machine per start, its past executions (with their locks) included,
         # and failed once an execution had run; the copy now shares them.
