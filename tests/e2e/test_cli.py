@@ -131,6 +131,13 @@ def test_local_serve_runs_a_rollout_driven_over_http(aws_cli):
         while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
             time.sleep(0.1)
         assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+        aws = [aws_cli, "--endpoint-url", server.endpoint, "stepfunctions"]
+        newest = json.loads(subprocess.run(aws + ["get-execution-history", "--execution-arn", arn, "--reverse-order",
+                                                  "--max-items", "2"], env=env, capture_output=True, text=True,
+                                                 check=True).stdout)
+        assert [e["type"] for e in newest["events"]][0] == "ExecutionSucceeded" and len(newest["events"]) == 2
+        unnamed = subprocess.run(aws + ["list-executions"], env=env, capture_output=True, text=True)
+        assert unnamed.returncode != 0 and "ValidationException" in unnamed.stderr
     finally:
         server.stop()
 

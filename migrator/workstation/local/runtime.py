@@ -321,4 +321,6 @@ class LocalRuntime:
         return None
 
     def history(self, run: Run) -> list[dict]:
-        return self.client("stepfunctions").get_execution_history(executionArn=run.execution_arn)["events"]
+        pages = self.client("stepfunctions").get_paginator("get_execution_history").paginate(
+            executionArn=run.execution_arn, PaginationConfig={"PageSize": 1000})
+        return [event for page in pages for event in page["events"]]

@@ -69,3 +69,34 @@ def test_send_task_failure_cause_reaches_the_catch():
         sfn.send_task_failure(taskToken=token, error="Rejected", cause="not in business hours")
         assert done.wait(30)
         assert outcome["result"]["cause"] == "not in business hours"
+
+
+def _passes(count: int) -> dict:
+    """A machine of `count` Pass states: 2 history events each, plus start and end."""
+    states = {f"P{i}": {"Type": "Pass", "Result": {"step": i}, "Next": f"P{i + 1}"} for i in range(count)}
+    states[f"P{count - 1}"] = {"Type": "Pass", "Result": {"step": count - 1}, "End": True}
+    return {"StartAt": "P0", "States": states}
+
+
+def test_history_pages_reverses_and_leaves_out_data_as_aws_does():
+    """AWS: pages of at most maxResults with a nextToken; reverseOrder gives the newest
+    first; includeExecutionData=false drops every input and output."""
+    import pytest
+    from botocore.exceptions import ClientError
+
+    with running([]) as rt:
+        result, _ = _run_machine(rt, _passes(60), {"secret": "input"}, "history")
+        sfn, execution_arn = rt.client("stepfunctions"), result["executionArn"]
+        first = sfn.get_execution_history(executionArn=execution_arn)
+        assert len(first["events"]) == 100 and first["nextToken"]  # 122 events: AWS's default page is 100
+        rest = sfn.get_execution_history(executionArn=execution_arn, nextToken=first["nextToken"])
+        everything = first["events"] + rest["events"]
+        assert "nextToken" not in rest and [e["id"] for e in everything] == list(range(1, len(everything) + 1))
+        newest = sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=3)["events"]
+        assert [e["id"] for e in newest] == [len(everything), len(everything) - 1, len(everything) - 2]
+        assert newest[0]["type"] == "ExecutionSucceeded"
+        bare = sfn.get_execution_history(executionArn=execution_arn, includeExecutionData=False, maxResults=1000)
+        assert "secret" not in json.dumps(bare, default=str) and "secret" in json.dumps(everything, default=str)
+        with pytest.raises(ClientError) as error:
+            sfn.list_executions()
+        assert error.value.response["Error"]["Code"] == "ValidationException"

@@ -7,7 +7,8 @@ import datetime as dt
 import sys
 from dataclasses import dataclass
 
-from moto.core.responses import EmptyResult
+from moto.core.responses import ActionResult, EmptyResult
+from moto.stepfunctions.exceptions import InvalidToken, ResourceNotFound, ValidationException
 from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
@@ -96,6 +97,37 @@ class StepFunctions:
 
         patch(CallbackEndpoint, "notify_heartbeat", notify_heartbeat)
 
+        # AWS: GetExecutionHistory pages (maxResults, default 100, at most 1000; nextToken),
+        # honours reverseOrder, and leaves out every event's input and output when
+        # includeExecutionData is false. moto returned everything, oldest first.
+        def get_execution_history(response):
+            events = response.stepfunction_backend.get_execution_history(response._get_param("executionArn"))["events"]
+            if response._get_param("reverseOrder"):
+                events = events[::-1]
+            if response._get_param("includeExecutionData") is False:
+                events = [_without_data(event) for event in events]
+            page, token = _page(events, response._get_param("nextToken"), response._get_int_param("maxResults"))
+            return ActionResult({"events": page, **({"nextToken": token} if token else {})})
+
+        patch(StepFunctionResponse, "get_execution_history", get_execution_history)
+
+        # AWS: ListExecutions needs a state machine ARN or a Map Run ARN (ValidationException
+        # without either); this runtime's Maps are inline, so no Map Run exists
+        # (ResourceNotFound). moto fell over with a 500 without an ARN.
+        original_list_executions = StepFunctionResponse.list_executions
+
+        def list_executions(response):
+            machine, map_run = response._get_param("stateMachineArn"), response._get_param("mapRunArn")
+            if machine and map_run:
+                raise ValidationException("Specify either a state machine ARN or a Map Run ARN, not both")
+            if map_run:
+                raise ResourceNotFound(map_run)
+            if not machine:
+                raise ValidationException("Must provide a StateMachine ARN or MapRun ARN")
+            return original_list_executions(response)
+
+        patch(StepFunctionResponse, "list_executions", list_executions)
+
         # AWS: a state machine starts any number of executions. moto deep-copies
         # the machine per start, its past executions (with their locks) included,
         # and failed once an execution had run; the copy now shares them.
@@ -154,6 +186,28 @@ class StepFunctions:
             if module is not None and getattr(module, "__name__", "").startswith("moto.stepfunctions.parser"):
                 if module.__dict__.get("extract_json") is original:
                     patch(module, "extract_json", fixed)
+
+
+HISTORY_PAGE, HISTORY_PAGE_MAX = 100, 1000
+
+
+def _page(events: list, token: str | None, max_results: int | None) -> tuple[list, str | None]:
+    """One page of a history and the opaque token of the next (here, its offset)."""
+    if token is not None and not token.isdigit():
+        raise InvalidToken(f"Invalid token: {token}")
+    start = int(token or 0)
+    size = min(max_results or HISTORY_PAGE, HISTORY_PAGE_MAX)
+    end = start + size
+    return events[start:end], (str(end) if end < len(events) else None)
+
+
+def _without_data(event: dict) -> dict:
+    """An event as includeExecutionData=false shows it: no input, no output."""
+    event = dict(event)
+    for key, details in list(event.items()):
+        if key.endswith("EventDetails") and isinstance(details, dict):
+            event[key] = {k: v for k, v in details.items() if k not in ("input", "output")}
+    return event
 
 
 def _fixed_extract_json(original):
