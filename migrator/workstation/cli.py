@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 import json
 import sys
 
 from migrator.config import SCENARIOS_DIR
+from migrator.fleet.plan import DEFAULT_MAX_INSTANCES_PER_WAVE
 from migrator.workstation.local.scenario import DEFAULT_SEED
 from migrator.tables import format_table
 
@@ -21,18 +23,35 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="al2023-migrate", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default where it has a real one (not None or False)."""
 
-    demo = commands.add_parser("demo", help="run a scenario in the local runtime and audit the result")
-    demo.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="scenario YAML (SCENARIOS.md)")
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="al2023-migrate", description=__doc__,
+                     formatter_class=_Help)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+
+    def command(name: str, summary: str, description: str):
+        return commands.add_parser(name, help=summary, description=description,
+                                   formatter_class=_Help)
+
+    demo = command("demo", "run a scenario in the local runtime and audit the result",
+                   "Build the scenario's fleet in a simulated AWS account, run the project's state machines "
+                   "on it, and audit the account afterwards (docs/scenarios.md). Exit 0 when every target "
+                   "ended as expected and every invariant holds, 1 otherwise, 2 for a bad scenario.")
+    demo.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="scenario YAML (docs/scenarios.md)")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
 
     def seed_option(command):
         command.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                             help=f"seed of every random choice in the run (default {DEFAULT_SEED}): "
-                                  "the same scenario and seed give the same summary")
+                             help="seed of every random choice in the run: the same scenario and seed give the same summary")
 
     seed_option(demo)
 
@@ -43,51 +62,74 @@ def _parser() -> argparse.ArgumentParser:
     def table_option(command):
         command.add_argument("--table", help="the audit table (default: found by name)")
 
-    plan = commands.add_parser("plan", help="discover AL2 instances and write a plan of waves")
+    plan = command("plan", "discover AL2 instances and write a plan of waves",
+                   "Find every Amazon Linux 2 instance of the account and region, classify it (standalone, "
+                   "Auto Scaling group, EKS node) and group the opted-in ones into waves, canary first.")
     aws_options(plan)
     plan.add_argument("--out", help="plan file to write (.json or .yaml)")
-    plan.add_argument("--max-instances", type=int, help="instances per wave after the canary")
+    plan.add_argument("--max-instances", type=int, default=DEFAULT_MAX_INSTANCES_PER_WAVE,
+                      help="instances per wave after the canary")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON instead of the table")
 
-    start = commands.add_parser("start", help="start one wave of a plan on the fleet state machine")
+    start = command("start", "start one wave of a plan on the fleet state machine",
+                    "Store the plan in the audit table and start one wave on the fleet state machine. The "
+                    "execution is named after the plan and wave, so starting it twice never runs it twice.")
     aws_options(start)
     start.add_argument("--plan", required=True, help="plan file from `plan`")
-    start.add_argument("--wave", required=True, type=int)
+    start.add_argument("--wave", required=True, type=int, help="the wave's number in the plan")
     # Unset: the fleet input's defaults (migrator/fleet/waves.py WaveInput).
-    start.add_argument("--max-concurrency", type=int)
-    start.add_argument("--tolerated-failure-percentage", type=float)
+    start.add_argument("--max-concurrency", type=int, help="targets migrating at once (default: the fleet input's)")
+    start.add_argument("--tolerated-failure-percentage", type=float,
+                       help="failed targets tolerated before the wave stops (default: the fleet input's)")
     start.add_argument("--state-machine-arn", help="the fleet state machine (default: found by name)")
     table_option(start)
 
-    status = commands.add_parser("status", help="the fleet's executions and how they ended")
+    status = command("status", "the fleet's executions and how they ended",
+                     "List the fleet state machine's executions (one per wave), newest first.")
     aws_options(status)
     status.add_argument("--state-machine-arn", help="the fleet state machine (default: found by name)")
 
-    audit = commands.add_parser("audit", help="an execution's timeline, approvals, changes and errors")
+    audit = command("audit", "an execution's timeline, approvals, changes and errors",
+                    "Read an execution's history and audit records: what ran when, who approved what, "
+                    "which resources changed, and why it failed if it did.")
     aws_options(audit)
-    audit.add_argument("execution_arn")
+    audit.add_argument("execution_arn", help="a target's or a wave's execution ARN")
     audit.add_argument("--html", help="also write a self-contained HTML report here")
     table_option(audit)
 
-    approvals_cmd = commands.add_parser("approvals", help="pending approvals; approve or reject from the terminal")
-    approvals_sub = approvals_cmd.add_subparsers(dest="approvals_command", required=True, parser_class=_Parser)
+    approvals_cmd = command("approvals", "pending approvals; approve or reject from the terminal",
+                            "Answer approval gates with your IAM identity, under the same single-use rule "
+                            "as the emailed links.")
+    approvals_sub = approvals_cmd.add_subparsers(dest="approvals_command", metavar="ACTION", required=True,
+                                                 parser_class=_Parser)
     listing = approvals_sub.add_parser("list", help="pending approval requests")
     aws_options(listing)
     table_option(listing)
     for verb in ("approve", "reject"):
         decide = approvals_sub.add_parser(verb, help=f"{verb} one request (IAM-authenticated, single use)")
         aws_options(decide)
-        decide.add_argument("approval_id")
-        decide.add_argument("--comment", default="")
+        decide.add_argument("approval_id", help="the id `approvals list` shows")
+        decide.add_argument("--comment", default="", help="recorded with the decision")
         table_option(decide)
 
-    local = commands.add_parser("local", help="the local runtime")
-    local_commands = local.add_subparsers(dest="local_command", required=True, parser_class=_Parser)
-    serve = local_commands.add_parser("serve", help="serve the local runtime as an AWS endpoint on 127.0.0.1")
-    serve.add_argument("--port", type=int, default=5000)
-    serve.add_argument("--scenario", default=str(DEFAULT_SCENARIO))
+    local = command("local", "the local runtime",
+                    "The simulated AWS account with the project's state machines, for scripts and the AWS CLI.")
+    local_commands = local.add_subparsers(dest="local_command", metavar="ACTION", required=True, parser_class=_Parser)
+    serve = local_commands.add_parser("serve", help="serve the local runtime as an AWS endpoint on 127.0.0.1",
+                                      formatter_class=_Help)
+    serve.add_argument("--port", type=int, default=5000, help="TCP port on 127.0.0.1")
+    serve.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="the fleet to build (docs/scenarios.md)")
     seed_option(serve)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("al2023-migrate")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _fail_usage(message: str) -> int:
@@ -113,7 +155,7 @@ def _format_sim(seconds: float) -> str:
 def print_table(summary: dict, out=sys.stdout) -> None:
     rows = [("target", "instances", "outcome", "expected", "transitions", "sim time", "error")]
     for t in summary["targets"]:
-        error = (t["error"] or "")[:70]
+        error = textwrap.shorten(t["error"] or "", width=70, placeholder=" …")  # whole words
         rows.append((t["target"], str(t["instances"]), t["outcome"], t["expected"],
                      str(t["state_transitions"]), _format_sim(t["sim_seconds"]), error))
     print(format_table(rows), file=out)

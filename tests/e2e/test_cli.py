@@ -50,7 +50,7 @@ def one_line_usage_error(capsys, argv) -> str:
          "standalone.0"),
         ("version: 1\nname: x\nstandalone: [{name: db-1}]\n"
          "faults: [{target: standalone/db-1, at: canary, kind: unhealthy}]\n", "faults.0.at"),
-        ("version: [1\n", "not valid YAML"),
+        ("version: 1\nname: x\nstandalone: [{name: db-1\n", "scenario.yaml:4:1: not valid YAML"),
     ],
 )
 def test_a_bad_scenario_exits_2_with_one_line_naming_the_field(tmp_path, capsys, content, words):
@@ -62,6 +62,15 @@ def test_a_bad_scenario_exits_2_with_one_line_naming_the_field(tmp_path, capsys,
 def test_bad_arguments_exit_2_with_one_line(capsys):
     assert "--scenario" in one_line_usage_error(capsys, ["demo", "--scenario"])
     assert "invalid choice" in one_line_usage_error(capsys, ["migrate-everything"])
+    assert "ACTION" in one_line_usage_error(capsys, ["approvals"])  # no internal names
+
+
+def test_version_and_help_say_what_each_command_does(capsys):
+    assert main(["--version"]) == 0
+    assert re.fullmatch(r"al2023-migrate \d+\.\d+\.\d+\n", capsys.readouterr().out)
+    assert main(["plan", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Amazon Linux 2 instance" in out and "(default: 50)" in out and "(default: None)" not in out
     assert "cannot read" in one_line_usage_error(capsys, ["demo", "--scenario", "/nonexistent.yaml"])
 
 

@@ -1,4 +1,4 @@
-"""Scenario files (../shared/SCENARIOS.md, version 1): the fleet, faults and approvals."""
+"""Scenario files (docs/scenarios.md, version 1): the fleet, faults and approvals."""
 
 from __future__ import annotations
 
@@ -238,7 +238,10 @@ def load_scenario(path: str | Path) -> Scenario:
     except OSError as error:
         raise ScenarioError(f"{path}: cannot read: {error.strerror}") from None
     except yaml.YAMLError as error:
-        raise ScenarioError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from None
+        mark = getattr(error, "problem_mark", None)  # where the parser stopped (0-based)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        what = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ScenarioError(f"{path}{where}: not valid YAML: {what}") from None
     return parse_scenario(data, source=str(path))
 
 

@@ -1,4 +1,4 @@
-"""The run summary (SCENARIOS.md `--json`) and the runtime's end-of-run audit of
+"""The run summary (docs/scenarios.md `--json`) and the runtime's end-of-run audit of
 the simulated account (the invariants)."""
 
 from __future__ import annotations
