@@ -100,3 +100,15 @@ def test_history_pages_reverses_and_leaves_out_data_as_aws_does():
         with pytest.raises(ClientError) as error:
             sfn.list_executions()
         assert error.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_an_execution_s_dates_are_those_of_its_history():
+    """AWS: startDate is the ExecutionStarted event's time and stopDate the last event's;
+    moto stamped them with the real clock while the history ran on the simulated one."""
+    with running([]) as rt:
+        result, history = _run_machine(rt, {
+            "StartAt": "Day", "States": {"Day": {"Type": "Wait", "Seconds": 86400, "End": True}}}, {}, "dates")
+        described = rt.client("stepfunctions").describe_execution(executionArn=result["executionArn"])
+        assert described["startDate"] == history[0]["timestamp"]
+        assert described["stopDate"] == history[-1]["timestamp"]
+        assert (described["stopDate"] - described["startDate"]).total_seconds() == 86400

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import datetime as dt
 import sys
 from dataclasses import dataclass
@@ -71,6 +72,14 @@ class StepFunctions:
             return dt.datetime.fromtimestamp(clock.now(), dt.UTC)
 
         patch(EventManager, "_get_current_timestamp", staticmethod(current_timestamp))
+
+        # AWS: an execution's startDate and stopDate, $$.State.EnteredTime and a Wait
+        # state's Timestamp are on the same clock as its history; moto read the real
+        # one there, so describe-execution disagreed with the history by hours.
+        sim_datetime = _datetime_on(clock)
+        for name in _MODULES_READING_NOW:
+            patch(importlib.import_module(name), "datetime", sim_datetime)
+        patch(sys.modules["moto.stepfunctions.models"], "utcnow", lambda: current_timestamp().replace(tzinfo=None))
 
     def _install_api(self) -> None:
         patch = self.ctx.patches.patch
@@ -189,6 +198,22 @@ class StepFunctions:
 
 
 HISTORY_PAGE, HISTORY_PAGE_MAX = 100, 1000
+_MODULES_READING_NOW = [f"moto.stepfunctions.parser.{name}" for name in (
+    "models", "backend.execution", "asl.component.state.state", "asl.component.state.wait.wait_function.timestamp",
+    "asl.component.state.exec.state_parallel.branches_decl")]
+
+
+def _datetime_on(clock):
+    """The `datetime` module as those modules see it, its `now()` on the simulated clock."""
+    import types
+
+    class SimulatedDatetime(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls.fromtimestamp(clock.now(), tz)
+
+    return types.SimpleNamespace(datetime=SimulatedDatetime, timezone=dt.timezone, timedelta=dt.timedelta,
+                                 date=dt.date, UTC=dt.UTC)
 
 
 def _page(events: list, token: str | None, max_results: int | None) -> tuple[list, str | None]:
