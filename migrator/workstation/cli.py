@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
 
     seed_option(demo)
 
+    def approvals_option(command):
+        command.add_argument("--approvals", choices=("scenario", "manual"), default="scenario",
+                             help="who answers the gates: the scenario's approvals section, or you (each "
+                                  "gate's links are printed as it is reached; the clock waits for you)")
+
+    approvals_option(demo)
+
     def aws_options(command):
         command.add_argument("--region", help="AWS region (default: the SDK's)")
         command.add_argument("--endpoint-url", help="another endpoint, e.g. http://127.0.0.1:5000 (local serve)")
@@ -120,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=5000, help="TCP port on 127.0.0.1")
     serve.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="the fleet to build (docs/scenarios.md)")
     seed_option(serve)
+    approvals_option(serve)
     return parser
 
 
@@ -191,7 +199,12 @@ def demo(args) -> int:
         print(f"scenario {scenario.name}: {len(scenario.auto_scaling_groups)} Auto Scaling groups, "
               f"{len(scenario.standalone)} standalone instances, {nodegroups} EKS node groups, "
               f"seed {args.seed}", flush=True)
-    summary = run_scenario(scenario, on_change=progress, seed=args.seed,
+    def announce(request: dict) -> None:  # a gate left to the person at the terminal
+        from migrator.workstation.local.approvals import approval_notice
+
+        print(approval_notice(request), file=sys.stderr, flush=True)
+
+    summary = run_scenario(scenario, on_change=progress, seed=args.seed, announce_approval=announce if args.approvals == "manual" else None,
                            on_progress=None if args.json else (lambda line: print(line, flush=True)))
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -210,7 +223,7 @@ def serve(args) -> int:
         return _fail_usage(problem)
     if not 1 <= args.port <= 65535:
         return _fail_usage(f"--port {args.port} is not a TCP port")
-    return serve_forever(scenario, args.port, args.seed)
+    return serve_forever(scenario, args.port, args.seed, manual_approvals=args.approvals == "manual")
 
 
 def main(argv: list[str] | None = None) -> int:

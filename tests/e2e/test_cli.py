@@ -166,3 +166,32 @@ def _wait_for_approval_email(server, sfn, arn: str) -> dict:
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "migrator.workstation.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "demo" in out.stdout
+
+
+def test_local_serve_with_manual_approvals_leaves_every_gate_to_a_person(capsys):
+    """The scenario would approve at once; with --approvals manual nobody answers but the
+    person, who gets the links printed, and the gate waits for them."""
+    scenario = parse_scenario({"version": 1, "name": "manual", "approvals": {"default": "approve", "after": 0},
+                               "auto_scaling_groups": [{"name": "web", "size": 2}]})
+    server = LocalServer(scenario, _free_port(), manual_approvals=True)
+    server.start()
+    try:
+        sfn = boto3.client("stepfunctions", endpoint_url=server.endpoint, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        arn = sfn.start_execution(stateMachineArn=server.runtime.state_machines["asg-rollout"], name="manual-1",
+                                  input=json.dumps({"group_name": "web", "canary_bake_seconds": 60}))["executionArn"]
+        deadline, printed = time.monotonic() + 120, ""
+        while "approval needed" not in printed and time.monotonic() < deadline:
+            printed += capsys.readouterr().out
+            time.sleep(0.2)
+        assert "approval needed: before-refresh of asg/web" in printed
+        time.sleep(2)  # the scenario's own answer (after: 0) would have come by now
+        assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+        assert server.runtime.bot.decisions == []
+        approval_id = re.search(r"approvals approve (\S+) --endpoint-url", printed)[1]
+        assert main(["approvals", "approve", approval_id, "--endpoint-url", server.endpoint]) == 0
+        while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    finally:
+        server.stop()

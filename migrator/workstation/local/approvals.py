@@ -13,6 +13,7 @@ import re
 import threading
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from html.parser import HTMLParser
 
 from migrator.workstation.local.clock import SimClock
@@ -28,6 +29,9 @@ class ApprovalBot:
         self.queue_url = queue_url
         self.messages: list[dict] = []  # everything published to the topic, in order
         self.decisions: list[dict] = []
+        # Set by `--approvals manual`: every request goes to a person (here, this callback
+        # shows its links) and the bot answers none.
+        self.announce: Callable[[dict], None] | None = None
         self._lock = threading.Lock()
 
     def poll(self) -> None:
@@ -49,6 +53,9 @@ class ApprovalBot:
                 )
 
     def _schedule(self, request: dict) -> None:
+        if self.announce:
+            self.announce(request)
+            return
         gate = f"{request['target']}/{request['gate']}"
         decision = self.approvals.decision(gate)
         if decision == "ignore":
@@ -98,3 +105,13 @@ def parse_message(text: str) -> dict:
         return json.loads(text)
     except ValueError:
         return {"kind": "text", "text": text}
+
+
+def approval_notice(request: dict, endpoint: str | None = None) -> str:
+    """What `--approvals manual` prints for an approval email: the gate and its links."""
+    approval_id = urllib.parse.urlparse(request["links"]["approve"]).path.rsplit("/", 1)[-1]
+    lines = [f"approval needed: {request['gate']} of {request['target']}",
+             f"  approve: {request['links']['approve']}", f"  reject:  {request['links']['reject']}"]
+    if endpoint:
+        lines.append(f"  or: al2023-migrate approvals approve {approval_id} --endpoint-url {endpoint}")
+    return "\n".join(lines)

@@ -143,9 +143,13 @@ def _clock(runtime: LocalRuntime) -> str:
 
 
 def run_scenario(scenario: Scenario, on_change: Callable[[LocalRuntime, Run, str], None] | None = None,
-                 on_progress: Callable[[str], None] | None = None, seed: int = DEFAULT_SEED) -> dict:
+                 on_progress: Callable[[str], None] | None = None, seed: int = DEFAULT_SEED,
+                 announce_approval: Callable[[dict], None] | None = None) -> dict:
+    """`announce_approval` set: every gate is left to a person (`--approvals manual`)."""
     started = time.monotonic()
     with LocalRuntime(scenario, seed) as runtime:
+        if announce_approval:
+            runtime.leave_gates_to_people(announce_approval)
         if scenario.waves:
             plan = plan_fleet(runtime)
             if on_progress:
@@ -155,5 +159,6 @@ def run_scenario(scenario: Scenario, on_change: Callable[[LocalRuntime, Run, str
         else:
             runs = start_targets(runtime)
             callback = (lambda run, status: on_change(runtime, run, status)) if on_change else None
-            results = runtime.wait(runs, on_change=callback)
+            # a person may take a while: no real-time limit then
+            results = runtime.wait(runs, on_change=callback, timeout=float("inf") if announce_approval else 1800)
         return summarize(runtime, results, time.monotonic() - started)

@@ -13,6 +13,7 @@ import json
 import logging
 import secrets
 import os
+import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -103,6 +104,7 @@ class LocalRuntime:
         self.runs: list[Run] = []
         self._mock = None
         self._saved_env: dict[str, str | None] = {}
+        self._mailbox_stopped: threading.Event | None = None
         self.wall_started = time.monotonic()
 
     # --- lifecycle ---------------------------------------------------------------
@@ -156,6 +158,20 @@ class LocalRuntime:
         self._remind_every(REMINDER_SWEEP_SECONDS)
         self.clock.start_ticking()
 
+    def leave_gates_to_people(self, announce: Callable[[dict], None]) -> None:
+        """`--approvals manual`: no gate is answered by the scenario. Each approval email
+        goes to `announce` as it arrives (the mailbox is read every half second of real
+        time), and the clock never jumps over a gate while a person reads it."""
+        self.fidelity.people_answer = True
+        self.bot.announce = announce
+        stopped = self._mailbox_stopped = threading.Event()
+
+        def read_mailbox():
+            while not stopped.wait(0.5):
+                self.bot.poll()
+
+        threading.Thread(target=read_mailbox, name="mailbox", daemon=True).start()
+
     def _remind_every(self, seconds: float) -> None:
         """The scheduled reminder Lambda's sweep, on the simulated clock."""
         from migrator.settings import settings
@@ -193,6 +209,8 @@ class LocalRuntime:
             self.kubernetes.clusters[spec.name].settle()
 
     def stop(self) -> None:
+        if self._mailbox_stopped:
+            self._mailbox_stopped.set()
         self.clock.stop()
         if self.kubernetes:
             self.kubernetes.stop()

@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 
+from migrator.workstation.local.approvals import approval_notice
 from migrator.workstation.local.demo import rollout_input
 from migrator.workstation.local.runtime import LocalRuntime
 from migrator.workstation.local.scenario import DEFAULT_SEED, Scenario
@@ -17,8 +18,9 @@ class LocalServer:
     """The runtime plus moto's HTTP server on the same backends, so the AWS CLI
     and boto3 (`--endpoint-url`) reach the very state machines and fleet."""
 
-    def __init__(self, scenario: Scenario, port: int, seed: int = DEFAULT_SEED):
+    def __init__(self, scenario: Scenario, port: int, seed: int = DEFAULT_SEED, manual_approvals: bool = False):
         self.port = port
+        self.manual_approvals = manual_approvals
         self.runtime = LocalRuntime(scenario, seed)
         self._server = None
 
@@ -33,6 +35,8 @@ class LocalServer:
         os.environ["MOTO_PORT"] = str(self.port)
         self.runtime.start()
         self.runtime.fidelity.people_answer = True
+        if self.manual_approvals:
+            self.runtime.leave_gates_to_people(lambda request: print(approval_notice(request, self.endpoint), flush=True))
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on the console
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
@@ -60,13 +64,15 @@ class LocalServer:
             f"--name try-1 --input '{json.dumps(example)}'",
             f"approval emails: `al2023-migrate approvals list --endpoint-url {self.endpoint}`; "
             f"their links open pages on {runtime.approval_api.base_url}",
+            "gates: every one is left to you, its links printed here as it is reached" if self.manual_approvals
+            else "gates: answered as the scenario says (--approvals manual leaves them to you)",
             "Ctrl-C stops it.",
         ]
         return "\n".join(lines)
 
 
-def serve_forever(scenario: Scenario, port: int, seed: int = DEFAULT_SEED) -> int:
-    server = LocalServer(scenario, port, seed)
+def serve_forever(scenario: Scenario, port: int, seed: int = DEFAULT_SEED, manual_approvals: bool = False) -> int:
+    server = LocalServer(scenario, port, seed, manual_approvals)
     server.start()
     print(server.banner(), flush=True)
     stopped = threading.Event()
