@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
 import yaml
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from migrator.fleet.plan import DEFAULT_MAX_INSTANCES_PER_WAVE, build_plan, discover, plan_table
 from migrator.fleet.report import build_report, render_html, render_text
@@ -169,3 +170,77 @@ def approvals(args) -> int:
                            f"({record['callback_error']}): the gate closed meanwhile")
     print(f"{args.approval_id}: {PAST[args.approvals_command]} by {record['by']} at {record['at']}")
     return 0
+
+
+def scan(args) -> int:
+    """AL2023 compatibility of each host, read-only: the scan through SSM, the
+    MetadataNoToken metric and the user data; Auto Scaling groups through one instance
+    and their launch template's user data."""
+    from migrator.compat.rules import Findings, evaluate
+    from migrator.compat.scan import ScanFailed, imds_v1_calls, instance_user_data, read_scan, start_scan
+
+    clients = session_clients(args)
+    ec2, ssm, cloudwatch, autoscaling = clients("ec2"), clients("ssm"), clients("cloudwatch"), clients("autoscaling")
+    targets = [(f"instance/{iid}", iid) for iid in args.instance_id or []]
+    if args.plan:
+        for wave in load_plan_file(args.plan)["waves"]:
+            for target in wave["targets"]:
+                if target["kind"] == "standalone":
+                    targets.append((target["target"], target["input"]["instance_id"]))
+                elif target["kind"] == "asg":
+                    group = autoscaling.describe_auto_scaling_groups(
+                        AutoScalingGroupNames=[target["input"]["group_name"]])["AutoScalingGroups"]
+                    members = [i["InstanceId"] for g in group for i in g["Instances"]]
+                    if members:
+                        targets.append((target["target"], sorted(members)[0]))
+    if not targets:
+        raise CommandError("nothing to scan: pass --instance-id or --plan")
+    commands = {name: start_scan(ssm, iid) for name, iid in targets}
+    results = {}
+    for name, iid in targets:
+        try:
+            ssm.get_waiter("command_executed").wait(CommandId=commands[name], InstanceId=iid,
+                                                    WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+            facts = read_scan(ssm, commands[name], iid)
+        except (ScanFailed, WaiterError) as error:
+            raise CommandError(f"{name}: the scan did not complete: {' '.join(str(error).split())}") from None
+        facts = facts.model_copy(update={"user_data": instance_user_data(ec2, iid),
+                                         "imds_v1_calls": imds_v1_calls(cloudwatch, iid)})
+        results[name] = {"instance_id": iid, "findings": evaluate(facts), "facts": facts}
+    report = {name: {"instance_id": r["instance_id"], **_findings_json(r["findings"])} for name, r in results.items()}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        rows = [("target", "severity", "finding", "fix")]
+        for name, result in results.items():
+            findings: Findings = result["findings"]
+            for finding in findings.blockers + findings.warnings:
+                rows.append((name, finding.severity, finding.name, finding.fix[:80]))
+            if not findings.blockers and not findings.warnings:
+                rows.append((name, "ok", "no finding", ""))
+        print(format_table(rows))
+    if args.html:
+        Path(args.html).write_text(_scan_html(results))
+        print(f"HTML report written to {args.html}", file=sys.stderr)
+    return 1 if any(r["findings"].blockers for r in results.values()) else 0
+
+
+def _findings_json(findings) -> dict:
+    return {"blockers": findings.names("blocker"), "warnings": findings.names("warning"),
+            "details": [f.model_dump() for f in findings.blockers + findings.warnings]}
+
+
+def _scan_html(results: dict) -> str:
+    import html
+
+    rows = []
+    for name, result in results.items():
+        for f in result["findings"].blockers + result["findings"].warnings:
+            rows.append(f"<tr class='{f.severity}'><td>{html.escape(name)}</td><td>{f.severity}</td>"
+                        f"<td>{html.escape(f.name)}</td><td>{html.escape(f.finding)}</td><td>{html.escape(f.fix)}</td>"
+                        f"<td><a href='{html.escape(f.source)}'>source</a></td></tr>")
+    return ("<!doctype html><meta charset='utf-8'><title>AL2023 compatibility</title><style>"
+            "body{font:14px system-ui;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+            "padding:4px 8px;text-align:left}.blocker td:nth-child(2){color:#b00;font-weight:bold}</style>"
+            "<h1>AL2023 compatibility</h1><table><tr><th>target</th><th>severity</th><th>finding</th>"
+            "<th>what changes</th><th>fix</th><th>source</th></tr>" + "".join(rows) + "</table>")

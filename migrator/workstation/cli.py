@@ -119,6 +119,17 @@ def _parser() -> argparse.ArgumentParser:
         decide.add_argument("--comment", default="", help="recorded with the decision")
         table_option(decide)
 
+    scan = command("scan", "AL2023 compatibility of hosts, read-only",
+                   "Read each host through SSM Run Command (packages, services, ports, crontabs, mounts), "
+                   "its user data and its MetadataNoToken metric, and check them against the AL2 -> AL2023 "
+                   "rules (migrator/compat/rules.yaml, each with its AWS source). Exit 1 when a host has a "
+                   "blocker.")
+    aws_options(scan)
+    scan.add_argument("--instance-id", action="append", help="an instance to scan (repeatable)")
+    scan.add_argument("--plan", help="scan every standalone server and one instance of every group of a plan")
+    scan.add_argument("--json", action="store_true", help="print the findings as JSON")
+    scan.add_argument("--html", help="also write a self-contained HTML report here")
+
     local = command("local", "the local runtime",
                     "The simulated AWS account with the project's state machines, for scripts and the AWS CLI.")
     local_commands = local.add_subparsers(dest="local_command", metavar="ACTION", required=True, parser_class=_Parser)
@@ -237,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     from migrator.fleet.commands import CommandError
 
     handlers = {"demo": demo, "local": serve, "plan": commands.plan, "start": commands.start,
-                "status": commands.status, "audit": commands.audit, "approvals": commands.approvals}
+                "status": commands.status, "audit": commands.audit, "approvals": commands.approvals,
+                "scan": commands.scan}
     try:
         return handlers[args.command](args)
     except CommandError as error:

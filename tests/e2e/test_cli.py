@@ -195,3 +195,29 @@ def test_local_serve_with_manual_approvals_leaves_every_gate_to_a_person(capsys)
         assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
     finally:
         server.stop()
+
+
+def test_scan_reads_each_host_through_ssm_and_names_its_findings(capsys):
+    """`scan` against local serve: the simulated SSM prints what the scenario's host
+    runs, as the real commands would; the scan finds the problems on its own."""
+    scenario = parse_scenario({"version": 1, "name": "scan", "standalone": [
+        {"name": "legacy", "host": {"user_data": "#!/bin/bash\namazon-linux-extras install -y nginx1\n",
+                                    "packages": ["nginx", "python2", "compat-openssl10"], "services": ["nginx", "crond"],
+                                    "ports": [80, 443], "cron": ["*/5 * * * * /opt/app/rotate.sh"],
+                                    "imds_v1_calls": 3}},
+        {"name": "clean", "host": {"services": ["sshd"], "ports": [22]}}]})
+    server = LocalServer(scenario, _free_port())
+    server.start()
+    try:
+        ids = {b.spec.name: b.instance_id for b in server.runtime.fleet.instances.values()}
+        code = main(["scan", "--instance-id", ids["legacy"], "--instance-id", ids["clean"], "--json",
+                     "--endpoint-url", server.endpoint])
+        report = json.loads(capsys.readouterr().out)
+        legacy, clean = report[f"instance/{ids['legacy']}"], report[f"instance/{ids['clean']}"]
+        assert code == 1  # a blocker
+        assert {b.split(":")[0] for b in legacy["blockers"]} == {
+            "amazon-linux-extras", "python2", "compat-packages", "openssl10", "imds-v1"}
+        assert {w.split(":")[0] for w in legacy["warnings"]} == {"extras-package", "cron"}
+        assert clean["blockers"] == [] and clean["warnings"] == []
+    finally:
+        server.stop()

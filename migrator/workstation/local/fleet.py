@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 
+from migrator import clock as domain_clock
 from migrator.config import AL2_AMI_PARAMETER, AL2023_AMI_PARAMETER
 from migrator.fleet.plan import ALARMS_TAG, DNS_TAG
 from migrator.workstation.local.kubernetes import SimCluster, Workload
@@ -133,8 +135,11 @@ def _build_instance(spec: StandaloneSpec, clients, fleet: Fleet, shared: dict, t
             for device, size in zip(devices, spec.volumes_gib)
         ],
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
+        **({"UserData": spec.host.user_data} if spec.host and spec.host.user_data else {}),
     )["Instances"][0]
     iid = instance["InstanceId"]
+    if spec.host:
+        publish_imds_v1_calls(clients("cloudwatch"), iid, spec.host.imds_v1_calls)
     described = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
     built = BuiltInstance(
         spec=spec, instance_id=iid, original_image=image, private_ip=described["PrivateIpAddress"], tags=tags,
@@ -171,6 +176,14 @@ def _build_instance(spec: StandaloneSpec, clients, fleet: Fleet, shared: dict, t
     return built
 
 
+def publish_imds_v1_calls(cloudwatch, instance_id: str, per_hour: float) -> None:
+    """EC2 publishes MetadataNoToken (IMDSv1 calls) per instance; a day of the host's rate."""
+    now = dt.datetime.fromtimestamp(domain_clock.now(), dt.UTC)
+    cloudwatch.put_metric_data(Namespace="AWS/EC2", MetricData=[
+        {"MetricName": "MetadataNoToken", "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
+         "Timestamp": now - dt.timedelta(hours=hour), "Value": per_hour, "Unit": "Count"} for hour in range(1, 25)])
+
+
 def _build_group(spec: AutoScalingGroupSpec, clients, fleet: Fleet, vpc: str, tag: dict) -> BuiltGroup:
     ec2, autoscaling = clients("ec2"), clients("autoscaling")
     image = fleet.al2023_image if spec.os == "al2023" else fleet.al2_image
@@ -180,7 +193,9 @@ def _build_group(spec: AutoScalingGroupSpec, clients, fleet: Fleet, vpc: str, ta
         LaunchTemplateData={
             "ImageId": image,
             "InstanceType": spec.instance_type,
-            "UserData": base64.b64encode(f"#!/bin/bash\necho {spec.name}\n".encode()).decode(),
+            "UserData": base64.b64encode(
+                (spec.host.user_data if spec.host and spec.host.user_data else f"#!/bin/bash\necho {spec.name}\n")
+                .encode()).decode(),
             "MetadataOptions": {"HttpTokens": "optional", "HttpPutResponseHopLimit": 2},
         },
         TagSpecifications=[{"ResourceType": "launch-template", "Tags": opt_in}],

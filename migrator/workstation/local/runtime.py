@@ -26,7 +26,8 @@ from migrator.workstation.local.approval_server import ApprovalServer
 from migrator.workstation.local.approvals import ApprovalBot
 from migrator.workstation.local.clock import SimClock
 from migrator.workstation.local.fidelity import Fidelity
-from migrator.workstation.local.fleet import FAKE_CA, Fleet, build_fleet
+from migrator.workstation.local.fleet import FAKE_CA, Fleet, build_fleet, publish_imds_v1_calls
+from migrator.workstation.local.hosts import SimulatedHost
 from migrator.workstation.local.kubernetes import KubernetesApi, SimCluster
 from migrator.workstation.local.scenario import DEFAULT_SEED, Scenario
 from migrator.workflows import WORKFLOWS, Workflow, render_definition
@@ -151,12 +152,26 @@ class LocalRuntime:
         self._prepare_clusters()
         for name, group in self.fleet.groups.items():
             self.fidelity.autoscaling.original_versions[name] = group.original_version
+        self._describe_hosts()
         for built in self.fleet.instances.values():
             self.fidelity.ec2.standalone_targets[built.instance_id] = built.spec.target
             self.fidelity.observations.address_checks.append(lambda built=built: self.address_problem(built))
         self.clock.before_jump(self.bot.poll)
         self._remind_every(REMINDER_SWEEP_SECONDS)
         self.clock.start_ticking()
+
+    def _describe_hosts(self) -> None:
+        """What the scenario says runs on each host, for the simulated SSM and CloudWatch."""
+        for built in self.fleet.instances.values():
+            if built.spec.host:
+                self.fidelity.ssm.hosts[built.instance_id] = SimulatedHost(built.spec.host)
+        autoscaling, cloudwatch = self.client("autoscaling"), self.client("cloudwatch")
+        for name, group in self.fleet.groups.items():
+            if group.spec.host:
+                self.fidelity.ssm.group_hosts[name] = SimulatedHost(group.spec.host)
+                described = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])
+                for instance in described["AutoScalingGroups"][0]["Instances"]:
+                    publish_imds_v1_calls(cloudwatch, instance["InstanceId"], group.spec.host.imds_v1_calls)
 
     def leave_gates_to_people(self, announce: Callable[[dict], None]) -> None:
         """`--approvals manual`: no gate is answered by the scenario. Each approval email

@@ -65,6 +65,19 @@ class Approvals(_Strict):
         return self.gates.get(gate, self.default)
 
 
+class HostSpec(_Strict):
+    """What runs on an AL2 host (docs/scenarios.md, "Host facts"): the simulated SSM
+    answers the project's scan from it, and an AL2023 replacement comes up with what
+    AL2023 can provide of it."""
+
+    user_data: str = ""
+    packages: list[str] = Field(default_factory=list)  # installed by the team (not the AMI's own)
+    services: list[str] = Field(default_factory=list)  # enabled and active
+    ports: list[int] = Field(default_factory=list)  # listening TCP
+    cron: list[str] = Field(default_factory=list)
+    imds_v1_calls: float = Field(default=0, ge=0)  # MetadataNoToken per hour
+
+
 class AutoScalingGroupSpec(_Strict):
     name: str = Field(pattern=NAME)
     size: int = Field(ge=1, le=1000)
@@ -74,6 +87,7 @@ class AutoScalingGroupSpec(_Strict):
     # How the group names its launch-template version: "$Default", "$Latest" or "1".
     version: str = Field(default="$Default", pattern=r"^(\$Default|\$Latest|1)$")
     os: Literal["al2", "al2023"] = "al2"  # al2023: rehearses "already migrated"
+    host: HostSpec | None = None  # what each instance runs
     expect: Outcome | None = None  # overrides the default rule of expected_outcome
 
     @property
@@ -90,6 +104,7 @@ class StandaloneSpec(_Strict):
     alarms: list[str] = Field(default_factory=list, max_length=10)
     health_script: bool = False  # run a health script through SSM Run Command
     os: Literal["al2", "al2023"] = "al2"
+    host: HostSpec | None = None
     expect: Outcome | None = None  # overrides the default rule of expected_outcome
 
     @model_validator(mode="after")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from moto.ec2.models import ec2_backends
 from moto.ssm import models as ssm_models
 
+from migrator.compat.host import SCAN_MARKER
+from migrator.config import SOURCE_INSTANCE_TAG
 from migrator.workstation.local.fidelity.context import Context
 from migrator.workstation.local.fidelity.ec2 import EC2
+from migrator.workstation.local.hosts import SimulatedHost, scan_output
+from migrator.workstation.local.scenario import HostSpec
 
 SSM_COMMAND_SECONDS = 30  # how long a health script takes to report
 AL2023_IMAGE_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -20,6 +24,22 @@ AL2_IMAGE_PARAMETER = "/aws/service/ami-amazon-linux-latest/amzn2-ami-kernel-5.1
 class SSM:
     ctx: Context
     ec2: EC2
+    hosts: dict[str, SimulatedHost] = field(default_factory=dict)  # by instance id (standalone)
+    group_hosts: dict[str, SimulatedHost] = field(default_factory=dict)  # by Auto Scaling group name
+
+    def host_of(self, instance) -> SimulatedHost | None:
+        """The scenario's host an instance runs: its own, its source's (a replacement), its group's."""
+        tags = instance.ec2_backend.tags.get(instance.id, {})
+        return (self.hosts.get(instance.id) or self.hosts.get(tags.get(SOURCE_INSTANCE_TAG, ""))
+                or self.group_hosts.get(tags.get("aws:autoscaling:groupName", "")))
+
+    def scan_answer(self, instance) -> str:
+        """What the scan script prints there: the AL2 host, or what AL2023 makes of it."""
+        host = self.host_of(instance) or SimulatedHost(HostSpec())
+        view = host.al2023_view() if instance.image_id == self.latest_image(True) else host.al2_view()
+        data_volumes = max(0, len(instance.block_device_mapping) - 1)
+        return scan_output(view, ["/"] + [f"/data{i or ''}" for i in range(data_volumes)],
+                           al2=instance.image_id != self.latest_image(True))
 
     def install(self) -> None:
         ctx, ec2 = self.ctx, self.ec2
@@ -33,6 +53,9 @@ class SSM:
             instance = ec2_backend.get_instance_by_id(instance_id)
             if ctx.clock.now() < getattr(command, "sim_requested_at", 0) + SSM_COMMAND_SECONDS:
                 invocation.update(Status="InProgress", StatusDetails="InProgress", ResponseCode=-1)
+            elif SCAN_MARKER in "\n".join((command.parameters or {}).get("commands", [])):
+                # AWS: the scan's commands print what is on the host (hosts.py models it)
+                invocation.update(StandardOutputContent=self.scan_answer(instance))
             elif ec2.fault_unhealthy(instance):
                 invocation.update(Status="Failed", StatusDetails="Failed", ResponseCode=1,
                                   StandardErrorContent="health check failed: app not answering on :8080 (simulated)")
@@ -40,8 +63,12 @@ class SSM:
                 invocation.update(StandardOutputContent="app healthy\n")
             return invocation
 
-        ctx.patches.after_init(ssm_models.Command,
-                               lambda command: setattr(command, "sim_requested_at", ctx.clock.now()))
+        def requested(command):
+            command.sim_requested_at = ctx.clock.now()
+            if not ctx.clock.in_simulation():  # asked from outside (the CLI on local serve): the
+                ctx.clock.call_later(SSM_COMMAND_SECONDS, lambda: None)  # clock must reach the answer
+
+        ctx.patches.after_init(ssm_models.Command, requested)
         ctx.patches.patch(ssm_models.Command, "get_invocation", get_invocation)
 
     def latest_image(self, al2023: bool) -> str:
