@@ -11,7 +11,8 @@ import boto3
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from migrator.fleet.plan import DEFAULT_MAX_INSTANCES_PER_WAVE, build_plan, discover, plan_table
+from migrator.fleet.plan import (DEFAULT_MAX_INSTANCES_PER_WAVE, build_plan, discover, latest_al2023_images,
+                                  plan_table)
 from migrator.fleet.report import build_report, render_html, render_text
 from migrator.fleet.waves import store_plan
 from migrator.tables import format_table
@@ -75,7 +76,8 @@ def plan(args) -> int:
     clients = session_clients(args)
     try:
         ec2 = clients("ec2")
-        result = build_plan(discover(ec2), ec2.meta.region_name, max_instances)
+        result = build_plan(discover(ec2), ec2.meta.region_name, max_instances,
+                            al2023_images=latest_al2023_images(clients("ssm"), ec2))
     except (ClientError, BotoCoreError) as error:
         raise CommandError(f"discovery failed: {error}") from None
     if args.out:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family
-from migrator.config import DEFAULT_MIGRATION_TAG
+from migrator.config import AL2023_AMI_PARAMETER, DEFAULT_MIGRATION_TAG
 from migrator.tables import format_table
 from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, STANDALONE_EC2
 
@@ -37,6 +37,12 @@ class Target:
     input: dict
     criticality: str = "medium"
     wave_tag: int | None = None
+    criticality_tagged: bool = False  # False: the default, no tag says so
+    instance_ids: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # the instances' Name tags
+    images: dict[str, str] = field(default_factory=dict)  # current AMI id -> name
+    wave_reason: str = ""  # set by make_waves
+    architecture: str = "x86_64"
 
     def as_dict(self, plan_id: str, wave: int) -> dict:
         slug = re.sub(r"[^A-Za-z0-9-]", "-", self.target)
@@ -50,7 +56,23 @@ class Target:
             # deterministic: a retried wave starts the same execution, never a second one
             "execution_name": f"{plan_id}-w{wave}-{slug}"[:73] + f"-{digest}",
             "input": self.input,
+            "name": ", ".join(sorted(set(self.names))[:5]) or None,
+            "instance_ids": sorted(self.instance_ids),
+            "current_ami": [{"id": i, "name": n} for i, n in sorted(self.images.items())],
+            "criticality_from": f"tag {CRITICALITY_TAG}" if self.criticality_tagged else "default (no tag)",
+            "wave_reason": self.wave_reason,
         }
+
+
+@dataclass
+class Seen:
+    """One instance as discovery saw it: what a reviewer needs to recognise it."""
+
+    instance_id: str
+    name: str | None
+    image_id: str
+    image_name: str
+    architecture: str
 
 
 @dataclass
@@ -60,7 +82,7 @@ class Inventory:
     excluded: list[str] = field(default_factory=list)
     karpenter: list[dict] = field(default_factory=list)
     self_managed: list[dict] = field(default_factory=list)
-    not_opted_in: list[str] = field(default_factory=list)
+    not_opted_in: list[dict] = field(default_factory=list)  # {instance_id, name}
     other_os: int = 0
     instances_seen: int = 0
     api_calls: Counter = field(default_factory=Counter)
@@ -104,6 +126,9 @@ def _classify(instance: dict, images: dict, addresses: dict, inventory: Inventor
         inventory.other_os += 1
         return
     criticality = tags.get(CRITICALITY_TAG, "medium")
+    seen = Seen(iid, tags.get("Name"), instance["ImageId"], image.get("Name", ""),
+                image.get("Architecture") or instance.get("Architecture") or "x86_64")
+    tagged = CRITICALITY_TAG in tags
     alarms = {"alarm_names": tags[ALARMS_TAG].split(",")} if tags.get(ALARMS_TAG) else {}
     wave = int(tags[WAVE_TAG]) if tags.get(WAVE_TAG, "").isdigit() else None
     cluster = tags.get("eks:cluster-name") or next(
@@ -119,12 +144,12 @@ def _classify(instance: dict, images: dict, addresses: dict, inventory: Inventor
     if "eks:nodegroup-name" in tags:
         name = f"eks/{cluster}/{tags['eks:nodegroup-name']}"
         _add(inventory, name, "eks", {"cluster_name": cluster, "nodegroup_name": tags["eks:nodegroup-name"]},
-             criticality, wave)
+             criticality, wave, seen, tagged)
         return
     group = tags.get("aws:autoscaling:groupName")
     if tags.get(tag_key) is None and not (group and cluster):
         # The workflows change only what carries the opt-in tag (IAM enforces it too).
-        inventory.not_opted_in.append(iid)
+        inventory.not_opted_in.append({"instance_id": iid, "name": tags.get("Name")})
         return
     if group and cluster:
         inventory.self_managed.append({"instance_id": iid, "cluster": cluster, "group": group,
@@ -132,7 +157,7 @@ def _classify(instance: dict, images: dict, addresses: dict, inventory: Inventor
                                                  "or roll its launch template with a drain lifecycle hook"})
         return
     if group:
-        _add(inventory, f"asg/{group}", "asg", {"group_name": group, **alarms}, criticality, wave)
+        _add(inventory, f"asg/{group}", "asg", {"group_name": group, **alarms}, criticality, wave, seen, tagged)
         return
     cutover = {"mode": "none"}
     if iid in addresses:
@@ -142,17 +167,23 @@ def _classify(instance: dict, images: dict, addresses: dict, inventory: Inventor
         cutover = {"mode": "dns", "hosted_zone_id": zone, "record_name": record}
     name = tags.get("Name") or iid
     _add(inventory, f"standalone/{name}", "standalone", {"instance_id": iid, "cutover": cutover, **alarms},
-         criticality, wave)
+         criticality, wave, seen, tagged)
 
 
-def _add(inventory: Inventory, name: str, kind: str, payload: dict, criticality: str, wave: int | None) -> None:
+def _add(inventory: Inventory, name: str, kind: str, payload: dict, criticality: str, wave: int | None,
+         seen: Seen, tagged: bool) -> None:
     target = inventory.targets.get(name)
     if target is None:
-        inventory.targets[name] = Target(name, kind, 1, payload, criticality, wave)
-    else:
-        target.instances += 1
-        if CRITICALITY_RANK.get(criticality, 1) > CRITICALITY_RANK.get(target.criticality, 1):
-            target.criticality = criticality  # a group is as critical as its most critical member
+        target = inventory.targets[name] = Target(name, kind, 0, payload, criticality, wave, tagged)
+    elif CRITICALITY_RANK.get(criticality, 1) > CRITICALITY_RANK.get(target.criticality, 1):
+        target.criticality = criticality  # a group is as critical as its most critical member
+    target.instances += 1
+    target.criticality_tagged |= tagged
+    target.instance_ids.append(seen.instance_id)
+    if seen.name:
+        target.names.append(seen.name)
+    target.images[seen.image_id] = seen.image_name
+    target.architecture = seen.architecture
 
 
 def make_waves(targets: list[Target], max_instances: int = DEFAULT_MAX_INSTANCES_PER_WAVE) -> list[list[Target]]:
@@ -164,6 +195,10 @@ def make_waves(targets: list[Target], max_instances: int = DEFAULT_MAX_INSTANCES
     untagged = []
     for target in targets:
         (tagged[target.wave_tag].append(target) if target.wave_tag is not None else untagged.append(target))
+        target.wave_reason = (f"tag {WAVE_TAG}={target.wave_tag}" if target.wave_tag is not None else
+                              f"{target.criticality} criticality, {target.instances} instance"
+                              f"{'s' if target.instances != 1 else ''}: least critical and smallest first, "
+                              f"at most {max_instances} instances a wave")
     order = sorted(untagged, key=lambda t: (CRITICALITY_RANK.get(t.criticality, 1), t.instances, t.target))
     canary = []
     if not tagged.get(0):
@@ -172,6 +207,7 @@ def make_waves(targets: list[Target], max_instances: int = DEFAULT_MAX_INSTANCES
             if first:
                 canary.append(first)
                 order.remove(first)
+                first.wave_reason = f"canary: the least critical, smallest {kind} target"
     waves: list[list[Target]] = [tagged.pop(0, []) + canary]
     for number in sorted(tagged):
         while len(waves) <= number:
@@ -179,6 +215,8 @@ def make_waves(targets: list[Target], max_instances: int = DEFAULT_MAX_INSTANCES
         waves[number].extend(tagged[number])
     current, size = [], 0
     for target in order:
+        if target.instances > max_instances:
+            target.wave_reason = f"{target.instances} instances, more than {max_instances}: a wave of its own"
         if current and size + target.instances > max_instances:
             waves.append(current)
             current, size = [], 0
@@ -190,8 +228,17 @@ def make_waves(targets: list[Target], max_instances: int = DEFAULT_MAX_INSTANCES
 
 
 def build_plan(inventory: Inventory, region: str, max_instances: int = DEFAULT_MAX_INSTANCES_PER_WAVE,
-               defaults: dict | None = None, tag_key: str = DEFAULT_MIGRATION_TAG["key"]) -> dict:
-    """The plan file `start` accepts. `defaults` adds input fields per kind."""
+               defaults: dict | None = None, tag_key: str = DEFAULT_MIGRATION_TAG["key"],
+               al2023_images: dict[str, dict] | None = None) -> dict:
+    """The plan file `start` accepts. `defaults` adds input fields per kind;
+    `al2023_images` ({architecture: {id, name}}) is what the latest-AL2023 parameters name today."""
+    al2023_images = al2023_images or {}
+
+    def target_ami(target: Target):
+        if target.kind == "eks":
+            return "the EKS-optimized AL2023 AMI of the cluster's version (AMI type AL2023_*)"
+        return al2023_images.get(target.architecture) or (
+            f"the value of {AL2023_AMI_PARAMETER.get(target.architecture, '?')} when the target starts")
     created = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
     plan_id = "plan-" + created.strftime("%Y%m%d-%H%M%S")
     waves = make_waves(list(inventory.targets.values()), max_instances)
@@ -202,6 +249,7 @@ def build_plan(inventory: Inventory, region: str, max_instances: int = DEFAULT_M
         for target in wave:
             item = target.as_dict(plan_id, number)
             item["input"] = {**defaults.get(target.kind, {}), **item["input"]}
+            item["target_ami"] = target_ami(target)
             targets.append(item)
         plan_waves.append({"wave": number, "name": "canary" if number == 0 else f"wave {number}",
                            "instances": sum(t["instances"] for t in targets), "targets": targets})
@@ -235,20 +283,53 @@ def build_plan(inventory: Inventory, region: str, max_instances: int = DEFAULT_M
 
 
 def plan_table(plan: dict) -> str:
-    """Counts per kind and wave, for a terminal."""
+    """Instances per kind and wave, then every target with what a reviewer needs."""
     kinds = ("standalone", "asg", "eks")
-    rows = [("wave", "targets", *kinds, "instances")]
+    rows = [("wave", "targets", *(f"{k} instances" for k in kinds), "instances")]
     for wave in plan["waves"]:
         per_kind = Counter()
         for target in wave["targets"]:
             per_kind[target["kind"]] += target["instances"]
         rows.append((wave["name"], str(len(wave["targets"])), *(str(per_kind[k]) for k in kinds),
                      str(wave["instances"])))
-    lines = [format_table(rows)]
+    lines = [format_table(rows), ""]
+    rows = [("wave", "target", "name", "instances", "current AMI", "AL2023 AMI", "criticality", "why this wave")]
+    for wave in plan["waves"]:
+        for target in wave["targets"]:
+            current = ", ".join(f"{a['name'] or '?'} ({a['id']})" for a in target.get("current_ami", []))
+            new = target.get("target_ami")
+            new = f"{new['name']} ({new['id']})" if isinstance(new, dict) else "at start (SSM)" if target[
+                "kind"] != "eks" else "EKS AL2023 AMI type"
+            ids = target.get("instance_ids", [])
+            rows.append((wave["name"], target["target"], target.get("name") or "-",
+                         ", ".join(ids) if len(ids) <= 2 else f"{len(ids)} ({ids[0]}, ...)", current, new,
+                         f"{target['criticality']}" + ("" if "tag" in target.get("criticality_from", "tag")
+                                                       and "default" not in target.get("criticality_from", "")
+                                                       else " (default)"),
+                         target.get("wave_reason", "")))
+    lines.append(format_table(rows))
     s = plan["summary"]
     lines.append(f"\n{s['to_migrate']} AL2 instances to migrate in {s['waves']} waves; "
                  f"{s['already_al2023']} already on AL2023, {s['excluded']} excluded, "
                  f"{s['karpenter']} Karpenter nodes (EC2NodeClass change), "
                  f"{s['self_managed_node_groups']} in self-managed node groups, "
                  f"{s['not_opted_in']} without the opt-in tag, {s['other_os']} other OS")
+    untagged = plan["not_migrated"]["not_opted_in"]["instances"]
+    if untagged:
+        lines.append("without the opt-in tag (left as they are): " + ", ".join(
+            f"{i['name']} ({i['instance_id']})" if i.get("name") else i["instance_id"] for i in untagged[:20])
+            + (f" and {len(untagged) - 20} more" if len(untagged) > 20 else ""))
     return "\n".join(lines)
+
+
+def latest_al2023_images(ssm, ec2) -> dict[str, dict]:
+    """{architecture: {id, name}} of the AMIs the public AL2023 parameters name now."""
+    found = {}
+    for architecture, parameter in AL2023_AMI_PARAMETER.items():
+        try:
+            image_id = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+        except ssm.exceptions.ParameterNotFound:
+            continue
+        image = describe_images(ec2, [image_id]).get(image_id, {})
+        found[architecture] = {"id": image_id, "name": image.get("Name", "")}
+    return found

@@ -7,7 +7,7 @@ import socket
 from html.parser import HTMLParser
 
 from migrator.workstation.cli import main
-from migrator.fleet.plan import Target, build_plan, discover, make_waves
+from migrator.fleet.plan import Target, build_plan, discover, latest_al2023_images, make_waves, plan_table
 from migrator.fleet.report import build_report, render_html, render_text
 from migrator.workstation.local.demo import plan_fleet, run_scenario, run_waves
 from migrator.workstation.local.runtime import AUDIT_TABLE
@@ -54,6 +54,18 @@ def test_discovery_classifies_a_mixed_account():
         assert inventory.self_managed[0]["group"] == "self-ng"
         assert len(inventory.not_opted_in) == 1  # the scenario's bystander carries no opt-in tag
         assert inventory.api_calls["describe_instances"] == 1 and inventory.api_calls["describe_images"] == 1
+
+        # what a reviewer sees: which instance, on what, going to what, and why in this wave
+        plan = build_plan(inventory, rt.region, al2023_images=latest_al2023_images(rt.client("ssm"), ec2))
+        db = next(t for w in plan["waves"] for t in w["targets"] if t["target"] == "standalone/db-1")
+        assert db["name"] == "db-1" and db["instance_ids"] == [rt.fleet.instances["db-1"].instance_id]
+        assert db["current_ami"][0]["id"] == al2 and db["current_ami"][0]["name"]
+        assert db["target_ami"]["id"] == al2023 and db["criticality_from"] == "default (no tag)"
+        assert db["wave_reason"]
+        table = plan_table(plan)
+        assert "standalone instances" in table and "db-1" in table and "(default)" in table
+        untagged = inventory.not_opted_in[0]["instance_id"]
+        assert f"without the opt-in tag (left as they are): " in table and untagged in table
 
 
 def test_waves_start_with_a_canary_of_each_kind_and_respect_the_size_bound():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from migrator.fleet.plan import build_plan, discover, plan_table
+from migrator.fleet.plan import build_plan, discover, latest_al2023_images, plan_table
 from migrator.fleet.waves import store_plan
 from migrator.workstation.local.fleet import BuiltInstance, BuiltNodegroup
 from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime, Run
@@ -82,7 +82,9 @@ def plan_fleet(runtime: LocalRuntime) -> dict:
         "standalone": {**timeout, "retention_seconds": int(scenario.timings.retention)},
         "eks": timeout,
     }
-    plan = build_plan(discover(runtime.client("ec2")), runtime.region, scenario.waves.max_instances, defaults)
+    ec2 = runtime.client("ec2")
+    plan = build_plan(discover(ec2), runtime.region, scenario.waves.max_instances, defaults,
+                      al2023_images=latest_al2023_images(runtime.client("ssm"), ec2))
     store_plan(runtime.client("dynamodb"), AUDIT_TABLE, plan)
     return plan
 
