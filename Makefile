@@ -27,6 +27,7 @@ synth: $(PY_OK) $(NODE_OK) $(LAYER_OK)
 layer: $(LAYER_OK)
 
 $(PY_OK): pyproject.toml
+	@echo "installing the Python dependencies into $(VENV) (first run only, 1-2 minutes)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import textwrap
 import json
 import sys
@@ -194,6 +195,36 @@ def print_table(summary: dict, out=sys.stdout) -> None:
         print(f"  - {violation}", file=out)
 
 
+@contextlib.contextmanager
+def _nothing():
+    yield
+
+
+class _LiveWaves:
+    """On a terminal: one bar per wave, updated in place (rich), with the simulated clock."""
+
+    def __init__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.progress = Progress(TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("targets  {task.fields[detail]}"))
+        self.tasks = {}
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def update(self, wave) -> None:
+        detail = (f"{wave.instances} instances, {wave.running} running, {wave.failed} failed, "
+                  f"simulated {_format_sim(wave.sim_seconds)}")
+        if wave.wave not in self.tasks:
+            self.tasks[wave.wave] = self.progress.add_task(wave.wave, total=wave.targets, detail=detail)
+        self.progress.update(self.tasks[wave.wave], completed=wave.done + wave.failed, detail=detail)
+
+
 def demo(args) -> int:
     from migrator.workstation.local.demo import run_scenario
 
@@ -215,8 +246,15 @@ def demo(args) -> int:
 
         print(approval_notice(request), file=sys.stderr, flush=True)
 
-    summary = run_scenario(scenario, on_change=progress, seed=args.seed, announce_approval=announce if args.approvals == "manual" else None,
-                           on_progress=None if args.json else (lambda line: print(line, flush=True)))
+    from migrator.fleet.plan import plan_table
+
+    live = None if args.json or not sys.stdout.isatty() else _LiveWaves()
+    with live or _nothing():
+        summary = run_scenario(
+            scenario, on_change=progress, seed=args.seed,
+            announce_approval=announce if args.approvals == "manual" else None,
+            on_plan=None if args.json else (lambda plan: print(plan_table(plan), flush=True)),
+            on_progress=None if args.json else (live.update if live else lambda p: print(p.line(), flush=True)))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

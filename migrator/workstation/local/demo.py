@@ -3,10 +3,12 @@ wait for all of them, and audit the simulated account."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import time
 from collections.abc import Callable
 
-from migrator.fleet.plan import build_plan, discover, latest_al2023_images, plan_table
+from migrator.fleet.plan import build_plan, discover, latest_al2023_images
 from migrator.fleet.waves import store_plan
 from migrator.workstation.local.fleet import BuiltInstance, BuiltNodegroup
 from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime, Run
@@ -89,7 +91,7 @@ def plan_fleet(runtime: LocalRuntime) -> dict:
     return plan
 
 
-def run_waves(runtime: LocalRuntime, plan: dict, on_progress: Callable[[str], None] | None = None) -> None:
+def run_waves(runtime: LocalRuntime, plan: dict, on_progress: Callable[[WaveProgress], None] | None = None) -> None:
     """Each wave as one execution of the fleet state machine, one after another."""
     waves = runtime.scenario.waves
     sfn = runtime.client("stepfunctions")
@@ -113,17 +115,38 @@ def _run_wave(runtime: LocalRuntime, plan: dict, wave: dict, waves, sfn, on_prog
     shown = None
     while runtime.status(fleet)["status"] == "RUNNING":
         if on_progress:
-            line = _progress(sfn, wave, children, runtime)
-            if line != shown:
-                on_progress(line)
-                shown = line
+            progress = _progress(sfn, wave, children, runtime)
+            if shown is None or progress.line()[12:] != shown.line()[12:]:  # a change, not just the clock
+                on_progress(progress)
+                shown = progress
         runtime.clock.wait_holding(runtime.fidelity.stepfunctions.execution_ended)
     runtime.wait([fleet])
     if on_progress:
         on_progress(_progress(sfn, wave, children, runtime))
 
 
-def _progress(sfn, wave: dict, children: list[Run], runtime: LocalRuntime) -> str:
+@dataclass(frozen=True)
+class WaveProgress:
+    """Where a wave stands, for the live view (a terminal) or one line per change (a pipe)."""
+
+    wave: str
+    targets: int
+    instances: int
+    done: int
+    running: int
+    failed: int
+    sim_seconds: float
+
+    def line(self) -> str:
+        ended = self.done + self.failed
+        filled = int(30 * ended / max(1, self.targets))
+        seconds = int(self.sim_seconds)
+        return (f"[{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}] {self.wave:>8} "
+                f"[{'#' * filled}{'.' * (30 - filled)}] {ended}/{self.targets} targets ({self.instances} instances), "
+                f"{self.running} running, {self.failed} failed")
+
+
+def _progress(sfn, wave: dict, children: list[Run], runtime: LocalRuntime) -> WaveProgress:
     done = failed = running = 0
     for child in children:
         try:
@@ -133,10 +156,8 @@ def _progress(sfn, wave: dict, children: list[Run], runtime: LocalRuntime) -> st
         done += status == "SUCCEEDED"
         failed += status in ("FAILED", "TIMED_OUT", "ABORTED")
         running += status == "RUNNING"
-    total = len(children)
-    filled = int(30 * (done + failed) / max(1, total))
-    return (f"[{_clock(runtime)}] {wave['name']:>8} [{'#' * filled}{'.' * (30 - filled)}] "
-            f"{done + failed}/{total} targets ({wave['instances']} instances), {running} running, {failed} failed")
+    return WaveProgress(wave["name"], len(children), wave["instances"], done, running, failed,
+                        runtime.clock.elapsed())
 
 
 def _clock(runtime: LocalRuntime) -> str:
@@ -145,7 +166,8 @@ def _clock(runtime: LocalRuntime) -> str:
 
 
 def run_scenario(scenario: Scenario, on_change: Callable[[LocalRuntime, Run, str], None] | None = None,
-                 on_progress: Callable[[str], None] | None = None, seed: int = DEFAULT_SEED,
+                 on_progress: Callable[[WaveProgress], None] | None = None, seed: int = DEFAULT_SEED,
+                 on_plan: Callable[[dict], None] | None = None,
                  announce_approval: Callable[[dict], None] | None = None) -> dict:
     """`announce_approval` set: every gate is left to a person (`--approvals manual`)."""
     started = time.monotonic()
@@ -154,8 +176,8 @@ def run_scenario(scenario: Scenario, on_change: Callable[[LocalRuntime, Run, str
             runtime.leave_gates_to_people(announce_approval)
         if scenario.waves:
             plan = plan_fleet(runtime)
-            if on_progress:
-                on_progress(plan_table(plan))
+            if on_plan:
+                on_plan(plan)
             run_waves(runtime, plan, on_progress)
             results = {}
         else:
