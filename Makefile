@@ -6,13 +6,16 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 LAYER_OK := build/layer/.built
 CHROMIUM := /usr/bin/chromium
+# checkov in its own virtualenv: it pins many packages (boto3 among them) the project pins differently.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_OK := build/tools/checkov/.installed-$(CHECKOV_VERSION)
 
-.PHONY: demo test bench synth layer lint clean
+.PHONY: demo test bench synth deploy layer checkov lint clean
 
 demo: $(PY_OK)
 	$(BIN)/al2023-migrate demo
 
-test: $(PY_OK) $(NODE_OK) $(LAYER_OK) $(CHROMIUM)
+test: $(PY_OK) $(NODE_OK) $(LAYER_OK) $(CHROMIUM) $(CHECKOV_OK)
 	$(BIN)/pytest
 
 bench: $(PY_OK)
@@ -22,6 +25,14 @@ synth: $(PY_OK) $(NODE_OK) $(LAYER_OK)
 	PATH="$(abspath $(BIN)):$$PATH" npx cdk synth --quiet
 
 layer: $(LAYER_OK)
+
+checkov: $(CHECKOV_OK)
+
+$(CHECKOV_OK):
+	$(PYTHON) -m venv build/tools/checkov
+	build/tools/checkov/bin/pip install --quiet --upgrade pip
+	build/tools/checkov/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
 
 $(PY_OK): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -70,6 +70,10 @@ def eks_addons(cluster: str) -> Pattern:  # addon/<cluster>/<addon>/<uuid>
 
 
 NO_RESOURCE_LEVEL = "the action does not support resource-level permissions"
+# What Lambda does with a function's role to put it in a VPC (AWSLambdaVPCAccessExecutionRole, minus Describe*):
+# the function's own network interfaces, nothing of the fleet.
+VPC_ATTACH_ACTIONS = ("ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
+                      "ec2:UnassignPrivateIpAddresses")
 
 
 class TaskPermissions:
@@ -103,6 +107,31 @@ class TaskPermissions:
                 NagPackSuppression(id="AwsSolutions-IAM5", applies_to=[finding], reason="; ".join(whys))
                 for finding, whys in sorted(reasons.items())
             ], apply_to_children=True)
+
+    def attach_to_vpc(self, function, role: iam.Role, vpc) -> dict[str, str]:
+        """Run `function` in cdk.json `vpc` (a stacks.settings.FunctionVpc): its VpcConfig, and what Lambda does
+        with the execution role's credentials to attach it (the AWSLambdaVPCAccessExecutionRole actions, scoped
+        to those subnets and security groups). Returns the reasons of its wildcards, for `apply`."""
+        function.node.default_child.vpc_config = {
+            "subnetIds": list(vpc.subnet_ids), "securityGroupIds": list(vpc.security_group_ids)}
+        subnets = [Pattern("arn:{partition}:ec2:{region}:{account}:subnet/" + s).arn for s in vpc.subnet_ids]
+        groups = [Pattern("arn:{partition}:ec2:{region}:{account}:security-group/" + g).arn
+                  for g in vpc.security_group_ids]
+        in_subnets = {"ArnEquals": {"ec2:Subnet": subnets}}
+        why_enis = "the network interfaces Lambda creates in the cdk.json vpc subnets; their ids are not known before"
+        statements = [
+            _stmt(["ec2:CreateNetworkInterface"], [*subnets, *groups]),
+            _stmt(VPC_ATTACH_ACTIONS, [NETWORK_INTERFACES], conditions=in_subnets, why=why_enis),
+            _stmt(["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], [ANY], why=NO_RESOURCE_LEVEL),
+        ]
+        reasons: dict[str, str] = {}
+        for statement, findings, why in statements:
+            role.add_to_policy(statement)
+            for finding in findings:
+                reasons[finding] = f"{', '.join(statement.actions)}: {why}"
+        # The VpcConfig is checked against the role's policy when the function is created.
+        function.node.add_dependency(role)
+        return reasons
 
     def _bundle(self, access: Access):
         """(statement, wildcard findings it causes, why) for one bundle."""
