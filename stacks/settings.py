@@ -152,6 +152,10 @@ class Settings:
     # cdk.json `vpc`: where the functions that call a cluster's Kubernetes API run, for a private-only endpoint.
     # None (the default): outside any VPC, which reaches public endpoints only.
     vpc: FunctionVpc | None = None
+    # cdk.json `reusable_roles`, e.g. ["web-instance-role"]: the IAM roles (names) the workflows may pass to EC2 (the
+    # old instance's or launch template's instance profile) and EKS (the old node group's node role). Empty (the
+    # default): the roles that carry the migration tag.
+    reusable_roles: tuple[str, ...] = ()
 
     @classmethod
     def from_context(cls, node: Node) -> Settings:
@@ -200,6 +204,11 @@ class Settings:
         reminder = _validate("context approval_reminder_seconds", TypeAdapter(ApprovalReminder).validate_python,
                              get("approval_reminder_seconds", cls.approval_reminder_seconds))
         vpc = get("vpc", None)
+        roles = get("reusable_roles", [])
+        if not (isinstance(roles, list) and all(isinstance(r, str) and re.fullmatch(r"[\w+=,.@-]{1,64}", r)
+                                                for r in roles)):
+            raise SettingsError(f'context reusable_roles must be a list of IAM role names like "web-instance-role", '
+                                f"got {roles!r}")
         return cls(str(tag["key"]), str(tag["value"]), tuple(emails), layer_dir, tuple(zones),
                    tuple(clusters), schedules, auth, reminder,
-                   vpc=None if vpc is None else FunctionVpc.from_context(vpc))
+                   vpc=None if vpc is None else FunctionVpc.from_context(vpc), reusable_roles=tuple(roles))
