@@ -21,8 +21,16 @@ test: $(PY_OK) $(NODE_OK) $(LAYER_OK) $(CHROMIUM) $(CHECKOV_OK)
 bench: $(PY_OK)
 	$(BIN)/python -m migrator.workstation.bench --all
 
+# cdk.json runs `python3 app.py`: the virtualenv's bin first on PATH makes that the project's Python, so synth
+# and deploy work from a fresh clone without activating anything.
+CDK_PATH := PATH="$(abspath $(BIN)):$$PATH"
+
 synth: $(PY_OK) $(NODE_OK) $(LAYER_OK)
-	PATH="$(abspath $(BIN)):$$PATH" npx cdk synth --quiet
+	$(CDK_PATH) npx cdk synth --quiet
+
+# make deploy CDK_ARGS='-c notification_emails=["platform@example.com"]'
+deploy: $(PY_OK) $(NODE_OK) $(LAYER_OK)
+	$(CDK_PATH) npx cdk deploy $(CDK_ARGS)
 
 layer: $(LAYER_OK)
 
