@@ -49,3 +49,25 @@ def test_an_ami_parameter_outside_the_ami_paths_fails_in_the_first_state_naming_
         assert result["error"] == "InvalidInput"
         assert "ami_ssm_parameter" in json.loads(result["cause"])["errorMessage"]
         assert _states(rt, run) == ["ValidateInput"]
+
+
+def test_a_gate_retries_a_transient_lambda_error_instead_of_rolling_back():
+    from migrator.workflows import REQUEST_APPROVAL
+    from migrator.workstation.local.fidelity.awslambda import Lambda
+
+    # What Step Functions reports when the Lambda service fails the invoke itself (not the function).
+    service_exception = type("Lambda.ServiceException", (Exception,), {})
+    with servers(WEB) as rt:
+        (service,) = [s for s in rt.fidelity.services if isinstance(s, Lambda)]
+        handler, failures = service.handlers[REQUEST_APPROVAL.local_function_name], []
+
+        def flaky(event, context):
+            if len(failures) < 2:  # the first two invokes of each gate's request fail
+                failures.append(event["gate"])
+                raise service_exception("Lambda was unable to process the request")
+            return handler(event, context)
+
+        service.handlers[REQUEST_APPROVAL.local_function_name] = flaky
+        run, result = execute(rt, "web-1")
+        assert failures and result["status"] == "SUCCEEDED"
+        assert "CutoverNotApproved" not in _states(rt, run)
