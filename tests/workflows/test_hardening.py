@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.workflows.test_standalone_ec2 import DB, WEB, execute, servers, snapshots
 
 
@@ -71,3 +73,14 @@ def test_a_gate_retries_a_transient_lambda_error_instead_of_rolling_back():
         run, result = execute(rt, "web-1")
         assert failures and result["status"] == "SUCCEEDED"
         assert "CutoverNotApproved" not in _states(rt, run)
+
+
+@pytest.mark.parametrize("field, value", [("restore_data_volumes", "off"), ("snapshot_retention_days", "30"),
+                                          ("snapshot_deadline_seconds", 600.5)])
+def test_execution_inputs_are_strict_and_a_lax_value_fails_in_the_first_state_naming_the_field(field, value):
+    with servers(WEB) as rt:
+        run, result = execute(rt, "web-1", **{field: value})
+        assert result["error"] == "InvalidInput"
+        assert field in json.loads(result["cause"])["errorMessage"]
+        assert _states(rt, run) == ["ValidateInput"]
+        assert snapshots(rt, "web-1") == []
