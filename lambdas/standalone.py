@@ -1,7 +1,7 @@
 """The standalone EC2 migration's tasks (state_machines/standalone_ec2.asl.json), one Lambda function each:
 `standalone.<task>`."""
 
-from migrator import permitted
+from migrator import preflight_checks as permitted
 from migrator.approvals import gates
 from migrator.settings import settings
 from migrator.standalone import migration
@@ -17,7 +17,9 @@ def preflight(event: MigrationTask, context):
     """Check the instance can be migrated; record everything needed to rebuild and to restore it."""
     request, env = event.state.input, settings()
     result = migration.preflight(clients(), request, env.tag_key, env.tag_value)
-    if not result.already_migrated:  # what IAM allows the cutover, checked before any change
+    if not result.already_migrated:  # checked before any change: the AMI, the alarms, what IAM allows the cutover
+        permitted.require_al2023_ami(clients().ssm, clients().ec2, request)
+        permitted.require_existing_alarms(clients().cloudwatch, request.alarm_names)
         if request.cutover.mode == "dns":
             permitted.require_listed_zone(request.cutover.hosted_zone_id, permitted.listed_zones(env.dns_hosted_zone_ids))
         if request.cutover.mode == "elastic_ip":

@@ -86,6 +86,8 @@ def resolve_al2023_ami(ssm, ec2, *, ami_id: str | None, ssm_parameter: str) -> d
         image = None
     if image is None:
         raise AmiNotAl2023(f"AMI {ami_id} ({source}) does not exist or is not visible to this account")
+    if image.get("State", "available") != "available":  # pending, failed, deregistered, disabled
+        raise AmiNotAl2023(f"AMI {ami_id} ({source}) is {image['State']}, not available")
     if os_family(image) is not OsFamily.AL2023:
         raise AmiNotAl2023(f"AMI {ami_id} ({image.get('Name')}) from {source} is not Amazon Linux 2023")
     return {"image_id": ami_id, "name": image.get("Name", ""), "source": source}

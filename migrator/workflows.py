@@ -147,7 +147,7 @@ ASG_ROLLOUT = Workflow(
     tasks=(
         _validate_input("asg", "rollout"),
         LambdaTask("asg.preflight", "Check the group and record what a rollback restores",
-                   _BASE | {Access.ASG_READ, Access.AMI_READ}),
+                   _BASE | {Access.ASG_READ, Access.AMI_READ, Access.HEALTH_READ}),  # alarms exist
         LambdaTask("asg.create_version", "New launch-template version: AL2023 AMI, IMDSv2 required",
                    _BASE | {Access.ASG_READ, Access.AMI_READ, Access.LAUNCH_TEMPLATE_WRITE, Access.IDEMPOTENCY}),
         LambdaTask("asg.start_canary", "Point the group at the new version, one more instance",
@@ -174,7 +174,7 @@ STANDALONE_EC2 = Workflow(
     tasks=(
         _validate_input("standalone", "migration"),
         LambdaTask("standalone.preflight", "Check the instance and record what a rebuild and a rollback need",
-                   _BASE | {Access.INSTANCE_READ, Access.AMI_READ, Access.DNS_READ}),
+                   _BASE | {Access.INSTANCE_READ, Access.AMI_READ, Access.DNS_READ, Access.HEALTH_READ}),
         LambdaTask("standalone.snapshot", "Crash-consistent snapshots of every EBS volume",
                    _BASE | {Access.INSTANCE_READ, Access.SNAPSHOT_WRITE, Access.IDEMPOTENCY}),
         LambdaTask("standalone.check_snapshots", "Poll the snapshots until completed", _BASE | {Access.INSTANCE_READ}),

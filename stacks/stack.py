@@ -43,7 +43,7 @@ class MigrationStack(Stack):
                 config.ENV_NOTIFICATION_TOPIC: notifications.topic.topic_arn,
             },
             access_environment={Access.APPROVALS: {config.ENV_APPROVAL_SECRET: secret.secret_arn},
-                                # what pre-flight checks a DNS cutover's zone against (migrator/permitted.py)
+                                # what pre-flight checks a DNS cutover's zone against (migrator/preflight_checks.py)
                                 Access.DNS_READ: {config.ENV_DNS_HOSTED_ZONES: ",".join(settings.dns_hosted_zone_ids)}},
         )
         # One approvals_request function serves the gates of every workflow; its links point at the API, whose

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tests.workflows.test_standalone_ec2 import DB, WEB, execute, servers, snapshots
+from tests.conftest import running
+from tests.workflows.test_standalone_ec2 import DB, FAST, WEB, execute, servers, snapshots
 
 
 def _states(rt, run) -> list[str]:
@@ -84,3 +85,50 @@ def test_execution_inputs_are_strict_and_a_lax_value_fails_in_the_first_state_na
         assert field in json.loads(result["cause"])["errorMessage"]
         assert _states(rt, run) == ["ValidateInput"]
         assert snapshots(rt, "web-1") == []
+
+
+# --- bad input is refused before any change -------------------------------------------------------------------
+
+def test_an_alarm_name_that_does_not_exist_is_named_in_preflight_before_any_change():
+    from tests.workflows.test_asg_rollout import WEB as WEB_GROUP, execute as rollout, versions
+
+    with running([WEB_GROUP], **FAST) as rt:
+        before = versions(rt)
+        run, result = rollout(rt, alarm_names=["web-5xx", "web-5xxx"])
+        assert result["error"] == "PreflightFailed" and "web-5xxx" in result["cause"]
+        assert "web-5xx," not in result["cause"]  # only the missing one is named
+        assert versions(rt) == before and "CreateVersion" not in _states(rt, run)
+
+
+def test_a_misspelled_standalone_alarm_is_named_in_preflight():
+    with servers(DB) as rt:
+        _, result = execute(rt, "db-1", alarm_names=["db-1-stauts"])
+        assert result["error"] == "PreflightFailed" and "db-1-stauts" in result["cause"]
+        assert snapshots(rt, "db-1") == []
+
+
+def test_an_ami_that_is_not_al2023_fails_preflight_not_after_the_first_change():
+    with servers(WEB) as rt:
+        run, result = execute(rt, "web-1", ami_id=rt.fleet.al2_image)
+        assert result["error"] == "AmiNotAl2023" and rt.fleet.al2_image in result["cause"]
+        assert "Preflight" in _states(rt, run) and "Snapshot" not in _states(rt, run)
+        assert snapshots(rt, "web-1") == []
+
+
+def test_an_ami_parameter_that_does_not_exist_fails_the_rollout_in_preflight():
+    from tests.workflows.test_asg_rollout import WEB as WEB_GROUP, execute as rollout, versions
+
+    with running([WEB_GROUP], **FAST) as rt:
+        before = versions(rt)
+        run, result = rollout(rt, ami_ssm_parameter="/al2023-migration/ami/web-typo")
+        assert result["error"] == "PreflightFailed" and "/al2023-migration/ami/web-typo" in result["cause"]
+        assert versions(rt) == before and "CreateVersion" not in _states(rt, run)
+
+
+def test_an_unknown_eks_cluster_is_named_as_such():
+    from tests.workflows.test_eks_nodegroup import eks, execute as migrate
+
+    with eks({"name": "ng-general", "size": 2}) as rt:
+        _, result = migrate(rt, "eks/prod/ng-general", cluster_name="prodd")
+        assert result["error"] == "PreflightFailed"
+        assert "EKS cluster prodd does not exist" in result["cause"]

@@ -141,7 +141,7 @@ def _build_instance(spec: StandaloneSpec, clients, fleet: Fleet, shared: dict, t
         volume_ids={m["DeviceName"]: m["Ebs"]["VolumeId"] for m in described["BlockDeviceMappings"]},
     )
     if spec.elastic_ip:
-        # Tagged as its instance is opted in: the migration may move only tagged addresses (migrator/permitted.py).
+        # Tagged as its instance is opted in: the migration may move only tagged addresses (migrator/preflight_checks.py).
         address = ec2.allocate_address(Domain="vpc", TagSpecifications=[{
             "ResourceType": "elastic-ip", "Tags": [{"Key": tag["key"], "Value": tag["value"]}]}])
         ec2.associate_address(AllocationId=address["AllocationId"], InstanceId=iid)

@@ -159,7 +159,7 @@ class LocalRuntime:
 
     def _list_hosted_zones(self) -> None:
         """As a deployment's cdk.json dns_hosted_zone_ids lists the zones its DNS cutovers change: the zones of the
-        scenario's fleet (migrator/permitted.py refuses any other zone in pre-flight)."""
+        scenario's fleet (migrator/preflight_checks.py refuses any other zone in pre-flight)."""
         from migrator.settings import settings
 
         zones = sorted({b.zone_id for b in self.fleet.instances.values() if b.zone_id})

@@ -1,8 +1,12 @@
-"""Pre-flight checks of what the deployment permits, so a migration that IAM would stop half-way is refused
-before any change, naming what to set: the policies of stacks/permissions.py allow only these."""
+"""Pre-flight checks several workflows share, so that bad input, or a change that IAM would stop half-way
+(stacks/permissions.py allows only these), is refused before any change, naming what to fix."""
 
 from __future__ import annotations
 
+from botocore.exceptions import ClientError
+
+from migrator.ami import resolve_al2023_ami
+from migrator.aws import error_code
 from migrator.errors import PreflightFailed
 
 ZONES_KEY = "dns_hosted_zone_ids"  # the cdk.json key that lists the zones a DNS cutover may change
@@ -44,3 +48,19 @@ def require_existing_alarms(cloudwatch, names: list[str]) -> None:
     missing = [n for n in wanted if n not in found]
     if missing:
         raise PreflightFailed(f"alarm(s) {', '.join(missing)} do not exist (alarm_names): check the names")
+
+
+def require_al2023_ami(ssm, ec2, request) -> dict:
+    """The AMI a later step will launch (ami_id or ami_ssm_parameter of `request`) resolves now, to an available
+    AL2023 image: a wrong one must not be found only after the first change, which then needs a rollback."""
+    return resolve_al2023_ami(ssm, ec2, ami_id=request.ami_id, ssm_parameter=request.ami_ssm_parameter)
+
+
+def require_cluster(eks, name: str) -> None:
+    """An unknown cluster is named as such (cluster_name), not as a Kubernetes connection error."""
+    try:
+        eks.describe_cluster(name=name)
+    except ClientError as error:
+        if error_code(error) != "ResourceNotFoundException":
+            raise
+        raise PreflightFailed(f"EKS cluster {name} does not exist in this account and region (cluster_name)") from None
