@@ -110,3 +110,21 @@ def test_a_stopped_clock_unwinds_parked_simulation_threads():
     clock.stop()
     thread.join(5)
     assert not thread.is_alive() and not reached
+
+
+def test_a_wait_forever_spelled_as_a_number_is_never_jumped_to():
+    # moto waits 99,999,999 s where a state sets no TimeoutSeconds: with nothing else left, the clock once
+    # jumped there and on, to the year 33658, and every history timestamp after failed ("year is out of range").
+    clock = ticking()
+    try:
+        event, results = threading.Event(), []
+        waiter = clock.Thread(target=lambda: results.append(clock.wait(event, 1e15)), daemon=True)
+        waiter.start()
+        for _ in range(20):  # every simulation thread waits: the scheduler has had its chance to jump
+            time.sleep(0.01)
+        assert clock.now() < 3600 and results == []
+        event.set()
+        waiter.join(5)
+        assert results == [True] and clock.now() < 3600
+    finally:
+        clock.stop()
