@@ -27,3 +27,22 @@ def running(groups: list[dict], **extra):
 def runtime_with():
     """`with runtime_with([{"name": "web", "size": 2}]) as rt:` inside a test."""
     return running
+
+
+# Only a guard against a hang, never a measure of speed: a test waits for what it expects however slow the
+# machine is (a suite beside a CPU burner once missed a reminder that came after a 5-second poll).
+HANG_SECONDS = 600
+
+
+def eventually(condition, what: str, poll: float = 0.05):
+    """Poll `condition()` until it returns something truthy, and return that; fail only after HANG_SECONDS."""
+    import time
+
+    deadline = time.monotonic() + HANG_SECONDS
+    while True:
+        found = condition()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(poll)
