@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 
 from migrator.approvals import pages
-from migrator.approvals.core import PAST, LinkRefused
+from migrator.approvals.core import APPROVER_MAX, PAST, LinkRefused
 from migrator.approvals.events import ApprovalRequest
 from migrator.observability import logger, tracer
 from migrator.settings import settings
@@ -39,7 +39,7 @@ HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Pol
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)  # the page carries the signed form: never in a trace
 def api(event, context):
     return app.resolve(event, context)
 
@@ -74,8 +74,9 @@ def decide(approval_id: str):
     try:
         request = store.check_link(approval_id, form.get("d", ""), form.get("e", ""), form.get("s", ""))
         approver = _identity() or form.get("approver", "").strip()
-        if not approver:
-            return Response(400, HTML, pages.refused("forged", "Say who you are: the approver is recorded."), HEADERS)
+        if not approver or len(approver) > APPROVER_MAX:
+            return Response(400, HTML, pages.refused(
+                "forged", f"Say who you are, in at most {APPROVER_MAX} characters: the approver is recorded."), HEADERS)
         identity = app.current_event.request_context.identity
         record = store.decide(approval_id, form["d"], approver, identity.source_ip or "", identity.user_agent or "",
                               form.get("comment", ""))

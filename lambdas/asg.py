@@ -1,5 +1,6 @@
 """The ASG rollout's tasks (state_machines/asg_rollout.asl.json), one Lambda function each: `asg.<task>`."""
 
+from migrator import preflight_checks
 from migrator.approvals import gates
 from migrator.asg import rollout
 from migrator.asg.events import CheckCanaryTask, RolloutTask, clients
@@ -15,6 +16,9 @@ def preflight(event: RolloutTask, context):
     """Check the group can be migrated; record what a rollback must restore."""
     request = event.state.input
     result = rollout.preflight(clients(), request, settings().tag_key, settings().tag_value)
+    if not result.already_migrated:  # checked before any change (migrator/preflight_checks.py)
+        preflight_checks.require_al2023_ami(clients().ssm, clients().ec2, request)
+        preflight_checks.require_existing_alarms(clients().cloudwatch, request.alarm_names)
     audit_log(event.execution, event.state.target).record(
         "already-migrated" if result.already_migrated else "preflight-passed",
         **result.model_dump(mode="json", exclude={"instance_ids"}),

@@ -1,6 +1,8 @@
 """The EKS node group migration's tasks (state_machines/eks_nodegroup.asl.json), one Lambda function each:
 `eks.<task>`."""
 
+from migrator import preflight_checks
+from migrator.aws import client
 from migrator.eks import nodegroup
 from migrator.eks.events import NodegroupTask, clients
 from migrator.eks.models import NodegroupInput
@@ -13,6 +15,7 @@ validate_input = input_validator(NodegroupInput, names_target=True)  # the first
 def preflight(event: NodegroupTask, context):
     """Version, AL2 group, VPC CNI, container runtime, disruption budgets: every check, before any change."""
     request = event.state.input
+    preflight_checks.require_cluster(client("eks"), request.cluster_name)
     result = nodegroup.preflight(clients(request.cluster_name), request)
     audit_log(event.execution, event.target).record(
         "already-migrated" if result.already_migrated else "preflight-passed",

@@ -1,6 +1,7 @@
 """The standalone EC2 migration's tasks (state_machines/standalone_ec2.asl.json), one Lambda function each:
 `standalone.<task>`."""
 
+from migrator import preflight_checks as permitted
 from migrator.approvals import gates
 from migrator.settings import settings
 from migrator.standalone import migration
@@ -14,7 +15,15 @@ validate_input = input_validator(MigrationInput)  # the first state
 @task(MigrationTask)
 def preflight(event: MigrationTask, context):
     """Check the instance can be migrated; record everything needed to rebuild and to restore it."""
-    result = migration.preflight(clients(), event.state.input, settings().tag_key, settings().tag_value)
+    request, env = event.state.input, settings()
+    result = migration.preflight(clients(), request, env.tag_key, env.tag_value)
+    if not result.already_migrated:  # checked before any change: the AMI, the alarms, what IAM allows the cutover
+        permitted.require_al2023_ami(clients().ssm, clients().ec2, request)
+        permitted.require_existing_alarms(clients().cloudwatch, request.alarm_names)
+        if request.cutover.mode == "dns":
+            permitted.require_listed_zone(request.cutover.hosted_zone_id, permitted.listed_zones(env.dns_hosted_zone_ids))
+        if request.cutover.mode == "elastic_ip":
+            permitted.require_tagged_address(clients().ec2, request.instance_id, env.tag_key, env.tag_value)
     audit_log(event.execution, result.target).record(
         "already-migrated" if result.already_migrated else "preflight-passed", **result.model_dump(mode="json"))
     return result

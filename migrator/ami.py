@@ -3,10 +3,10 @@
 from enum import Enum
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from migrator.aws import error_code
-from migrator.config import AL2023_AMI_PARAMETER
+from migrator.config import AL2023_AMI_PARAMETER, AMI_PARAMETER_PATHS
 from migrator.errors import AmiNotAl2023, PreflightFailed
 
 
@@ -20,6 +20,14 @@ class AmiChoice(BaseModel):
                                description="an explicit AL2023 AMI id")
     ami_ssm_parameter: str = Field(default=AL2023_AMI_PARAMETER["x86_64"], min_length=1, max_length=2048,
                                    description="the SSM parameter to read the AMI id from (not with `ami_id`)")
+
+    @field_validator("ami_ssm_parameter")
+    @classmethod
+    def _on_an_ami_path(cls, value: str) -> str:
+        # The functions may read only these paths (stacks/permissions.py): refused here, in the first state.
+        if not value.startswith(AMI_PARAMETER_PATHS):
+            raise ValueError(f"must be under {' or '.join(AMI_PARAMETER_PATHS)}, the AMI parameter paths")
+        return value
 
     @model_validator(mode="after")
     def _one_ami_source(self):
@@ -78,6 +86,8 @@ def resolve_al2023_ami(ssm, ec2, *, ami_id: str | None, ssm_parameter: str) -> d
         image = None
     if image is None:
         raise AmiNotAl2023(f"AMI {ami_id} ({source}) does not exist or is not visible to this account")
+    if image.get("State", "available") != "available":  # pending, failed, deregistered, disabled
+        raise AmiNotAl2023(f"AMI {ami_id} ({source}) is {image['State']}, not available")
     if os_family(image) is not OsFamily.AL2023:
         raise AmiNotAl2023(f"AMI {ami_id} ({image.get('Name')}) from {source} is not Amazon Linux 2023")
     return {"image_id": ami_id, "name": image.get("Name", ""), "source": source}

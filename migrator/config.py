@@ -21,6 +21,10 @@ AL2_AMI_PARAMETER = {
     "arm64": "/aws/service/ami-amazon-linux-latest/amzn2-ami-kernel-5.10-hvm-arm64-gp2",
 }
 
+# The SSM parameter paths an AMI may be read from (execution input ami_ssm_parameter; the IAM policy of the
+# functions allows these paths only): AWS's public Amazon Linux ones, and the account's own under the second.
+AMI_PARAMETER_PATHS = ("/aws/service/ami-amazon-linux-latest/", "/al2023-migration/ami/")
+
 # Tags the standalone workflow puts on what it creates, so a retry finds it
 # instead of creating it twice and an audit can tell what was ours.
 EXECUTION_TAG = "al2023-migration:execution"
@@ -48,3 +52,4 @@ ENV_TAG_VALUE = "MIGRATION_TAG_VALUE"
 ENV_APPROVAL_SECRET = "APPROVAL_SECRET_ARN"
 ENV_APPROVAL_BASE_URL = "APPROVAL_BASE_URL"
 ENV_APPROVAL_REMINDER = "APPROVAL_REMINDER_SECONDS"
+ENV_DNS_HOSTED_ZONES = "DNS_HOSTED_ZONE_IDS"  # cdk.json dns_hosted_zone_ids, comma-separated

@@ -18,6 +18,7 @@ class Settings(BaseModel):
     approval_secret: str = Field(alias=config.ENV_APPROVAL_SECRET, default="")
     approval_base_url: str = Field(alias=config.ENV_APPROVAL_BASE_URL, default="")
     approval_reminder_seconds: ApprovalReminder = Field(alias=config.ENV_APPROVAL_REMINDER)
+    dns_hosted_zone_ids: str = Field(alias=config.ENV_DNS_HOSTED_ZONES, default="")  # see migrator.permitted
 
 
 @lru_cache(maxsize=1)

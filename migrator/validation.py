@@ -1,5 +1,6 @@
 """Turning an execution input into a typed model, or one clear error naming the field."""
 
+import json
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -18,7 +19,9 @@ def describe_validation_error(error: ValidationError) -> str:
 
 
 def parse_input(model: type[Model], data: object) -> Model:
+    """Strict, as the JSON was written: "off" is not a boolean and "0" not an integer (a typo must not become a
+    setting). Through JSON, so strict still reads enum values and ISO dates as JSON gives them."""
     try:
-        return model.model_validate(data)
+        return model.model_validate_json(json.dumps(data), strict=True)
     except ValidationError as error:
         raise InvalidInput(f"invalid input: {describe_validation_error(error)}") from None

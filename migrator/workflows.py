@@ -44,7 +44,9 @@ class Access(str, Enum):
     PLAN_READ = "plan-read"
     EXECUTION_READ = "execution-read"
     APPROVALS = "approvals"
-    KUBERNETES = "kubernetes"
+    KUBERNETES = "kubernetes"  # read-only Kubernetes RBAC: nodes, pods, budgets, DaemonSets
+    KUBERNETES_NODE_PATCH = "kubernetes-node-patch"  # + patch nodes: taint, cordon, the drain's start annotation
+    KUBERNETES_EVICT = "kubernetes-evict"  # + create pod evictions: the drain
 
 
 def pascal_case(name: str) -> str:
@@ -145,7 +147,7 @@ ASG_ROLLOUT = Workflow(
     tasks=(
         _validate_input("asg", "rollout"),
         LambdaTask("asg.preflight", "Check the group and record what a rollback restores",
-                   _BASE | {Access.ASG_READ, Access.AMI_READ}),
+                   _BASE | {Access.ASG_READ, Access.AMI_READ, Access.HEALTH_READ}),  # alarms exist
         LambdaTask("asg.create_version", "New launch-template version: AL2023 AMI, IMDSv2 required",
                    _BASE | {Access.ASG_READ, Access.AMI_READ, Access.LAUNCH_TEMPLATE_WRITE, Access.IDEMPOTENCY}),
         LambdaTask("asg.start_canary", "Point the group at the new version, one more instance",
@@ -172,7 +174,7 @@ STANDALONE_EC2 = Workflow(
     tasks=(
         _validate_input("standalone", "migration"),
         LambdaTask("standalone.preflight", "Check the instance and record what a rebuild and a rollback need",
-                   _BASE | {Access.INSTANCE_READ, Access.AMI_READ, Access.DNS_READ}),
+                   _BASE | {Access.INSTANCE_READ, Access.AMI_READ, Access.DNS_READ, Access.HEALTH_READ}),
         LambdaTask("standalone.snapshot", "Crash-consistent snapshots of every EBS volume",
                    _BASE | {Access.INSTANCE_READ, Access.SNAPSHOT_WRITE, Access.IDEMPOTENCY}),
         LambdaTask("standalone.check_snapshots", "Poll the snapshots until completed", _BASE | {Access.INSTANCE_READ}),
@@ -206,12 +208,14 @@ EKS_NODEGROUP = Workflow(
         LambdaTask("eks.create_nodegroup", "Create the AL2023 node group and its launch template",
                    _KUBE | {Access.NODEGROUP_WRITE, Access.IDEMPOTENCY}),
         LambdaTask("eks.wait_nodegroup", "Wait for ACTIVE and Ready nodes", _KUBE),
-        LambdaTask("eks.taint_old", "Taint and cordon the AL2 nodes", _KUBE),
+        LambdaTask("eks.taint_old", "Taint and cordon the AL2 nodes", _KUBE | {Access.KUBERNETES_NODE_PATCH}),
         LambdaTask("eks.validate_new", "DaemonSets and scheduling on the new nodes", _KUBE),
-        LambdaTask("eks.drain", "PDB-aware drain of the AL2 nodes", _KUBE),
+        LambdaTask("eks.drain", "PDB-aware drain of the AL2 nodes",
+                   _KUBE | {Access.KUBERNETES_NODE_PATCH, Access.KUBERNETES_EVICT}),
         LambdaTask("eks.delete_old", "Delete the AL2 node group", _KUBE | {Access.NODEGROUP_WRITE, Access.IDEMPOTENCY}),
         LambdaTask("eks.wait_deleted", "Wait until the old group is gone", _KUBE),
-        LambdaTask("eks.rollback", "Untaint the AL2 nodes, remove the new group", _KUBE | {Access.NODEGROUP_WRITE}),
+        LambdaTask("eks.rollback", "Untaint the AL2 nodes, remove the new group",
+                   _KUBE | {Access.NODEGROUP_WRITE, Access.KUBERNETES_NODE_PATCH}),
         REQUEST_APPROVAL,
     ),
 )

@@ -17,6 +17,7 @@ from constructs import Construct
 
 from migrator import config
 from migrator.workflows import APPROVALS_API, APPROVALS_REMINDER
+from stacks import checkov
 from stacks.encryption import EncryptionKey
 from stacks.functions import TaskFunctions
 
@@ -24,6 +25,10 @@ APPROVAL_RESOURCE = ("approvals", "{approval_id}")  # /approvals/{approval_id}, 
 METHODS = ("GET", "POST")  # GET: confirmation page, changes nothing; POST: the decision
 THROTTLE_RATE, THROTTLE_BURST = 10, 20  # requests per second across the stage: people click links
 REMINDER_EVERY = Duration.minutes(15)
+# The public API's function may take at most this much of the account's Lambda concurrency, whatever floods the
+# links: the stage's 10 requests/s at well under a second each need fewer.
+API_CONCURRENCY = 10
+REMINDER_CONCURRENCY = 1  # one run at a time, so two overlapping runs never remind twice
 STAGE_NAME = "prod"
 
 
@@ -52,7 +57,7 @@ class ApprovalsApi(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, functions: TaskFunctions, key: EncryptionKey,
                  auth: str, reminder_seconds: int) -> None:
         super().__init__(scope, construct_id)
-        self.function = functions.create(self, APPROVALS_API)
+        self.function = functions.create(self, APPROVALS_API, reserved_concurrency=API_CONCURRENCY)
         access_logs = logs.LogGroup(
             self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS, encryption_key=key.key,
             removal_policy=RemovalPolicy.RETAIN,  # who opened and who answered which link: part of the audit
@@ -80,11 +85,21 @@ class ApprovalsApi(Construct):
         for part in APPROVAL_RESOURCE:
             resource = resource.add_resource(part)
         self.methods = {m: resource.add_method(m, integration, authorization_type=authorization) for m in METHODS}
+        if auth == "none":
+            for method in self.methods.values():
+                checkov.skip(method, "CKV_AWS_59", "no authorizer on purpose (cdk.json approval_auth none): the "
+                                                   "HMAC-signed link is the credential, checked before anything is read")
+        checkov.skip(self.api.deployment_stage, "CKV_AWS_120",
+                     "no cache: every response is one approval's current state, and a cached confirmation page "
+                     "would show a decided approval as pending")
         self.url = self.api.url  # https://<id>.execute-api.<region>.amazonaws.com/prod/
         self._suppress(auth)
 
         self.reminder = functions.create(
-            self, APPROVALS_REMINDER, environment={config.ENV_APPROVAL_REMINDER: str(reminder_seconds)})
+            self, APPROVALS_REMINDER, environment={config.ENV_APPROVAL_REMINDER: str(reminder_seconds)},
+            reserved_concurrency=REMINDER_CONCURRENCY,
+            asynchronous="invoked asynchronously by its schedule with no retry on purpose: a failed run has nothing "
+                         "to replay, the next run 15 minutes later reminds of the same pending approvals")
         self.reminder_rule = events.Rule(
             self, "ReminderSchedule", description="AL2023 migration: remind of approvals that expire soon",
             schedule=events.Schedule.rate(REMINDER_EVERY),

@@ -9,6 +9,8 @@ from constructs import Construct
 KEY_TABLE_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 KEY_READ_ACTIONS = ("kms:Decrypt", "kms:DescribeKey")
 KEY_PUBLISH_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+# Every service principal of the key policy acts only for this account's resources (confused deputy).
+FROM_THIS_ACCOUNT = {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
 
 
 class EncryptionKey(Construct):
@@ -28,7 +30,7 @@ class EncryptionKey(Construct):
             conditions={"ArnLike": {
                 "kms:EncryptionContext:aws:logs:arn":
                     f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*",
-            }},
+            }, **FROM_THIS_ACCOUNT},
         ))
 
     def grant_topic_publish(self, grantee: iam.IGrantable) -> None:
@@ -41,4 +43,5 @@ class EncryptionKey(Construct):
         self.key.add_to_resource_policy(iam.PolicyStatement(
             principals=[iam.ServicePrincipal(service)], actions=list(KEY_PUBLISH_ACTIONS),
             resources=["*"],  # in a key policy, "*" means this key
+            conditions=FROM_THIS_ACCOUNT,
         ))

@@ -8,10 +8,11 @@ from constructs import Construct
 
 from migrator import config, observability
 from migrator.workflows import Access, LambdaTask, Workflow
+from stacks import checkov
 from stacks.encryption import EncryptionKey
 from stacks.names import pascal_case
 from stacks.permissions import ANY, NO_RESOURCE_LEVEL, TaskPermissions
-from stacks.settings import Settings
+from stacks.settings import FunctionVpc, Settings
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12  # layers/build.py builds wheels for this version
 ARCHITECTURE = lambda_.Architecture.X86_64  # ... and this platform (manylinux2014_x86_64)
@@ -26,6 +27,7 @@ class TaskFunctions(Construct):
                  environment: dict[str, str], access_environment: dict[Access, dict[str, str]] | None = None) -> None:
         super().__init__(scope, construct_id)
         self._key, self._permissions = key, permissions
+        self._vpc: FunctionVpc | None = settings.vpc
         # Variables only the functions with that bundle get (the approval secret's ARN for APPROVALS).
         self._access_environment = access_environment or {}
         self._environment = {
@@ -51,12 +53,12 @@ class TaskFunctions(Construct):
         """The task functions whose bundles include `access`, by task name."""
         return {t.name: self.functions[t.name] for w in workflows for t in w.tasks if access in t.access}
 
-    def create(self, parent: Construct, task: LambdaTask,
-               environment: dict[str, str] | None = None) -> lambda_.Function:
+    def create(self, parent: Construct, task: LambdaTask, environment: dict[str, str] | None = None, *,
+               reserved_concurrency: int | None = None, asynchronous: str = "") -> lambda_.Function:
         """The function of `task` under `parent` (its handler string selects the task's function in the lambdas/
         asset), with the layer, runtime, tracing, log settings and environment every task function has, and its
         own role with exactly the task's access (also for the functions no workflow invokes: the approval API
-        and the reminder)."""
+        and the reminder). `asynchronous`: why an asynchronously invoked function needs no dead-letter queue."""
         scope = Construct(parent, pascal_case(task.name))
         log_group = logs.LogGroup(
             scope, "Logs", retention=logs.RetentionDays.ONE_MONTH, encryption_key=self._key.key,
@@ -77,6 +79,10 @@ class TaskFunctions(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             memory_size=256,
             timeout=Duration.seconds(60),  # tasks poll through the ASL, they never wait inside
+            # The stack's key, not Lambda's AWS-managed one; Lambda decrypts through the grant it makes on the key
+            # when the function is created, so the role needs no kms:Decrypt for it.
+            environment_encryption=self._key.key,
+            reserved_concurrent_executions=reserved_concurrency,
             environment={
                 **self._environment,
                 **{k: v for a in sorted(task.access, key=lambda a: a.value) for k, v in self._access_environment.get(a, {}).items()},
@@ -88,8 +94,18 @@ class TaskFunctions(Construct):
             reason="Python 3.12 on purpose: layers/build.py builds the layer's binary wheels (pydantic-core) "
                    "for CPython 3.12; the runtime and the layer move to a newer Python together",
         )])
-        self._permissions.apply(role, task.access, wildcards={
+        wildcards = {
             ANY.nag_finding: "xray:PutTraceSegments, xray:PutTelemetryRecords (active tracing): " + NO_RESOURCE_LEVEL,
-        })
+        }
+        if Access.KUBERNETES in task.access and self._vpc:
+            for finding, why in self._permissions.attach_to_vpc(function, role, self._vpc).items():
+                wildcards[finding] = "; ".join(filter(None, [wildcards.get(finding), why]))
+        else:
+            checkov.skip(function, "CKV_AWS_117",
+                         checkov.NO_VPC_CONFIGURED if Access.KUBERNETES in task.access else checkov.NO_VPC_RESOURCES)
+        checkov.skip(function, "CKV_AWS_116", asynchronous or checkov.SYNC_INVOKE_NO_DLQ)
+        if reserved_concurrency is None:
+            checkov.skip(function, "CKV_AWS_115", checkov.UNRESERVED_CONCURRENCY)
+        self._permissions.apply(role, task.access, wildcards=wildcards)
         return function
 

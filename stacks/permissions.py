@@ -12,7 +12,7 @@ from aws_cdk import Aws, aws_iam as iam, aws_secretsmanager as secretsmanager
 from cdk_nag import NagPackSuppression, NagSuppressions
 
 from migrator.approvals.core import APPROVAL_KEY_PREFIX
-from migrator.config import EXECUTION_TAG, EXPIRES_TAG
+from migrator.config import AMI_PARAMETER_PATHS, EXECUTION_TAG, EXPIRES_TAG
 from migrator.fleet.waves import PLAN_KEY_PREFIX
 from migrator.workflows import Access
 from stacks.encryption import KEY_PUBLISH_ACTIONS, KEY_READ_ACTIONS, KEY_TABLE_ACTIONS, EncryptionKey
@@ -39,10 +39,13 @@ class Pattern(str):
 ANY = Pattern("*")
 LAUNCH_TEMPLATES = Pattern("arn:{partition}:ec2:{region}:{account}:launch-template/*")
 AUTO_SCALING_GROUPS = Pattern("arn:{partition}:autoscaling:{region}:{account}:autoScalingGroup:*:autoScalingGroupName/*")
-AMI_PUBLIC_PARAMETERS = Pattern("arn:{partition}:ssm:{region}::parameter/aws/service/ami-amazon-linux-latest/*")
-ACCOUNT_PARAMETERS = Pattern("arn:{partition}:ssm:{region}:{account}:parameter/*")
+# The paths an execution input's ami_ssm_parameter may name (migrator.ami.AmiChoice checks it in the first state):
+# AWS's public ones have no account in their ARN, the account's own ones do.
+AMI_PARAMETERS = [Pattern("arn:{partition}:ssm:{region}:" + ("" if path.startswith("/aws/") else "{account}")
+                          + ":parameter" + path + "*") for path in AMI_PARAMETER_PATHS]
 ALARMS = Pattern("arn:{partition}:cloudwatch:{region}:{account}:alarm:*")
 ROLES = Pattern("arn:{partition}:iam::{account}:role/*")
+EXECUTIONS = Pattern("arn:{partition}:states:{region}:{account}:execution:*")  # the audit records' partition keys
 INSTANCES = Pattern("arn:{partition}:ec2:{region}:{account}:instance/*")
 VOLUMES = Pattern("arn:{partition}:ec2:{region}:{account}:volume/*")
 NETWORK_INTERFACES = Pattern("arn:{partition}:ec2:{region}:{account}:network-interface/*")
@@ -70,6 +73,10 @@ def eks_addons(cluster: str) -> Pattern:  # addon/<cluster>/<addon>/<uuid>
 
 
 NO_RESOURCE_LEVEL = "the action does not support resource-level permissions"
+# What Lambda does with a function's role to put it in a VPC (AWSLambdaVPCAccessExecutionRole, minus Describe*):
+# the function's own network interfaces, nothing of the fleet.
+VPC_ATTACH_ACTIONS = ("ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
+                      "ec2:UnassignPrivateIpAddresses")
 
 
 class TaskPermissions:
@@ -77,7 +84,8 @@ class TaskPermissions:
 
     def __init__(self, *, key: EncryptionKey, tables: MigrationTables, notifications: Notifications,
                  tag_key: str, tag_value: str, hosted_zone_ids: tuple[str, ...] = (),
-                 eks_clusters: tuple[str, ...] = (), approval_secret: secretsmanager.ISecret | None = None) -> None:
+                 eks_clusters: tuple[str, ...] = (), approval_secret: secretsmanager.ISecret | None = None,
+                 reusable_roles: tuple[str, ...] = ()) -> None:
         self._key, self._tables, self._notifications = key, tables, notifications
         self._approval_secret = approval_secret  # the HMAC key of the approval links (stacks/approvals.py)
         self._tag = lambda condition_key: {"StringEquals": {f"{condition_key}/{tag_key}": tag_value}}
@@ -87,6 +95,10 @@ class TaskPermissions:
         # With cdk.json eks_clusters, only those clusters (the only ones the tasks get Kubernetes access to);
         # without, any cluster in the account, since the cluster comes from the execution input.
         self._clusters = list(eks_clusters) or ["*"]
+        # The roles the workflows may pass on (instance profile and node roles they reuse): cdk.json reusable_roles
+        # by name, or else the roles carrying the migration tag.
+        self._reusable_roles = reusable_roles
+        self._zones_listed = bool(hosted_zone_ids)
 
     def apply(self, role: iam.Role, accesses: frozenset[Access], wildcards: dict[str, str] | None = None) -> None:
         """Grant `accesses` to `role`; `wildcards` adds reasons for wildcards granted elsewhere."""
@@ -104,11 +116,38 @@ class TaskPermissions:
                 for finding, whys in sorted(reasons.items())
             ], apply_to_children=True)
 
+    def attach_to_vpc(self, function, role: iam.Role, vpc) -> dict[str, str]:
+        """Run `function` in cdk.json `vpc` (a stacks.settings.FunctionVpc): its VpcConfig, and what Lambda does
+        with the execution role's credentials to attach it (the AWSLambdaVPCAccessExecutionRole actions, scoped
+        to those subnets and security groups). Returns the reasons of its wildcards, for `apply`."""
+        function.node.default_child.vpc_config = {
+            "subnetIds": list(vpc.subnet_ids), "securityGroupIds": list(vpc.security_group_ids)}
+        subnets = [Pattern("arn:{partition}:ec2:{region}:{account}:subnet/" + s).arn for s in vpc.subnet_ids]
+        groups = [Pattern("arn:{partition}:ec2:{region}:{account}:security-group/" + g).arn
+                  for g in vpc.security_group_ids]
+        in_subnets = {"ArnEquals": {"ec2:Subnet": subnets}}
+        why_enis = "the network interfaces Lambda creates in the cdk.json vpc subnets; their ids are not known before"
+        statements = [
+            _stmt(["ec2:CreateNetworkInterface"], [*subnets, *groups]),
+            _stmt(VPC_ATTACH_ACTIONS, [NETWORK_INTERFACES], conditions=in_subnets, why=why_enis),
+            _stmt(["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], [ANY], why=NO_RESOURCE_LEVEL),
+        ]
+        reasons: dict[str, str] = {}
+        for statement, findings, why in statements:
+            role.add_to_policy(statement)
+            for finding in findings:
+                reasons[finding] = f"{', '.join(statement.actions)}: {why}"
+        # The VpcConfig is checked against the role's policy when the function is created.
+        function.node.add_dependency(role)
+        return reasons
+
     def _bundle(self, access: Access):
         """(statement, wildcard findings it causes, why) for one bundle."""
         key_arn = self._key.key.key_arn
         if access is Access.AUDIT_WRITE:
-            return [_stmt(["dynamodb:PutItem"], [self._tables.audit.table_arn]),
+            # Audit records are keyed by the execution's ARN (migrator/audit.py); plans and approvals are not theirs.
+            return [_stmt(["dynamodb:PutItem"], [self._tables.audit.table_arn],
+                          conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [EXECUTIONS.arn]}}),
                     _stmt(KEY_TABLE_ACTIONS, [key_arn])]
         if access is Access.IDEMPOTENCY:
             return [_stmt(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
@@ -129,8 +168,9 @@ class TaskPermissions:
         tagged = self._tagged
         if access is Access.AMI_READ:
             return [
-                _stmt(["ssm:GetParameter", "ssm:GetParameters"], [AMI_PUBLIC_PARAMETERS, ACCOUNT_PARAMETERS],
-                      why="the AMI parameter is chosen at run time: AWS's public Amazon Linux ones or the account's own"),
+                _stmt(["ssm:GetParameter", "ssm:GetParameters"], AMI_PARAMETERS,
+                      why="the AMI parameter is chosen at run time, under the AMI parameter paths only: AWS's public "
+                          f"Amazon Linux ones or the account's own under {AMI_PARAMETER_PATHS[-1]}"),
                 _stmt(["ec2:DescribeImages"], [ANY], why=NO_RESOURCE_LEVEL),
             ]
         if access is Access.ASG_READ:
@@ -196,7 +236,7 @@ class TaskPermissions:
                       why="what the launch uses, as the old instance and the migration's snapshots name them, "
                           "and its primary network interface"),
                 _tag_on_create("RunInstances", [INSTANCES, VOLUMES]),
-                _pass_role_to_ec2("the old instance's instance-profile role, passed to EC2 only"),
+                self._pass_role("ec2.amazonaws.com", "the old instance's instance-profile role"),
             ]
         if access is Access.INSTANCE_WRITE:
             return [_stmt(["ec2:StopInstances", "ec2:StartInstances", "ec2:TerminateInstances",
@@ -206,14 +246,18 @@ class TaskPermissions:
             return [
                 _stmt(["ec2:AssociateAddress"], [INSTANCES], conditions=tagged,
                       why="only to instances carrying the migration tag"),
-                _stmt(["ec2:AssociateAddress"], [ELASTIC_IPS],
-                      why="the Elastic IP of the old instance, found at preflight; addresses carry no migration tag"),
-                _stmt(["route53:ChangeResourceRecordSets"], self._zones, why=zone_why,
-                      conditions={"ForAllValues:StringEquals": {"route53:ChangeResourceRecordSetsActions": ["UPSERT"],
-                                                                "route53:ChangeResourceRecordSetsRecordTypes": ["A"]}}),
+                # An address's attachment is no IAM condition key: the old instance's Elastic IP carries the opt-in
+                # tag as it does (standalone pre-flight refuses one that does not, before any change).
+                _stmt(["ec2:AssociateAddress"], [ELASTIC_IPS], conditions=tagged,
+                      why="only Elastic IPs carrying the migration tag, as the opted-in instances' addresses do"),
+                *([_stmt(["route53:ChangeResourceRecordSets"], self._zones, why=zone_why,
+                         conditions={"ForAllValues:StringEquals": {
+                             "route53:ChangeResourceRecordSetsActions": ["UPSERT"],
+                             "route53:ChangeResourceRecordSetsRecordTypes": ["A"]}})] if self._zones_listed else []),
             ]
         if access is Access.DNS_READ:
-            return [_stmt(["route53:ListResourceRecordSets"], self._zones, why=zone_why)]
+            # No zone listed in cdk.json dns_hosted_zone_ids: no DNS cutover (pre-flight names the key to set).
+            return [_stmt(["route53:ListResourceRecordSets"], self._zones, why=zone_why)] if self._zones_listed else []
         if access is Access.HEALTH_SCRIPT:
             return [
                 _stmt(["ssm:SendCommand"], [RUN_SHELL_SCRIPT]),
@@ -247,9 +291,7 @@ class TaskPermissions:
                 _stmt(["eks:TagResource"], nodegroups,
                       conditions={"Null": {f"aws:RequestTag/{EXECUTION_TAG}": "false"}},
                       why="only tags that come with the execution tag, as CreateNodegroup applies them"),
-                _stmt(["iam:PassRole"], [ROLES],
-                      conditions={"StringEquals": {"iam:PassedToService": "eks.amazonaws.com"}},
-                      why="the old node group's node role, passed to EKS only"),
+                self._pass_role("eks.amazonaws.com", "the old node group's node role"),
                 _stmt(["ec2:CreateLaunchTemplate"], [LAUNCH_TEMPLATES],
                       why="the new node group's launch template, named after the cluster and group at run time"),
                 _tag_on_create("CreateLaunchTemplate", [LAUNCH_TEMPLATES]),
@@ -258,7 +300,7 @@ class TaskPermissions:
             # The child state machines are created after the functions: stacks/state_machines.py grants
             # states:DescribeExecution on their executions to the tasks of the workflow that starts them.
             return []
-        if access is Access.KUBERNETES:
+        if access in (Access.KUBERNETES, Access.KUBERNETES_NODE_PATCH, Access.KUBERNETES_EVICT):
             # No IAM statement: the EKS token is a presigned sts:GetCallerIdentity, which needs no permission.
             # Kubernetes access is an EKS access entry per role and cluster (stacks/kubernetes.py).
             return []
@@ -293,17 +335,34 @@ class TaskPermissions:
     def _eks_nodegroups(self) -> list[Pattern]:
         return [eks_nodegroups(c) for c in self._clusters]
 
-    @staticmethod
-    def _launch_through_template():
-        """Auto Scaling checks that the caller could launch from the launch template it is given."""
+    def _launch_through_template(self):
+        """Auto Scaling checks that the caller could launch from the launch template it is given: only from
+        launch templates carrying the migration tag."""
         return [
             _stmt(["ec2:RunInstances"], [ANY],
                   conditions={"ArnLike": {"ec2:LaunchTemplate": LAUNCH_TEMPLATES.arn},
                               "Bool": {"ec2:IsLaunchTemplateResource": "true"}},
                   why="only through this account's launch templates, with what they define"),
+            # Whatever else allows the launch, never from a launch template without the opt-in tag (a missing
+            # tag matches StringNotEquals too).
+            _stmt(["ec2:RunInstances"], [LAUNCH_TEMPLATES], effect=iam.Effect.DENY,
+                  conditions={"StringNotEquals": {k: v for k, v in self._tagged["StringEquals"].items()}},
+                  why="denies launches from launch templates without the migration tag"),
             _tag_on_create("RunInstances", [ANY]),
-            _pass_role_to_ec2("the launch template's instance profile role, passed to EC2 only"),
+            self._pass_role("ec2.amazonaws.com", "the launch template's instance-profile role"),
         ]
+
+    def _pass_role(self, service: str, what: str):
+        """iam:PassRole to `service` only, and only the reusable roles: cdk.json reusable_roles, or else the
+        roles carrying the migration tag."""
+        passed_to = {"StringEquals": {"iam:PassedToService": service}}
+        if self._reusable_roles:
+            return _stmt(["iam:PassRole"], [f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{name}"
+                                             for name in self._reusable_roles], conditions=passed_to)
+        return _stmt(["iam:PassRole"], [ROLES],
+                     conditions={"StringEquals": {**passed_to["StringEquals"], **self._tagged["StringEquals"]}},
+                     why=f"{what}, passed to {service.split('.')[0].upper()} only, and only roles carrying the "
+                         "migration tag (cdk.json reusable_roles names them instead)")
 
 
 def _tag_on_create(action: str, resources: list[str]):
@@ -311,15 +370,11 @@ def _tag_on_create(action: str, resources: list[str]):
                  why=f"only tags applied by {action} to what it creates")
 
 
-def _pass_role_to_ec2(why: str):
-    return _stmt(["iam:PassRole"], [ROLES], conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
-                 why=why)
-
-
-def _stmt(actions, resources: list[str], *, why: str = "", conditions=None, action_finding: str | None = None):
+def _stmt(actions, resources: list[str], *, why: str = "", conditions=None, action_finding: str | None = None,
+          effect: iam.Effect = iam.Effect.ALLOW):
     """A statement; Pattern resources with a `*` are wildcards and need `why`."""
     statement = iam.PolicyStatement(
-        actions=list(actions), conditions=conditions,
+        actions=list(actions), conditions=conditions, effect=effect,
         resources=[r.arn if isinstance(r, Pattern) else r for r in resources],
     )
     findings = [r.nag_finding for r in resources if isinstance(r, Pattern) and "*" in r]

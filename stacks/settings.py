@@ -82,6 +82,31 @@ class WaveSchedule:
                    wave.tolerated_failure_percentage)
 
 
+@dataclass(frozen=True)
+class FunctionVpc:
+    """cdk.json `vpc`: {"subnet_ids": ["subnet-..."], "security_group_ids": ["sg-..."]}. The subnets need a route
+    to the AWS APIs the functions call (NAT, or the VPC endpoints the README lists); the security groups need
+    egress to the cluster's endpoint on 443."""
+
+    subnet_ids: tuple[str, ...]
+    security_group_ids: tuple[str, ...]
+
+    @classmethod
+    def from_context(cls, value) -> FunctionVpc:
+        def ids(name, prefix):
+            items = value.get(name) if isinstance(value, dict) else None
+            if not (isinstance(items, list) and items and len(set(items)) == len(items)
+                    and all(isinstance(i, str) and re.fullmatch(prefix + r"-[0-9a-f]{8,17}", i) for i in items)):
+                raise SettingsError(f'context vpc.{name} must be a non-empty list of distinct ids like '
+                                    f'"{prefix}-0123456789abcdef0", got {items!r}')
+            return tuple(items)
+
+        if not isinstance(value, dict) or set(value) - {"subnet_ids", "security_group_ids"}:
+            raise SettingsError('context vpc must be {"subnet_ids": [...], "security_group_ids": [...]}, '
+                                f"got {value!r}")
+        return cls(ids("subnet_ids", "subnet"), ids("security_group_ids", "sg"))
+
+
 def _validate(where: str, validate, value):
     """`validate(value, strict=True)`, its first error as a one-line SettingsError naming the field."""
     try:
@@ -124,6 +149,13 @@ class Settings:
     approval_auth: str = DEFAULT_APPROVAL_AUTH
     # cdk.json `approval_reminder_seconds`: a pending approval gets one reminder when it expires within this.
     approval_reminder_seconds: int = default_of(ApprovalReminder)
+    # cdk.json `vpc`: where the functions that call a cluster's Kubernetes API run, for a private-only endpoint.
+    # None (the default): outside any VPC, which reaches public endpoints only.
+    vpc: FunctionVpc | None = None
+    # cdk.json `reusable_roles`, e.g. ["web-instance-role"]: the IAM roles (names) the workflows may pass to EC2 (the
+    # old instance's or launch template's instance profile) and EKS (the old node group's node role). Empty (the
+    # default): the roles that carry the migration tag.
+    reusable_roles: tuple[str, ...] = ()
 
     @classmethod
     def from_context(cls, node: Node) -> Settings:
@@ -171,5 +203,12 @@ class Settings:
             raise SettingsError(f"context approval_auth must be one of {', '.join(APPROVAL_AUTH_MODES)}, got {auth!r}")
         reminder = _validate("context approval_reminder_seconds", TypeAdapter(ApprovalReminder).validate_python,
                              get("approval_reminder_seconds", cls.approval_reminder_seconds))
+        vpc = get("vpc", None)
+        roles = get("reusable_roles", [])
+        if not (isinstance(roles, list) and all(isinstance(r, str) and re.fullmatch(r"[\w+=,.@-]{1,64}", r)
+                                                for r in roles)):
+            raise SettingsError(f'context reusable_roles must be a list of IAM role names like "web-instance-role", '
+                                f"got {roles!r}")
         return cls(str(tag["key"]), str(tag["value"]), tuple(emails), layer_dir, tuple(zones),
-                   tuple(clusters), schedules, auth, reminder)
+                   tuple(clusters), schedules, auth, reminder,
+                   vpc=None if vpc is None else FunctionVpc.from_context(vpc), reusable_roles=tuple(roles))

@@ -12,7 +12,7 @@ from stacks.alerts import ExecutionFailureAlerts
 from stacks.approvals import ApprovalsApi, approval_secret
 from stacks.encryption import EncryptionKey
 from stacks.functions import TaskFunctions
-from stacks.kubernetes import KubernetesAccess
+from stacks.kubernetes import KubernetesAccess, kubernetes_groups
 from stacks.notifications import Notifications
 from stacks.names import pascal_case
 from stacks.permissions import TaskPermissions
@@ -33,7 +33,8 @@ class MigrationStack(Stack):
         permissions = TaskPermissions(key=key, tables=tables, notifications=notifications,
                                       tag_key=settings.tag_key, tag_value=settings.tag_value,
                                       hosted_zone_ids=settings.dns_hosted_zone_ids,
-                                      eks_clusters=settings.eks_clusters, approval_secret=secret)
+                                      eks_clusters=settings.eks_clusters, approval_secret=secret,
+                                      reusable_roles=settings.reusable_roles)
         functions = TaskFunctions(
             self, "Tasks", workflows=workflows, settings=settings, key=key, permissions=permissions,
             environment={
@@ -41,7 +42,9 @@ class MigrationStack(Stack):
                 config.ENV_IDEMPOTENCY_TABLE: tables.idempotency.table_name,
                 config.ENV_NOTIFICATION_TOPIC: notifications.topic.topic_arn,
             },
-            access_environment={Access.APPROVALS: {config.ENV_APPROVAL_SECRET: secret.secret_arn}},
+            access_environment={Access.APPROVALS: {config.ENV_APPROVAL_SECRET: secret.secret_arn},
+                                # what pre-flight checks a DNS cutover's zone against (migrator/preflight_checks.py)
+                                Access.DNS_READ: {config.ENV_DNS_HOSTED_ZONES: ",".join(settings.dns_hosted_zone_ids)}},
         )
         # One approvals_request function serves the gates of every workflow; its links point at the API, whose
         # own function (approvals_api) is a different one, so the URL creates no cycle.
@@ -50,7 +53,7 @@ class MigrationStack(Stack):
         for function in functions.tasks_with(Access.APPROVALS, workflows).values():
             function.add_environment(config.ENV_APPROVAL_BASE_URL, approvals.url)
         KubernetesAccess(self, "Kubernetes", clusters=settings.eks_clusters, roles={
-            task.name: functions.functions[task.name].role
+            task.name: (functions.functions[task.name].role, kubernetes_groups(task.access))
             for workflow in workflows for task in workflow.tasks if Access.KUBERNETES in task.access
         })
         # What the CLI needs to start, approve and audit migrations.

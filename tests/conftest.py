@@ -42,3 +42,22 @@ def aws_cli() -> str:
     if not found:
         pytest.fail("no AWS CLI: run the tests with `make test`, which installs it")
     return found
+
+
+# Only a guard against a hang, never a measure of speed: a test waits for what it expects however slow the
+# machine is (a suite beside a CPU burner once missed a reminder that came after a 5-second poll).
+HANG_SECONDS = 600
+
+
+def eventually(condition, what: str, poll: float = 0.05):
+    """Poll `condition()` until it returns something truthy, and return that; fail only after HANG_SECONDS."""
+    import time
+
+    deadline = time.monotonic() + HANG_SECONDS
+    while True:
+        found = condition()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(poll)

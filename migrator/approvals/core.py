@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -24,6 +25,9 @@ from migrator import clock
 from migrator.aws import error_code
 
 DECISIONS = ("approve", "reject")
+APPROVER_MAX = 200  # characters of the approver's name or email, as the page's field allows
+EXPIRY_DIGITS = 12  # a Unix time in seconds has 10 digits until the year 2286
+SIGNATURE = re.compile(r"[0-9a-f]{64}")  # HMAC-SHA256, hex
 PAST = {"approve": "approved", "reject": "rejected"}
 
 
@@ -46,9 +50,12 @@ def link(base_url: str, secret: bytes, approval_id: str, decision: str, expires:
 
 def verify(secret: bytes, approval_id: str, decision: str, expires: str, signature: str) -> int:
     """The link's expiry if its signature is ours and it has not expired."""
-    if decision not in DECISIONS or not expires.isdigit():
+    # Only ASCII digits (int() also reads "²" and fails on thousands of digits) and a hex signature
+    # (compare_digest rejects non-ASCII text with a TypeError): anything else is a forged link, never an error.
+    if (decision not in DECISIONS or not (expires.isascii() and expires.isdigit()) or len(expires) > EXPIRY_DIGITS
+            or not SIGNATURE.fullmatch(signature or "")):
         raise LinkRefused("forged", "This link is not valid.")
-    if not hmac.compare_digest(sign(secret, approval_id, decision, int(expires)), signature or ""):
+    if not hmac.compare_digest(sign(secret, approval_id, decision, int(expires)), signature):
         raise LinkRefused("forged", "This link is not valid: its signature does not match.")
     if clock.now() > int(expires):
         raise LinkRefused("expired", "This link has expired; the gate counts as not approved.")
@@ -132,6 +139,8 @@ class Approvals:
         """The one and only decision: the conditional write wins once, then the callback."""
         if decision not in DECISIONS:
             raise LinkRefused("forged", "Unknown decision.")
+        if len(approver) > APPROVER_MAX:
+            raise LinkRefused("forged", f"The approver's name is longer than {APPROVER_MAX} characters.")
         request = self.get(approval_id)
         closed = request["closed_reason"] or self.gate_closed(request)
         if closed:

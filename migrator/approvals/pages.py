@@ -6,7 +6,7 @@ import datetime as dt
 import html
 import json
 
-from migrator.approvals.core import PAST
+from migrator.approvals.core import APPROVER_MAX, PAST
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;color:#222}
 dl{display:grid;grid-template-columns:12rem 1fr;gap:.3rem 1rem}dt{font-weight:600}
@@ -26,7 +26,7 @@ def confirmation(request: dict, decision: str, expires: str, signature: str, ide
     notified = ", ".join(request["notified"]) or "the notification topic's subscribers"
     who = (f"<p>You are signed in as <b>{html.escape(identity)}</b>.</p>" if identity else
            "<label for='approver'>Your name or email (recorded with the decision)</label>"
-           "<input id='approver' name='approver' required maxlength='200' autocomplete='email'>")
+           f"<input id='approver' name='approver' required maxlength='{APPROVER_MAX}' autocomplete='email'>")
     verb = "Approve" if decision == "approve" else "Reject"
     body = (
         f"<h1>{verb} {html.escape(request['gate'])} of {html.escape(request['target'])}?</h1>"
@@ -49,10 +49,16 @@ def confirmation(request: dict, decision: str, expires: str, signature: str, ide
 
 def outcome(record: dict, request: dict) -> str:
     word = PAST[record["decision"]]
+    recorded = f"Recorded: {word} by <b>{html.escape(record['by'])}</b> at {html.escape(record['at'])}. "
+    if record.get("callback_error"):  # SendTask* refused: the execution ended (timed out, stopped) meanwhile
+        return _page("Too late", (
+            f"<h1 class='late'>{html.escape(request['target'])}: {html.escape(request['gate'])} not {word}</h1>"
+            f"<p>{recorded}But the migration had already ended before this decision reached it "
+            f"({html.escape(record['callback_error'])}), so it changed nothing. See the execution "
+            f"<code>{html.escape(request['execution'])}</code>.</p>"))
     return _page(f"{word.capitalize()}", (
         f"<h1 class='done'>{html.escape(request['target'])}: {html.escape(request['gate'])} {word}</h1>"
-        f"<p>Recorded: {word} by <b>{html.escape(record['by'])}</b> at {html.escape(record['at'])}. "
-        "The migration continues accordingly.</p>"))
+        f"<p>{recorded}The migration continues accordingly.</p>"))
 
 
 def refused(reason: str, message: str) -> str:

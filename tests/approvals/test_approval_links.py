@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 import urllib.error
 import urllib.request
 from urllib.parse import parse_qs, urlencode, urlparse
@@ -14,7 +13,7 @@ import pytest
 
 from migrator.approvals.core import LinkRefused, link, sign, verify
 from migrator.wiring import approvals
-from tests.conftest import running
+from tests.conftest import eventually, running
 
 SECRET = b"k" * 32
 
@@ -52,14 +51,12 @@ def _request(rt, token="TOKEN-THAT-MUST-NOT-LEAK"):
     rt.fidelity.people_answer = True  # a person answers, in real time: no jumping over the gate
     spec = rt.scenario.auto_scaling_groups[0]
     run = rt.start_execution(ASG_ROLLOUT, spec.target, rollout_input(spec, rt.scenario))
-    for _ in range(600):
+
+    def email():
         rt.bot.poll()
-        emails = [m for m in rt.bot.messages if m["kind"] == "approval-request"]
-        if emails:
-            return run, emails[0]
-        import time
-        time.sleep(0.05)
-    raise AssertionError("no approval email")
+        return [m for m in rt.bot.messages if m["kind"] == "approval-request"]
+
+    return run, eventually(email, "the approval email")[0]
 
 
 def _open(url, data=None):
@@ -139,17 +136,13 @@ def test_a_reminder_goes_out_once_before_a_gate_expires():
         rt.clock.advance(2500)
         store.remind(before_seconds=600)  # the runtime's own sweep may have sent it already
         assert store.remind(before_seconds=600) == []  # never twice
-        reminders = []
-        for _ in range(100):  # the sweep may hold the write and publish a moment later
+        def reminders():  # the sweep may hold the write and publish a moment later
             rt.bot.poll()
-            reminders = [m for m in rt.bot.messages if m.get("kind") == "text" and "expires in" in m["text"]]
-            if reminders:
-                break
-            time.sleep(0.05)
-        time.sleep(0.2)
-        rt.bot.poll()
-        reminders = [m for m in rt.bot.messages if m.get("kind") == "text" and "expires in" in m["text"]]
-        assert len(reminders) == 1 and "asg/web" in reminders[0]["text"]
+            return [m for m in rt.bot.messages if m.get("kind") == "text" and "expires in" in m["text"]]
+
+        eventually(reminders, "the reminder")
+        assert store.remind(before_seconds=600) == []  # still never twice
+        assert len(reminders()) == 1 and "asg/web" in reminders()[0]["text"]
 
 
 def test_the_terminal_lists_and_answers_with_the_same_single_use_rule(capsys):

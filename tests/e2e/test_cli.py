@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 
 import boto3
 import pytest
@@ -20,6 +19,7 @@ from migrator.workstation.cli import main
 from migrator.config import SCENARIOS_DIR
 from migrator.workstation.local.scenario import parse_scenario
 from migrator.workstation.local.server import LocalServer
+from tests.conftest import eventually
 
 SUMMARY_KEYS = {"scenario", "targets", "instances", "state_transitions", "aws_api_calls", "sim_seconds",
                 "wall_seconds", "expectations", "invariants"}
@@ -136,10 +136,9 @@ def test_local_serve_runs_a_rollout_driven_over_http(aws_cli):
         fields = dict(re.findall(r"name='(d|e|s)' value='([^']*)'", page)) | {"approver": "ops@example.com"}
         urllib.request.urlopen(urllib.request.Request(email["links"]["approve"].split("?")[0],
                                                       data=urlencode(fields).encode()))
-        deadline = time.monotonic() + 120
-        while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+        status = eventually(lambda: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING"
+                            and sfn.describe_execution(executionArn=arn)["status"], "the execution's end", poll=0.1)
+        assert status == "SUCCEEDED"
         aws = [aws_cli, "--endpoint-url", server.endpoint, "stepfunctions"]
         newest = json.loads(subprocess.run(aws + ["get-execution-history", "--execution-arn", arn, "--reverse-order",
                                                   "--max-items", "2"], env=env, capture_output=True, text=True,
@@ -152,15 +151,13 @@ def test_local_serve_runs_a_rollout_driven_over_http(aws_cli):
 
 
 def _wait_for_approval_email(server, sfn, arn: str) -> dict:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def emails():
         server.runtime.bot.poll()
-        emails = [m for m in server.runtime.bot.messages if m["kind"] == "approval-request"]
-        if emails:
-            return emails[0]
-        assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
-        time.sleep(0.1)
-    raise AssertionError("the approval gate was never reached")
+        found = [m for m in server.runtime.bot.messages if m["kind"] == "approval-request"]
+        assert found or sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+        return found
+
+    return eventually(emails, "the approval gate", poll=0.1)[0]
 
 
 def test_console_script_is_installed():

@@ -24,6 +24,9 @@ from stacks import build_stack  # noqa: E402
 TEST_TAG = {"key": "team:al2023", "value": "go"}
 TEST_EMAIL = "platform-team@example.com"
 TEST_EKS_CLUSTERS = ["prod"]  # so the access entries are synthesized, linted and nag-checked too
+# So the Kubernetes functions' VPC configuration and its permissions are synthesized, linted and checked too.
+TEST_VPC = {"subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+            "security_group_ids": ["sg-0123456789abcdef0"]}
 # So the schedules and their role are synthesized, linted and nag-checked too: one with every field,
 # one with the defaults (UTC, max_concurrency 10, no tolerated failure).
 TEST_SCHEDULES = [
@@ -44,6 +47,7 @@ class Synthesized:
     email: str  # its one notification email
     eks_clusters: list[str]  # its eks_clusters context
     schedules: list[dict]  # its schedules context
+    vpc: dict  # its vpc context
 
     def resources(self, cfn_type: str) -> dict[str, dict]:
         return self.template.find_resources(cfn_type)
@@ -71,6 +75,7 @@ def synthesized(fake_layer) -> Synthesized:
         "notification_emails": [TEST_EMAIL],
         "eks_clusters": TEST_EKS_CLUSTERS,
         "schedules": TEST_SCHEDULES,
+        "vpc": TEST_VPC,
         "aws:cdk:enable-path-metadata": True,  # as the CDK CLI sets it; tests find resources by path
     })
     stack = build_stack(app)  # with the cdk-nag aspect, as app.py does
@@ -87,4 +92,5 @@ def synthesized(fake_layer) -> Synthesized:
         email=TEST_EMAIL,
         eks_clusters=TEST_EKS_CLUSTERS,
         schedules=TEST_SCHEDULES,
+        vpc=TEST_VPC,
     )

@@ -4,6 +4,7 @@ import threading
 import time
 
 from migrator.workstation.local.clock import SimClock
+from tests.conftest import eventually
 
 
 def ticking():
@@ -67,10 +68,8 @@ def test_call_later_runs_at_its_simulated_time():
     try:
         clock.call_later(600, lambda: seen.append(clock.now()))
         clock.sleep(1200)
-        deadline = time.monotonic() + 5
-        while not seen and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert seen and 600 <= seen[0] < 1200
+        eventually(lambda: seen, "the timer's action")
+        assert 600 <= seen[0] < 1200
     finally:
         clock.stop()
 
@@ -110,3 +109,21 @@ def test_a_stopped_clock_unwinds_parked_simulation_threads():
     clock.stop()
     thread.join(5)
     assert not thread.is_alive() and not reached
+
+
+def test_a_wait_forever_spelled_as_a_number_is_never_jumped_to():
+    # moto waits 99,999,999 s where a state sets no TimeoutSeconds: with nothing else left, the clock once
+    # jumped there and on, to the year 33658, and every history timestamp after failed ("year is out of range").
+    clock = ticking()
+    try:
+        event, results = threading.Event(), []
+        waiter = clock.Thread(target=lambda: results.append(clock.wait(event, 1e15)), daemon=True)
+        waiter.start()
+        for _ in range(20):  # every simulation thread waits: the scheduler has had its chance to jump
+            time.sleep(0.01)
+        assert clock.now() < 3600 and results == []
+        event.set()
+        waiter.join(5)
+        assert results == [True] and clock.now() < 3600
+    finally:
+        clock.stop()

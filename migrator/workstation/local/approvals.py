@@ -91,7 +91,8 @@ class _Form(HTMLParser):
             self.hidden[attributes["name"]] = attributes.get("value", "")
 
 
-REQUEST = re.compile(r"The AL2023 migration of (?P<target>\S+) waits for your decision at the gate '(?P<gate>[^']+)'")
+# A target's name may hold spaces (an instance's Name tag): everything up to " waits for".
+REQUEST = re.compile(r"The AL2023 migration of (?P<target>.+?) waits for your decision at the gate '(?P<gate>[^']+)'")
 
 
 def parse_message(text: str) -> dict:

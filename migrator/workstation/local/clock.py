@@ -59,6 +59,11 @@ class _Wait:
         self.wake = None if actor else threading.Event()  # for threads outside the simulation
 
 
+# Longer than any rehearsal (over three years): a timeout this long means "no timeout" (moto's default
+# TimeoutSeconds is 99,999,999).
+FOREVER_SECONDS = 99_999_999
+
+
 class SimClock:
     def __init__(self, start: float | None = None):
         self.start = SIMULATION_EPOCH if start is None else start
@@ -122,6 +127,9 @@ class SimClock:
         timeout (a guard around work another thread does, a gate a person
         answers) is never jumped to: it ends only if time passes it anyway."""
         actor = getattr(self._local, "actor", None)
+        # "Wait forever" spelled as a number (moto's 99,999,999 s for no TimeoutSeconds, a thread's join) is no
+        # deadline to jump to: jumped to, a run with nothing else left ran the clock out to the year 33658.
+        soft = soft or (timeout is not None and timeout >= FOREVER_SECONDS)
         with self._lock:
             if event.is_set():
                 return True

@@ -146,7 +146,9 @@ def _build_instance(spec: StandaloneSpec, clients, fleet: Fleet, shared: dict, t
         volume_ids={m["DeviceName"]: m["Ebs"]["VolumeId"] for m in described["BlockDeviceMappings"]},
     )
     if spec.elastic_ip:
-        address = ec2.allocate_address(Domain="vpc")
+        # Tagged as its instance is opted in: the migration may move only tagged addresses (migrator/preflight_checks.py).
+        address = ec2.allocate_address(Domain="vpc", TagSpecifications=[{
+            "ResourceType": "elastic-ip", "Tags": [{"Key": tag["key"], "Value": tag["value"]}]}])
         ec2.associate_address(AllocationId=address["AllocationId"], InstanceId=iid)
         built.allocation_id, built.public_ip = address["AllocationId"], address["PublicIp"]
     if spec.dns:

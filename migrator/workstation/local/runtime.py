@@ -150,6 +150,7 @@ class LocalRuntime:
         with self.fidelity.ec2.launching_at(self.clock.now() - PRE_EXISTING_AGE):  # long running, booted and healthy
             self.fleet = build_fleet(self.scenario, self.client, config.DEFAULT_MIGRATION_TAG, self._make_cluster)
         self._prepare_clusters()
+        self._list_hosted_zones()
         for name, group in self.fleet.groups.items():
             self.fidelity.autoscaling.original_versions[name] = group.original_version
         self._describe_hosts()
@@ -186,6 +187,16 @@ class LocalRuntime:
                 self.bot.poll()
 
         threading.Thread(target=read_mailbox, name="mailbox", daemon=True).start()
+
+    def _list_hosted_zones(self) -> None:
+        """As a deployment's cdk.json dns_hosted_zone_ids lists the zones its DNS cutovers change: the zones of the
+        scenario's fleet (migrator/preflight_checks.py refuses any other zone in pre-flight)."""
+        from migrator.settings import settings
+
+        zones = sorted({b.zone_id for b in self.fleet.instances.values() if b.zone_id})
+        self._saved_env.setdefault(config.ENV_DNS_HOSTED_ZONES, os.environ.get(config.ENV_DNS_HOSTED_ZONES))
+        os.environ[config.ENV_DNS_HOSTED_ZONES] = ",".join(zones)
+        settings.cache_clear()
 
     def _remind_every(self, seconds: float) -> None:
         """The scheduled reminder Lambda's sweep, on the simulated clock."""
