@@ -15,6 +15,8 @@ from migrator.errors import DeadlineExceeded, EvictionBlocked, NotReadyYet
 from migrator.workstation.local.clock import SimClock
 from migrator.workstation.local.kubernetes import KubernetesApi, NodegroupNodes, Pod, SimCluster, Workload
 
+POLICY = draining.DrainPolicy(execution="run-1")
+
 
 @pytest.fixture
 def world():
@@ -82,11 +84,11 @@ def test_drain_skips_daemonset_and_mirror_pods_and_waits_for_termination(world):
     cluster.pods[("kube-system", "static-etcd")] = Pod("static-etcd", "kube-system", "aws-node", False, 0,
                                                        node=old[0], ready_at=0, mirror=True)
     with pytest.raises((NotReadyYet, EvictionBlocked)):
-        draining.drain(kube, old, batch_size=2, deadline_seconds=900)
+        draining.drain(kube, old, batch_size=2, deadline_seconds=900, policy=POLICY)
     for _ in range(20):  # as the state machine's Retry would, on the simulated clock
         clock.advance(20)
         try:
-            result = draining.drain(kube, old, batch_size=2, deadline_seconds=900)
+            result = draining.drain(kube, old, batch_size=2, deadline_seconds=900, policy=POLICY)
             break
         except (NotReadyYet, EvictionBlocked):
             continue
@@ -103,9 +105,9 @@ def test_a_node_that_cannot_drain_fails_at_its_deadline_naming_pods_and_budgets(
     cluster.blocked_pdbs = lambda: {"api"}
     nodes = sorted(cluster.nodes)
     with pytest.raises(EvictionBlocked):
-        draining.drain(kube, nodes, batch_size=1, deadline_seconds=300)
+        draining.drain(kube, nodes, batch_size=1, deadline_seconds=300, policy=POLICY)
     clock.advance(301)
     with pytest.raises(DeadlineExceeded) as late:
-        draining.drain(kube, nodes, batch_size=1, deadline_seconds=300)
+        draining.drain(kube, nodes, batch_size=1, deadline_seconds=300, policy=POLICY)
     assert "did not drain within 300s" in str(late.value)
     assert "default/api (allows 0)" in str(late.value)

@@ -130,6 +130,9 @@ def test_standalone_domain_steps_twice_make_nothing_twice():
 # --- EKS -------------------------------------------------------------------------------
 
 
+OPT_IN = {"tag_key": "al2023-migration", "tag_value": "enabled"}
+
+
 def test_eks_mutating_steps_twice_make_nothing_twice():
     from migrator.eks import nodegroup
     from migrator.eks.events import clients as eks_clients
@@ -140,7 +143,7 @@ def test_eks_mutating_steps_twice_make_nothing_twice():
     with running([], eks_clusters=[spec], clock={"speed": 0.001}) as rt:
         c = eks_clients("prod")
         request = NodegroupInput(cluster_name="prod", nodegroup_name="ng-al2")
-        pre = nodegroup.preflight(c, request)
+        pre = nodegroup.preflight(c, request, EXECUTION, **OPT_IN)
         first = nodegroup.create_nodegroup(c, request, pre, EXECUTION)
         again = nodegroup.create_nodegroup(c, request, pre, EXECUTION)
         assert (first.created, again.created) == (True, False)
@@ -154,7 +157,7 @@ def test_eks_mutating_steps_twice_make_nothing_twice():
         taints = [n.taints for n in rt.kubernetes.clusters["prod"].nodes.values() if n.nodegroup == "ng-al2"]
         assert all(len(t) == 1 for t in taints)
 
-        nodegroup.delete_nodegroup(c, "prod", "ng-al2")
-        nodegroup.delete_nodegroup(c, "prod", "ng-al2")  # DELETING: not asked again
+        nodegroup.delete_nodegroup(c, "prod", "ng-al2", **OPT_IN)
+        nodegroup.delete_nodegroup(c, "prod", "ng-al2", **OPT_IN)  # DELETING: not asked again
         group = rt.client("eks").describe_nodegroup(clusterName="prod", nodegroupName="ng-al2")["nodegroup"]
         assert group["status"] == "DELETING"
