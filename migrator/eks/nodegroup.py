@@ -174,8 +174,8 @@ def _check_pods(c: Clients, request: NodegroupInput, old_nodes: set[str], execut
     for line in draining.describe_refusals(found):
         name, _, detail = line.partition(": ")
         check(name, False, detail)
-    pinned = sorted(draining.name_of(p) for p in pods
-                    if draining.evictable(p) and request.nodegroup_name in _pinned_to(p))
+    pinned = sorted(draining.name_of(p) for p in pods if draining.evictable(p)
+                    and request.nodegroup_name in (allowed := _pinned_to(p)) and request.new_name not in allowed)
     check("pinned_pods", not pinned,
           f"{', '.join(pinned[:10])} select {NODEGROUP_LABEL}={request.nodegroup_name} (node selector or required "
           f"affinity) and would never schedule on {request.new_name}" if pinned else "no pod is pinned to the old group")
