@@ -145,6 +145,7 @@ def drain(kube, nodes: list[str], batch_size: int, deadline_seconds: int, policy
 
     batch = list(remaining)[:batch_size]
     # kubectl refuses before evicting anything: what arrived since pre-flight is checked again
+    # (two budgets over a pod need no check here: the eviction API answers 500 for it)
     refused = refusals([p for node in batch for p in remaining[node]], [], policy)
     if refused:
         raise DrainRefused("the drain would destroy what was not consented to: " + "; ".join(describe_refusals(refused)))

@@ -12,6 +12,7 @@ from migrator.audit import read_trail
 from migrator.eks.drain import DRAIN_STARTED
 from migrator.eks.userdata import parse_node_config
 from migrator.workstation.local.demo import nodegroup_input
+from migrator.workstation.local.kubernetes import Pod
 from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime
 from migrator.workstation.local.summary import _check_untouched, _check_workloads
 from migrator.workflows import EKS_NODEGROUP
@@ -220,6 +221,24 @@ def test_bare_and_empty_dir_pods_are_refused_by_name_unless_the_input_consents()
         assert len(cluster_sim.evicted_bare) == 1 and len(cluster_sim.evicted_empty_dir) == 2  # as consented
         assert not any(p.workload == "one-off" for p in cluster_sim.pods.values())  # gone for good
         assert _check_workloads(cluster_sim, bare_pods=True, empty_dir=True) == []
+
+
+def test_a_bare_pod_started_on_an_old_node_after_preflight_is_refused_by_the_drain_and_kept():
+    """Someone `kubectl run`s a debug pod on an AL2 node while the run waits for approval:
+    the drain refuses it as kubectl would, the run rolls back, and the pod still runs."""
+    workloads = [*WORKLOADS, {"name": "debug", "replicas": 0, "controller": "none"}]
+    with eks({"name": "ng-a", "size": 2}, workloads=workloads) as rt:
+        def start_debug_pod():
+            cluster_sim = sim(rt)
+            with cluster_sim.lock:
+                node = sorted(n.name for n in cluster_sim.nodes.values() if n.nodegroup == "ng-a")[0]
+                cluster_sim.pods[("default", "debug")] = Pod("debug", "default", "debug", False, rt.clock.now(),
+                                                             node=node, ready_at=rt.clock.now())
+        rt.clock.call_later(400, start_debug_pod)  # after pre-flight, before the drain
+        run, result = execute(rt, "eks/prod/ng-a")
+        assert result["error"] == "DrainRefused" and "bare_pods: default/debug" in result["cause"]
+        assert_restored(rt, "ng-a", 2)
+        assert ("default", "debug") in sim(rt).pods and sim(rt).evicted_bare == []
 
 
 def test_overlapping_budgets_are_refused_naming_both():
