@@ -116,6 +116,16 @@ class NodegroupSpec(_Strict):
     opt_in: bool = True  # false: no opt-in tag (someone else's group); it must end exactly as it began
     input: dict[str, Any] = Field(default_factory=dict)  # merged into the execution input the runtime sends
 
+    @model_validator(mode="after")
+    def _input_fields_exist(self):
+        # values are the workflow's to judge (a rehearsed mistake fails in its first state); names are checked here
+        from migrator.eks.models import NodegroupInput
+
+        unknown = sorted(set(self.input) - set(NodegroupInput.model_fields))
+        if unknown:
+            raise ValueError(f"input: {unknown[0]} is not a field of the node group migration's input")
+        return self
+
 
 class WorkloadSpec(_Strict):
     name: str = Field(pattern=NAME)
