@@ -6,6 +6,7 @@ from migrator.aws import client
 from migrator.eks import nodegroup
 from migrator.eks.events import NodegroupTask, clients
 from migrator.eks.models import NodegroupInput
+from migrator.settings import settings
 from migrator.wiring import EXECUTION, audit_log, input_validator, task
 
 validate_input = input_validator(NodegroupInput, names_target=True)  # the first state
@@ -13,10 +14,12 @@ validate_input = input_validator(NodegroupInput, names_target=True)  # the first
 
 @task(NodegroupTask)
 def preflight(event: NodegroupTask, context):
-    """Version, AL2 group, VPC CNI, container runtime, disruption budgets: every check, before any change."""
+    """Opt-in tag, new name, version, AL2 group, VPC CNI, container runtime, disruption budgets, pods a drain
+    would refuse or strand: every check, before any change."""
     request = event.state.input
     preflight_checks.require_cluster(client("eks"), request.cluster_name)
-    result = nodegroup.preflight(clients(request.cluster_name), request)
+    result = nodegroup.preflight(clients(request.cluster_name), request, event.execution,
+                                 settings().tag_key, settings().tag_value)
     audit_log(event.execution, event.target).record(
         "already-migrated" if result.already_migrated else "preflight-passed",
         checks=result.model_dump(mode="json")["checks"])
@@ -55,14 +58,15 @@ def validate_new(event: NodegroupTask, context):
 def drain(event: NodegroupTask, context):
     """Drain the AL2 nodes in batches through the Eviction API; the state's Retry handles 429s."""
     request = event.state.input
-    return nodegroup.drain_old(clients(request.cluster_name), request)
+    return nodegroup.drain_old(clients(request.cluster_name), request, event.execution)
 
 
 @task(NodegroupTask, once_per=EXECUTION, records="old-nodegroup-deleting")
 def delete_old(event: NodegroupTask, context):
     """After the before-delete approval: delete the AL2 node group."""
     request = event.state.input
-    return nodegroup.delete_nodegroup(clients(request.cluster_name), request.cluster_name, request.nodegroup_name)
+    return nodegroup.delete_nodegroup(clients(request.cluster_name), request.cluster_name, request.nodegroup_name,
+                                      settings().tag_key, settings().tag_value)
 
 
 @task(NodegroupTask, records="migrated")
@@ -76,4 +80,5 @@ def wait_deleted(event: NodegroupTask, context):
 def rollback(event: NodegroupTask, context):
     """Any failure before the old group's deletion: AL2 nodes back in service, the new group removed."""
     request = event.state.input
-    return nodegroup.rollback(clients(request.cluster_name), request, event.state.error, event.state.failed_gate)
+    return nodegroup.rollback(clients(request.cluster_name), request, event.execution, event.state.error,
+                              event.state.failed_gate)

@@ -60,3 +60,17 @@ class EvictionBlocked(MigrationError):
 
 class NodegroupFailed(MigrationError):
     """The new node group ended CREATE_FAILED or DEGRADED, or a deletion failed."""
+
+
+class NotOurs(MigrationError):
+    """A resource the run would change is not the migration's: no opt-in tag, or a node group
+    another execution (or team) created. Nothing of it is touched."""
+
+
+class DrainRefused(MigrationError):
+    """Pods a drain may not evict without the operator's consent (as kubectl drain refuses them):
+    no controller, emptyDir data, more than one disruption budget."""
+
+
+class EvictionFailed(MigrationError):
+    """The Eviction API answered an error no retry can fix (a 500: e.g. a pod covered by two budgets)."""

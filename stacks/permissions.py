@@ -284,8 +284,11 @@ class TaskPermissions:
         if access is Access.NODEGROUP_WRITE:
             # No ec2:RunInstances: EKS launches the nodes with its service-linked role.
             return [
-                _stmt(["eks:CreateNodegroup"], clusters + nodegroups, why=eks_why),
-                _stmt(["eks:DeleteNodegroup"], nodegroups, why=eks_why),
+                # The new group copies the old one's tags, opt-in tag included; only groups carrying it
+                # are deleted (the old one after approval, the new one on rollback).
+                _stmt(["eks:CreateNodegroup"], clusters + nodegroups, conditions=self._tag("aws:RequestTag"),
+                      why=eks_why),
+                _stmt(["eks:DeleteNodegroup"], nodegroups, conditions=tagged, why=eks_why),
                 # CreateNodegroup with tags is authorized as TagResource too; the new group always gets the
                 # execution tag.
                 _stmt(["eks:TagResource"], nodegroups,

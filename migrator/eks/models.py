@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from migrator.fields import ApprovalTimeout
 
@@ -30,6 +30,10 @@ class NodegroupInput(BaseModel):
     drain_deadline_seconds: int = Field(default=900, ge=60, le=86_400,
                                         description="per node, from its first eviction, like EKS's own "
                                                     "managed drain")
+    delete_bare_pods: bool = Field(default=False, description="evict pods no controller recreates: they are gone "
+                                                               "for good (kubectl drain `--force`)")
+    delete_empty_dir_data: bool = Field(default=False, description="evict pods with `emptyDir` volumes: their data "
+                                                                   "is lost (kubectl drain `--delete-emptydir-data`)")
     pdb_blocks: bool = Field(default=True, description="a PodDisruptionBudget that allows no disruption at "
                                                        "pre-flight fails the run before any change")
     nodegroup_deadline_seconds: int = Field(default=3_600, ge=300, le=86_400,
@@ -37,9 +41,16 @@ class NodegroupInput(BaseModel):
                                                         "node Ready")
     approval_timeout_seconds: ApprovalTimeout
 
+    @field_validator("new_nodegroup_name")
+    @classmethod
+    def _not_the_old_group(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and value == info.data.get("nodegroup_name"):
+            raise ValueError("must differ from nodegroup_name: the new group is created beside the old one")
+        return value
+
     @property
     def new_name(self) -> str:
-        return self.new_nodegroup_name or f"{self.nodegroup_name}-al2023"[:63]
+        return self.new_nodegroup_name or f"{self.nodegroup_name[:56]}-al2023"  # EKS names are at most 63
 
     @property
     def target(self) -> str:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
+from kubernetes.client import ApiClient
 
 from migrator import clock
 from migrator.aws import client_token, error_code, execution_name
@@ -33,7 +34,7 @@ from migrator.eks.results import (
     Validated,
 )
 from migrator.eks.userdata import kubelet_settings, nodeadm_user_data
-from migrator.errors import DeadlineExceeded, NodegroupFailed, NotReadyYet, PreflightFailed
+from migrator.errors import DeadlineExceeded, NodegroupFailed, NotOurs, NotReadyYet, PreflightFailed
 from migrator.failures import CaughtError, explain_failure
 
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
@@ -60,6 +61,16 @@ def describe_nodegroup(eks, cluster: str, name: str) -> dict | None:
         raise
 
 
+def created_by(group: dict, execution: str) -> bool:
+    """A node group this execution created: it carries this execution's tag."""
+    return (group.get("tags") or {}).get(EXECUTION_TAG) == execution_name(execution)
+
+
+def drain_policy(request: NodegroupInput, execution: str) -> draining.DrainPolicy:
+    return draining.DrainPolicy(execution=execution_name(execution), delete_bare_pods=request.delete_bare_pods,
+                                delete_empty_dir_data=request.delete_empty_dir_data)
+
+
 def nodes_of(kube: Kube, nodegroup: str) -> list:
     return kube.core.list_node(label_selector=f"{NODEGROUP_LABEL}={nodegroup}").items
 
@@ -72,12 +83,15 @@ def _version(text: str) -> tuple[int, ...]:
 # --- pre-flight ---------------------------------------------------------------------
 
 
-def preflight(c: Clients, request: NodegroupInput) -> Preflight:
+def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str, tag_value: str) -> Preflight:
     """Every check runs; all failures are reported together, before any change."""
     cluster = c.eks.describe_cluster(name=request.cluster_name)["cluster"]
     old = describe_nodegroup(c.eks, request.cluster_name, request.nodegroup_name)
     if old is None:
         raise PreflightFailed(f"node group {request.nodegroup_name} not found in cluster {request.cluster_name}")
+    if (old.get("tags") or {}).get(tag_key) != tag_value:
+        raise PreflightFailed(f"node group {request.nodegroup_name} is not tagged {tag_key}={tag_value}; "
+                              "the migration may only change tagged node groups")
     base = {"cluster_version": cluster["version"], "old": request.nodegroup_name, "new": request.new_name}
     if old.get("amiType", "").startswith("AL2023"):
         return Preflight(**base, already_migrated=True, checks={"ami_type": old["amiType"]})
@@ -107,6 +121,8 @@ def preflight(c: Clients, request: NodegroupInput) -> Preflight:
                   if p.status and p.status.disruptions_allowed == 0)
     check("disruption_budgets", not (zero and request.pdb_blocks),
           f"allow no disruption: {zero}" if zero else "every budget allows a disruption")
+    _check_new_name(c, request, execution, check)
+    _check_pods(c, request, {n.metadata.name for n in nodes}, execution, check)
     if failures:
         raise PreflightFailed(f"{request.target} cannot be migrated: " + "; ".join(failures))
     template = old.get("launchTemplate")
@@ -136,6 +152,50 @@ def preflight(c: Clients, request: NodegroupInput) -> Preflight:
     )
 
 
+def _check_new_name(c: Clients, request: NodegroupInput, execution: str, check) -> None:
+    """The new group is created beside the old one; a group of that name that this
+    execution did not create is someone else's (resume is allowed, takeover is not)."""
+    if request.new_name == request.nodegroup_name:
+        check("new_nodegroup", False, f"the new group's name {request.new_name} is the old group's")
+        return
+    existing = describe_nodegroup(c.eks, request.cluster_name, request.new_name)
+    ok = existing is None or created_by(existing, execution)
+    check("new_nodegroup", ok, f"{request.new_name} is free" if existing is None else
+          f"{request.new_name} was created by this execution" if ok else
+          f"{request.new_name} already exists and this execution did not create it (no {EXECUTION_TAG} tag of "
+          f"this run): choose another new_nodegroup_name")
+
+
+def _check_pods(c: Clients, request: NodegroupInput, old_nodes: set[str], execution: str, check) -> None:
+    """What a drain of the old nodes would refuse or never move, named pod by pod."""
+    pods = [p for p in c.kube.core.list_pod_for_all_namespaces().items if p.spec.node_name in old_nodes]
+    budgets = c.kube.policy.list_pod_disruption_budget_for_all_namespaces().items
+    found = draining.refusals(pods, budgets, drain_policy(request, execution))
+    for line in draining.describe_refusals(found):
+        name, _, detail = line.partition(": ")
+        check(name, False, detail)
+    pinned = sorted(draining.name_of(p) for p in pods if draining.evictable(p)
+                    and request.nodegroup_name in (allowed := _pinned_to(p)) and request.new_name not in allowed)
+    check("pinned_pods", not pinned,
+          f"{', '.join(pinned[:10])} select {NODEGROUP_LABEL}={request.nodegroup_name} (node selector or required "
+          f"affinity) and would never schedule on {request.new_name}" if pinned else "no pod is pinned to the old group")
+
+
+def _pinned_to(pod) -> set[str]:
+    """The node groups a pod may only run on, by node selector or required node affinity."""
+    groups = set()
+    selected = (pod.spec.node_selector or {}).get(NODEGROUP_LABEL)
+    if selected:
+        groups.add(selected)
+    affinity = pod.spec.affinity.node_affinity if pod.spec.affinity else None
+    required = affinity.required_during_scheduling_ignored_during_execution if affinity else None
+    for term in (required.node_selector_terms or []) if required else []:
+        for expression in term.match_expressions or []:
+            if expression.key == NODEGROUP_LABEL and expression.operator == "In":
+                groups.update(expression.values or [])
+    return groups
+
+
 def _vpc_cni_version(c: Clients, cluster: str) -> str:
     """The vpc-cni add-on's version, else the aws-node DaemonSet's image tag."""
     try:
@@ -155,6 +215,8 @@ def _vpc_cni_version(c: Clients, cluster: str) -> str:
 
 def create_nodegroup(c: Clients, request: NodegroupInput, pre: Preflight, execution: str) -> Created:
     existing = describe_nodegroup(c.eks, request.cluster_name, request.new_name)
+    if existing is not None and not created_by(existing, execution):
+        raise NotOurs(f"node group {request.new_name} exists and this execution did not create it; it is left alone")
     if existing is not None:
         return Created(nodegroup=request.new_name, created=False, started_at=clock.now(),
                        launch_template=existing.get("launchTemplate"))
@@ -231,9 +293,15 @@ def _ready(node) -> bool:
 # --- taint, validate, drain, delete -----------------------------------------------------
 
 
+def _ours(taint) -> bool:
+    return (taint.key, taint.value, taint.effect) == (AL2_TAINT["key"], AL2_TAINT["value"], AL2_TAINT["effect"])
+
+
 def _taints_without_ours(node) -> list[dict]:
-    return [{k: v for k, v in t.to_dict().items() if v is not None}
-            for t in (node.spec.taints or []) if t.key != AL2_TAINT["key"]]
+    """The node's other taints as the API spells them (`timeAdded`, not `time_added`):
+    the server drops fields it does not know."""
+    serializer = ApiClient()
+    return [serializer.sanitize_for_serialization(t) for t in (node.spec.taints or []) if not _ours(t)]
 
 
 def set_node(kube: Kube, name: str, taints: list[dict], unschedulable: bool) -> None:
@@ -277,13 +345,17 @@ def validate_new(c: Clients, request: NodegroupInput, pre: Preflight) -> Validat
     return Validated(nodes=names, daemonsets_everywhere=True)
 
 
-def drain_old(c: Clients, request: NodegroupInput) -> Drained:
+def drain_old(c: Clients, request: NodegroupInput, execution: str) -> Drained:
     nodes = [n.metadata.name for n in nodes_of(c.kube, request.nodegroup_name)]
-    return draining.drain(c.kube, nodes, request.drain_batch_size, request.drain_deadline_seconds)
+    return draining.drain(c.kube, nodes, request.drain_batch_size, request.drain_deadline_seconds,
+                          drain_policy(request, execution))
 
 
-def delete_nodegroup(c: Clients, cluster: str, name: str) -> Deleting:
+def delete_nodegroup(c: Clients, cluster: str, name: str, tag_key: str, tag_value: str) -> Deleting:
+    """The old group, only while it still carries the opt-in tag (as IAM also requires)."""
     group = describe_nodegroup(c.eks, cluster, name)
+    if group is not None and (group.get("tags") or {}).get(tag_key) != tag_value:
+        raise NotOurs(f"node group {name} no longer carries {tag_key}={tag_value}; it is not deleted")
     if group is not None and group["status"] not in ("DELETING",):
         c.eks.delete_nodegroup(clusterName=cluster, nodegroupName=name)
     return Deleting(deleting=name, started_at=clock.now())
@@ -301,26 +373,34 @@ def wait_deleted(c: Clients, cluster: str, name: str) -> Deleted:
 # --- rollback ----------------------------------------------------------------------------
 
 
-def rollback(c: Clients, request: NodegroupInput, error: CaughtError | None, failed_gate: str | None) -> Rollback:
-    """Step by step, safe to repeat: old nodes untainted and uncordoned, the new
-    nodes cordoned and drained back, the new group deleted and gone."""
-    for node in nodes_of(c.kube, request.nodegroup_name):
+def rollback(c: Clients, request: NodegroupInput, execution: str, error: CaughtError | None,
+             failed_gate: str | None) -> Rollback:
+    """Step by step, safe to repeat: old nodes untainted, uncordoned and their drain
+    marks cleared; the new nodes cordoned and drained back in budget-aware batches;
+    the new group deleted and gone. Only a new group this execution created is touched."""
+    policy = drain_policy(request, execution)
+    old_nodes = nodes_of(c.kube, request.nodegroup_name)
+    for node in old_nodes:
         others = _taints_without_ours(node)
         if len(others) != len(node.spec.taints or []) or node.spec.unschedulable:
             set_node(c.kube, node.metadata.name, others, False)
+    draining.clear_marks(c.kube, [n.metadata.name for n in old_nodes], policy.execution)
     group = describe_nodegroup(c.eks, request.cluster_name, request.new_name)
-    if group is not None and group["status"] != "DELETING":
+    ours = group is not None and created_by(group, execution)
+    if ours and group["status"] != "DELETING":
         new_nodes = nodes_of(c.kube, request.new_name)
         for node in new_nodes:
             if not node.spec.unschedulable:
                 set_node(c.kube, node.metadata.name, _taints_without_ours(node), True)
-        # no workload pod may be left only on the new group: drain it back first
-        draining.drain(c.kube, [n.metadata.name for n in new_nodes], len(new_nodes) or 1,
-                       request.drain_deadline_seconds)
+        # no workload pod may be left only on the new group: drain it back first, as the
+        # forward drain does (a workload without a budget must not drop to zero at once)
+        draining.drain(c.kube, [n.metadata.name for n in new_nodes], request.drain_batch_size,
+                       request.drain_deadline_seconds, policy)
         c.eks.delete_nodegroup(clusterName=request.cluster_name, nodegroupName=request.new_name)
         raise NotReadyYet(f"deleting node group {request.new_name}")
-    if group is not None:
+    if ours:
         raise NotReadyYet(f"node group {request.new_name} is {group['status']}")
     name, message = explain_failure(error, failed_gate)
+    removed = f"{request.new_name} removed" if group is None else f"{request.new_name} is not ours and was left alone"
     return Rollback(error=name, cause=f"{request.target} rolled back: the AL2 nodes serve again, "
-                                      f"{request.new_name} removed: {message}")
+                                      f"{removed}: {message}")

@@ -51,6 +51,11 @@ def one_line_usage_error(capsys, argv) -> str:
         ("version: 1\nname: x\nstandalone: [{name: db-1}]\n"
          "faults: [{target: standalone/db-1, at: canary, kind: unhealthy}]\n", "faults.0.at"),
         ("version: 1\nname: x\nstandalone: [{name: db-1\n", "scenario.yaml:4:1: not valid YAML"),
+        ("version: 1\nname: x\neks_clusters: [{name: p, nodegroups: [{name: a, size: 1, input: {force: true}}]}]\n",
+         "input: force is not a field"),
+        ("version: 1\nname: x\neks_clusters: [{name: p, nodegroups: [{name: a, size: 1}],\n"
+         "  workloads: [{name: w, extra_pdb: true}]}]\n", "extra_pdb needs pdb_min_available"),
+        ("version: [1\n", "not valid YAML"),
     ],
 )
 def test_a_bad_scenario_exits_2_with_one_line_naming_the_field(tmp_path, capsys, content, words):

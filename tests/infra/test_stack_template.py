@@ -492,7 +492,7 @@ EKS_RESOURCE_KINDS = {"eks:DescribeCluster": {"cluster"}, "eks:DescribeNodegroup
                       "eks:DeleteNodegroup": {"nodegroup"}, "eks:TagResource": {"nodegroup"}}
 
 
-def assert_eks_statements_on(statements: list[dict], clusters: list[str]) -> None:
+def assert_eks_statements_on(statements: list[dict], clusters: list[str], tag: dict) -> None:
     by_action = eks_statements(statements)
     assert set(by_action) == set(EKS_RESOURCE_KINDS)
     for action, found in by_action.items():
@@ -503,12 +503,16 @@ def assert_eks_statements_on(statements: list[dict], clusters: list[str]) -> Non
             assert len(resources) == len(kinds) * len(clusters), statement  # each kind in each cluster
             if action == "eks:TagResource":  # only as CreateNodegroup tags the new group
                 assert statement["Condition"] == {"Null": {f"aws:RequestTag/{config.EXECUTION_TAG}": "false"}}
+            elif action == "eks:CreateNodegroup":  # only groups that get the opt-in tag
+                assert statement["Condition"] == {"StringEquals": {f"aws:RequestTag/{tag['key']}": tag["value"]}}
+            elif action == "eks:DeleteNodegroup":  # only groups that carry it: never another team's
+                assert statement["Condition"] == {"StringEquals": {f"aws:ResourceTag/{tag['key']}": tag["value"]}}
             else:
                 assert "Condition" not in statement, statement
 
 
 def test_eks_actions_are_limited_to_the_configured_clusters(synthesized):
-    assert_eks_statements_on(all_statements(synthesized), synthesized.eks_clusters)
+    assert_eks_statements_on(all_statements(synthesized), synthesized.eks_clusters, synthesized.tag)
 
 
 def test_eks_actions_without_configured_clusters_cover_the_accounts_clusters():
@@ -517,7 +521,7 @@ def test_eks_actions_without_configured_clusters_cover_the_accounts_clusters():
     TaskPermissions(key=EncryptionKey(stack, "Key"), tables=None, notifications=None, tag_key="k", tag_value="v",
                     ).apply(role, frozenset({Access.EKS_READ, Access.NODEGROUP_WRITE, Access.KUBERNETES}))
     (policy,) = Template.from_stack(stack).find_resources("AWS::IAM::Policy").values()
-    assert_eks_statements_on(policy["Properties"]["PolicyDocument"]["Statement"], ["*"])
+    assert_eks_statements_on(policy["Properties"]["PolicyDocument"]["Statement"], ["*"], {"key": "k", "value": "v"})
 
 
 def test_eks_tasks_read_only_the_eks_optimized_ami_parameters(synthesized):

@@ -3,6 +3,8 @@ against it: DaemonSet and mirror pods, 429 from a budget, the deadline."""
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 from kubernetes import client as k8s
@@ -14,6 +16,8 @@ from migrator.eks.kube import Kube, eks_token
 from migrator.errors import DeadlineExceeded, EvictionBlocked, NotReadyYet
 from migrator.workstation.local.clock import SimClock
 from migrator.workstation.local.kubernetes import KubernetesApi, NodegroupNodes, Pod, SimCluster, Workload
+
+POLICY = draining.DrainPolicy(execution="run-1")
 
 
 @pytest.fixture
@@ -82,11 +86,11 @@ def test_drain_skips_daemonset_and_mirror_pods_and_waits_for_termination(world):
     cluster.pods[("kube-system", "static-etcd")] = Pod("static-etcd", "kube-system", "aws-node", False, 0,
                                                        node=old[0], ready_at=0, mirror=True)
     with pytest.raises((NotReadyYet, EvictionBlocked)):
-        draining.drain(kube, old, batch_size=2, deadline_seconds=900)
+        draining.drain(kube, old, batch_size=2, deadline_seconds=900, policy=POLICY)
     for _ in range(20):  # as the state machine's Retry would, on the simulated clock
         clock.advance(20)
         try:
-            result = draining.drain(kube, old, batch_size=2, deadline_seconds=900)
+            result = draining.drain(kube, old, batch_size=2, deadline_seconds=900, policy=POLICY)
             break
         except (NotReadyYet, EvictionBlocked):
             continue
@@ -103,9 +107,96 @@ def test_a_node_that_cannot_drain_fails_at_its_deadline_naming_pods_and_budgets(
     cluster.blocked_pdbs = lambda: {"api"}
     nodes = sorted(cluster.nodes)
     with pytest.raises(EvictionBlocked):
-        draining.drain(kube, nodes, batch_size=1, deadline_seconds=300)
+        draining.drain(kube, nodes, batch_size=1, deadline_seconds=300, policy=POLICY)
     clock.advance(301)
     with pytest.raises(DeadlineExceeded) as late:
-        draining.drain(kube, nodes, batch_size=1, deadline_seconds=300)
+        draining.drain(kube, nodes, batch_size=1, deadline_seconds=300, policy=POLICY)
     assert "did not drain within 300s" in str(late.value)
     assert "default/api (allows 0)" in str(late.value)
+
+
+# --- answers a real API server gives (FACTS.md, "More from a real API server") ------------------
+
+
+def evict(kube, pod):
+    kube.core.create_namespaced_pod_eviction(
+        pod.metadata.name, pod.metadata.namespace,
+        k8s.V1Eviction(metadata=k8s.V1ObjectMeta(name=pod.metadata.name, namespace=pod.metadata.namespace)))
+
+
+def running_pods(kube, app):
+    return kube.core.list_pod_for_all_namespaces(label_selector=f"app={app}").items
+
+
+def test_a_blocked_eviction_has_the_generic_message_on_top_and_the_budget_in_causes(world):
+    """Real: message "Cannot evict pod as it would violate the pod's disruption budget.",
+    details.causes[0].message "The disruption budget api needs 1 healthy pods and has 1 currently"."""
+    _, _, kube, _ = world
+    first, second = running_pods(kube, "api")
+    evict(kube, first)
+    with pytest.raises(k8s.ApiException) as blocked:
+        evict(kube, second)
+    body = json.loads(blocked.value.body)
+    assert body["message"] == "Cannot evict pod as it would violate the pod's disruption budget."
+    assert body["details"]["causes"] == [{"reason": "DisruptionBudget",
+                                          "message": "The disruption budget api needs 1 healthy pods and has 1 currently"}]
+    assert "api needs 1" in draining.explain(blocked.value)
+
+
+def test_a_budget_not_computed_yet_answers_429_still_being_processed_retry_after_10(world):
+    """Real: an uncomputed budget has no status yet; every eviction of a running pod it
+    covers answers 429, cause "The disruption budget api is still being processed by the
+    server.", details.retryAfterSeconds 10."""
+    _, cluster, kube, _ = world
+    cluster.uncomputed_pdbs.add("api")
+    budget = kube.policy.list_pod_disruption_budget_for_all_namespaces().items[0]
+    assert budget.status.observed_generation is None and budget.status.disruptions_allowed is None
+    with pytest.raises(k8s.ApiException) as blocked:
+        evict(kube, running_pods(kube, "api")[0])
+    body = json.loads(blocked.value.body)
+    assert blocked.value.status == 429 and body["details"]["retryAfterSeconds"] == 10
+    assert body["details"]["causes"][0]["message"] == "The disruption budget api is still being processed by the server."
+
+
+def test_a_pod_under_two_budgets_answers_500_with_no_reason(world):
+    """Real: {"status":"Failure","message":"This pod has more than one PodDisruptionBudget,
+    which the eviction subresource does not support.","code":500} (no reason)."""
+    _, cluster, kube, _ = world
+    cluster.workloads["api"].extra_pdb = True
+    assert sorted(b.metadata.name for b in kube.policy.list_pod_disruption_budget_for_all_namespaces().items) == [
+        "api", "api-extra"]
+    with pytest.raises(k8s.ApiException) as failed:
+        evict(kube, running_pods(kube, "api")[0])
+    body = json.loads(failed.value.body)
+    assert failed.value.status == 500 and "reason" not in body
+    assert body["message"] == ("This pod has more than one PodDisruptionBudget, which the eviction subresource "
+                               "does not support.")
+
+
+def test_bare_pods_have_no_owner_and_empty_dir_pods_a_volume(world):
+    """Real: a pod created on its own has no ownerReferences and, evicted, is not recreated;
+    an emptyDir volume is listed in spec.volumes."""
+    clock, cluster, kube, _ = world
+    cluster.add_workload(Workload("one-off", "default", replicas=1, bare=True, empty_dir=True))
+    cluster.settle()
+    pod = running_pods(kube, "one-off")[0]
+    assert pod.metadata.owner_references is None
+    assert draining.bare(pod) and draining.has_empty_dir(pod)
+    evict(kube, pod)
+    clock.advance(11)
+    assert running_pods(kube, "one-off") == []  # nothing recreates it
+    assert cluster.evicted_bare == cluster.evicted_empty_dir == [f"default/{pod.metadata.name}"]
+
+
+def test_unknown_taint_fields_are_dropped_and_time_added_kept(world):
+    """Real: a taint written with `time_added` is stored without its time; `timeAdded` is kept
+    (as RFC 3339 UTC)."""
+    _, cluster, kube, _ = world
+    node = sorted(cluster.nodes)[0]
+    kube.core.patch_node(node, [{"op": "add", "path": "/spec/taints", "value": [
+        {"key": "a", "effect": "NoSchedule", "time_added": "2026-01-01T00:00:00Z"},
+        {"key": "b", "effect": "NoSchedule", "timeAdded": "2026-01-01T00:00:00+00:00"}]}])
+    taints = kube.core.read_node(node).spec.taints
+    assert [(t.key, t.time_added) for t in taints][0] == ("a", None)
+    assert taints[1].time_added.isoformat() == "2026-01-01T00:00:00+00:00"
+    assert cluster.nodes[node].taints[1] == {"key": "b", "effect": "NoSchedule", "timeAdded": "2026-01-01T00:00:00Z"}

@@ -9,10 +9,12 @@ import json
 import pytest
 
 from migrator.audit import read_trail
+from migrator.eks.drain import DRAIN_STARTED
 from migrator.eks.userdata import parse_node_config
 from migrator.workstation.local.demo import nodegroup_input
+from migrator.workstation.local.kubernetes import Pod
 from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime
-from migrator.workstation.local.summary import _check_workloads
+from migrator.workstation.local.summary import _check_untouched, _check_workloads
 from migrator.workflows import EKS_NODEGROUP
 from tests.conftest import running
 
@@ -156,6 +158,8 @@ def test_a_group_already_on_al2023_is_left_alone():
         ({"cluster_name": "prod", "nodegroup_name": "ng", "ami_type": "AL2_x86_64"}, "ami_type"),
         ({"cluster_name": "prod", "nodegroup_name": "ng", "imds_hop_limit": 3}, "imds_hop_limit"),
         ({"cluster_name": "prod", "nodegroup_name": "ng", "drain_batch_size": 0}, "drain_batch_size"),
+        # the same name would make the old group the new one: no approval, every node cordoned
+        ({"cluster_name": "prod", "nodegroup_name": "ng-a", "new_nodegroup_name": "ng-a"}, "new_nodegroup_name"),
     ],
 )
 def test_invalid_input_fails_in_the_first_state_naming_the_field(payload, field):
@@ -164,3 +168,155 @@ def test_invalid_input_fails_in_the_first_state_naming_the_field(payload, field)
         assert result["error"] == "InvalidInput"
         assert field in json.loads(result["cause"])["errorMessage"]
         assert entered(rt, run) == ["ValidateInput"]
+
+
+# --- ownership: only what we own --------------------------------------------------------
+
+
+def failures(rt, run) -> list[str]:
+    """Every Lambda failure's error and cause, in order (what Retry saw)."""
+    return [f"{d['error']}: {d.get('cause', '')}" for e in rt.history(run)
+            if (d := e.get("lambdaFunctionFailedEventDetails"))]
+
+
+def test_a_group_without_the_opt_in_tag_is_refused_and_left_as_it_was():
+    with eks({"name": "ng-theirs", "size": 2, "opt_in": False}) as rt:
+        run, result = execute(rt, "eks/prod/ng-theirs")
+        assert result["status"] == "FAILED" and result["error"] == "PreflightFailed"
+        assert "not tagged al2023-migration=enabled" in result["cause"]
+        assert groups(rt) == {"ng-theirs"} and "CreateNodegroup" not in entered(rt, run)
+        assert _check_untouched(rt, rt.fleet.nodegroups["eks/prod/ng-theirs"]) == []
+
+
+def test_a_new_name_that_is_another_teams_group_is_refused_and_that_group_untouched():
+    with eks({"name": "ng-a", "size": 2}, {"name": "ng-theirs", "size": 1, "opt_in": False},
+             approvals={"gates": {"eks/prod/ng-a/before-drain": "reject"}}) as rt:
+        run, result = execute(rt, "eks/prod/ng-a", new_nodegroup_name="ng-theirs")
+        assert result["status"] == "FAILED" and result["error"] == "PreflightFailed"
+        assert "new_nodegroup: ng-theirs already exists and this execution did not create it" in result["cause"]
+        assert "Rollback" not in entered(rt, run)  # nothing was changed, nothing to drain or delete
+        assert groups(rt) == {"ng-a", "ng-theirs"}
+        assert _check_untouched(rt, rt.fleet.nodegroups["eks/prod/ng-theirs"]) == []
+
+
+# --- drain policy: what kubectl drain refuses ----------------------------------------------
+
+
+def test_bare_and_empty_dir_pods_are_refused_by_name_unless_the_input_consents():
+    workloads = [*WORKLOADS, {"name": "one-off", "replicas": 1, "controller": "none"},
+                 {"name": "cache", "replicas": 2, "empty_dir": True}]
+    with eks({"name": "ng-a", "size": 2}, workloads=workloads) as rt:
+        _, result = execute(rt, "eks/prod/ng-a")
+        assert result["status"] == "FAILED" and result["error"] == "PreflightFailed"
+        pods = {p.name: p.workload for p in sim(rt).pods.values()}
+        assert "bare_pods: default/one-off-" in result["cause"] and "--force" in result["cause"]
+        assert "empty_dir_pods: default/cache-" in result["cause"] and "--delete-emptydir-data" in result["cause"]
+        assert sum(1 for w in pods.values() if w in ("one-off", "cache")) == 3  # nothing evicted
+        assert groups(rt) == {"ng-a"}
+
+    with eks({"name": "ng-a", "size": 2}, workloads=workloads) as rt:
+        _, result = execute(rt, "eks/prod/ng-a", delete_bare_pods=True, delete_empty_dir_data=True)
+        assert result["status"] == "SUCCEEDED"
+        cluster_sim = sim(rt)
+        assert len(cluster_sim.evicted_bare) == 1 and len(cluster_sim.evicted_empty_dir) == 2  # as consented
+        assert not any(p.workload == "one-off" for p in cluster_sim.pods.values())  # gone for good
+        assert _check_workloads(cluster_sim, bare_pods=True, empty_dir=True) == []
+
+
+def test_a_bare_pod_started_on_an_old_node_after_preflight_is_refused_by_the_drain_and_kept():
+    """Someone `kubectl run`s a debug pod on an AL2 node while the run waits for approval:
+    the drain refuses it as kubectl would, the run rolls back, and the pod still runs."""
+    workloads = [*WORKLOADS, {"name": "debug", "replicas": 0, "controller": "none"}]
+    with eks({"name": "ng-a", "size": 2}, workloads=workloads) as rt:
+        def start_debug_pod():
+            cluster_sim = sim(rt)
+            with cluster_sim.lock:
+                node = sorted(n.name for n in cluster_sim.nodes.values() if n.nodegroup == "ng-a")[0]
+                cluster_sim.pods[("default", "debug")] = Pod("debug", "default", "debug", False, rt.clock.now(),
+                                                             node=node, ready_at=rt.clock.now())
+        rt.clock.call_later(400, start_debug_pod)  # after pre-flight, before the drain
+        run, result = execute(rt, "eks/prod/ng-a")
+        assert result["error"] == "DrainRefused" and "bare_pods: default/debug" in result["cause"]
+        assert_restored(rt, "ng-a", 2)
+        assert ("default", "debug") in sim(rt).pods and sim(rt).evicted_bare == []
+
+
+def test_overlapping_budgets_are_refused_naming_both():
+    workloads = [{"name": "api", "replicas": 4, "pdb_min_available": 2, "extra_pdb": True}]
+    with eks({"name": "ng-a", "size": 2}, workloads=workloads) as rt:
+        _, result = execute(rt, "eks/prod/ng-a", delete_bare_pods=True, delete_empty_dir_data=True)
+        assert result["status"] == "FAILED" and result["error"] == "PreflightFailed"
+        assert "overlapping_budgets: default/api-" in result["cause"]
+        assert "by default/api and default/api-extra" in result["cause"]
+
+
+def test_a_second_budget_added_during_the_run_fails_the_drain_with_a_named_error():
+    """The eviction API answers 500 for a pod under two budgets: a named error, and the
+    rollback puts the old nodes back in service."""
+    with eks({"name": "ng-a", "size": 2}) as rt:
+        rt.clock.call_later(400, lambda: setattr(sim(rt).workloads["api"], "extra_pdb", True))  # before the drain
+        run, result = execute(rt, "eks/prod/ng-a")
+        assert any(f.startswith("EvictionFailed: ") and "more than one PodDisruptionBudget" in f
+                   and "default/api-" in f for f in failures(rt, run))
+        assert result["error"] == "EvictionFailed" and "more than one PodDisruptionBudget" in result["cause"]
+        assert_restored(rt, "ng-a", 2)
+        assert all(not n.annotations for n in sim(rt).nodes.values())
+
+
+def test_pods_pinned_to_the_old_group_are_named_before_any_change():
+    workloads = [*WORKLOADS, {"name": "pinned", "replicas": 2, "node_selector": {"eks.amazonaws.com/nodegroup": "ng-a"}}]
+    with eks({"name": "ng-a", "size": 2}, workloads=workloads) as rt:
+        _, result = execute(rt, "eks/prod/ng-a")
+        assert result["status"] == "FAILED" and result["error"] == "PreflightFailed"
+        assert "pinned_pods: default/pinned-" in result["cause"] and "never schedule on ng-a-al2023" in result["cause"]
+        assert groups(rt) == {"ng-a"}
+
+
+# --- drain bookkeeping -----------------------------------------------------------------------
+
+
+def test_a_drain_mark_left_by_an_earlier_run_does_not_fail_this_one_and_rollback_clears_ours():
+    with eks({"name": "ng-a", "size": 2}, approvals={"gates": {"eks/prod/ng-a/before-delete": "reject"}}) as rt:
+        for node in sim(rt).nodes.values():  # an earlier run's marks, long past any deadline
+            node.annotations[DRAIN_STARTED] = '{"execution": "an-earlier-run", "at": 0}'
+        run, result = execute(rt, "eks/prod/ng-a", drain_batch_size=2)
+        assert "DrainOldNodes" in entered(rt, run) and "DeadlineExceeded" not in str(failures(rt, run))
+        assert result["error"] == "Rejected"
+        assert_restored(rt, "ng-a", 2)
+        assert all(DRAIN_STARTED not in n.annotations for n in sim(rt).nodes.values())  # ours cleared
+
+
+def test_other_taints_keep_their_time_when_the_rollback_writes_them_back():
+    with eks({"name": "ng-a", "size": 2}, approvals={"gates": {"eks/prod/ng-a/before-drain": "reject"}}) as rt:
+        theirs = {"key": "dedicated", "value": "gpu", "effect": "PreferNoSchedule", "timeAdded": "2026-01-01T00:00:00Z"}
+        for node in sim(rt).nodes.values():
+            node.taints.append(dict(theirs))
+        _, result = execute(rt, "eks/prod/ng-a")
+        assert result["error"] == "Rejected"
+        assert [n.taints for n in sim(rt).nodes.values()] == [[theirs]] * 2
+        assert not any(n.unschedulable for n in sim(rt).nodes.values())
+
+
+def test_blocked_evictions_name_the_budget_and_a_budget_still_being_processed():
+    with eks({"name": "ng-a", "size": 2}, faults=[{"target": "eks/prod/ng-a", "at": "drain", "kind": "pdb-blocked"}]) as rt:
+        run, _ = execute(rt, "eks/prod/ng-a", drain_deadline_seconds=300)
+        blocked = [f for f in failures(rt, run) if f.startswith("EvictionBlocked")]
+        assert blocked and "The disruption budget api needs 4 healthy pods and has 4 currently" in blocked[0]
+    with eks({"name": "ng-a", "size": 2}) as rt:
+        sim(rt).uncomputed_pdbs.add("api")  # the disruption controller has not computed it
+        run, result = execute(rt, "eks/prod/ng-a", drain_deadline_seconds=300)
+        blocked = [f for f in failures(rt, run) if f.startswith("EvictionBlocked")]
+        assert blocked and "The disruption budget api is still being processed by the server." in blocked[0]
+        assert "retry after 10s" in blocked[0]
+        assert result["error"] == "DeadlineExceeded"
+        assert_restored(rt, "ng-a", 2)
+
+
+def test_rollback_drains_the_new_nodes_in_batches_so_no_workload_drops_to_zero():
+    workloads = [{"name": "web", "replicas": 4}]  # no budget: only batching keeps it up
+    with eks({"name": "ng-a", "size": 2}, workloads=workloads,
+             approvals={"gates": {"eks/prod/ng-a/before-delete": "reject"}}) as rt:
+        _, result = execute(rt, "eks/prod/ng-a", drain_batch_size=1)
+        assert result["error"] == "Rejected"
+        assert_restored(rt, "ng-a", 2)
+        assert sim(rt).min_available["web"] >= 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from migrator.asg import rollout
 from migrator.asg.events import clients
 from migrator.asg.models import RolloutInput
@@ -130,6 +132,9 @@ def test_standalone_domain_steps_twice_make_nothing_twice():
 # --- EKS -------------------------------------------------------------------------------
 
 
+OPT_IN = {"tag_key": "al2023-migration", "tag_value": "enabled"}
+
+
 def test_eks_mutating_steps_twice_make_nothing_twice():
     from migrator.eks import nodegroup
     from migrator.eks.events import clients as eks_clients
@@ -140,7 +145,7 @@ def test_eks_mutating_steps_twice_make_nothing_twice():
     with running([], eks_clusters=[spec], clock={"speed": 0.001}) as rt:
         c = eks_clients("prod")
         request = NodegroupInput(cluster_name="prod", nodegroup_name="ng-al2")
-        pre = nodegroup.preflight(c, request)
+        pre = nodegroup.preflight(c, request, EXECUTION, **OPT_IN)
         first = nodegroup.create_nodegroup(c, request, pre, EXECUTION)
         again = nodegroup.create_nodegroup(c, request, pre, EXECUTION)
         assert (first.created, again.created) == (True, False)
@@ -154,7 +159,31 @@ def test_eks_mutating_steps_twice_make_nothing_twice():
         taints = [n.taints for n in rt.kubernetes.clusters["prod"].nodes.values() if n.nodegroup == "ng-al2"]
         assert all(len(t) == 1 for t in taints)
 
-        nodegroup.delete_nodegroup(c, "prod", "ng-al2")
-        nodegroup.delete_nodegroup(c, "prod", "ng-al2")  # DELETING: not asked again
+        nodegroup.delete_nodegroup(c, "prod", "ng-al2", **OPT_IN)
+        nodegroup.delete_nodegroup(c, "prod", "ng-al2", **OPT_IN)  # DELETING: not asked again
         group = rt.client("eks").describe_nodegroup(clusterName="prod", nodegroupName="ng-al2")["nodegroup"]
         assert group["status"] == "DELETING"
+
+
+def test_eks_create_and_rollback_leave_a_group_this_execution_did_not_create():
+    """Resume is allowed, takeover is not: a group of the new name that appeared after
+    pre-flight without this execution's tag is neither adopted nor deleted."""
+    from migrator.eks import nodegroup
+    from migrator.eks.events import clients as eks_clients
+    from migrator.eks.models import NodegroupInput
+    from migrator.errors import NotOurs
+
+    spec = {"name": "prod", "nodegroups": [{"name": "ng-al2", "size": 1}]}
+    with running([], eks_clusters=[spec]) as rt:
+        c = eks_clients("prod")
+        request = NodegroupInput(cluster_name="prod", nodegroup_name="ng-al2")
+        pre = nodegroup.preflight(c, request, EXECUTION, **OPT_IN)
+        old = rt.client("eks").describe_nodegroup(clusterName="prod", nodegroupName="ng-al2")["nodegroup"]
+        rt.client("eks").create_nodegroup(clusterName="prod", nodegroupName="ng-al2-al2023", nodeRole=old["nodeRole"],
+                                          subnets=old["subnets"], tags={"team": "others"})
+        with pytest.raises(NotOurs):
+            nodegroup.create_nodegroup(c, request, pre, EXECUTION)
+        result = nodegroup.rollback(c, request, EXECUTION, None, None)
+        assert "not ours and was left alone" in result.cause
+        theirs = rt.client("eks").describe_nodegroup(clusterName="prod", nodegroupName="ng-al2-al2023")["nodegroup"]
+        assert theirs["status"] != "DELETING" and theirs["tags"] == {"team": "others"}

@@ -37,6 +37,7 @@ def nodegroup_input(built: BuiltNodegroup, scenario: Scenario) -> dict:
         "nodegroup_name": built.spec.name,
         "launch_template": built.spec.launch_template,
         "approval_timeout_seconds": int(scenario.approvals.timeout),
+        **built.spec.input,  # the scenario's rehearsal of operator choices
     }
 
 

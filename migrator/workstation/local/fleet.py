@@ -275,11 +275,14 @@ def _build_cluster(spec: EksClusterSpec, clients, fleet: Fleet, roles: dict, tag
             clusterName=spec.name, nodegroupName=group.name, subnets=[fleet.subnet_id],
             nodeRole=roles["eks-node"], amiType="AL2023_x86_64_STANDARD" if group.os == "al2023" else "AL2_x86_64",
             scalingConfig={"minSize": group.size, "maxSize": group.size, "desiredSize": group.size},
-            labels={"workload": "general"}, tags={tag["key"]: tag["value"]}, capacityType="ON_DEMAND", **options)
+            labels={"workload": "general"}, tags={tag["key"]: tag["value"]} if group.opt_in else {"team": "others"},
+            capacityType="ON_DEMAND", **options)
         built.append(BuiltNodegroup(spec, group, sim))
     sim.add_workload(Workload("aws-node", "kube-system", daemonset=True))
     sim.add_workload(Workload("kube-proxy", "kube-system", daemonset=True))
     for workload in spec.workloads:
         sim.add_workload(Workload(workload.name, workload.namespace, workload.replicas, workload.daemonset,
-                                  workload.pdb_min_available))
+                                  workload.pdb_min_available, bare=workload.controller == "none",
+                                  empty_dir=workload.empty_dir, extra_pdb=workload.extra_pdb,
+                                  node_selector=dict(workload.node_selector)))
     return built

@@ -48,6 +48,15 @@ class Workload:
     daemonset: bool = False
     pdb_min_available: int | None = None
     image: str = "public.ecr.aws/docker/library/nginx:1.27"
+    bare: bool = False  # pods with no controller: created once, never recreated
+    empty_dir: bool = False  # pods with an emptyDir volume
+    extra_pdb: bool = False  # a second budget `<name>-extra` selects the same pods
+    node_selector: dict = field(default_factory=dict)
+
+    def budgets(self) -> list[str]:
+        if self.pdb_min_available is None:
+            return []
+        return [self.name] + ([f"{self.name}-extra"] if self.extra_pdb else [])
 
 
 @dataclass
@@ -98,6 +107,12 @@ class SimCluster:
         self.lost_pods: list[str] = []  # deleted with their node, not evicted
         self.min_available: dict[str, int] = {}  # lowest ready replicas seen per workload
         self.blocked_pdbs: Callable[[], set[str]] = set  # workloads whose PDB the scenario blocks now
+        # budgets the disruption controller has not computed yet (status empty): the server answers
+        # every eviction they cover 429 "still being processed"
+        self.uncomputed_pdbs: set[str] = set()
+        self.evicted_bare: list[str] = []  # pods no controller recreates, evicted: gone for good
+        self.evicted_empty_dir: list[str] = []  # pods whose emptyDir data went with their eviction
+        self._created_bare: set[str] = set()
         self.daemonset_images = {"aws-node": "602401143452.dkr.ecr.us-east-1.amazonaws.com/amazon-k8s-cni:v1.18.3"}
         self._sequence = 0
         self.lock = threading.RLock()
@@ -172,9 +187,18 @@ class SimCluster:
                 self._new_pod(workload, now, node=name)  # DaemonSet pods tolerate every taint
 
     def _sync_deployment(self, workload: Workload, now: float) -> None:
+        if workload.bare:  # kubectl run / a bare manifest: nothing recreates an evicted pod
+            if workload.name in self._created_bare:
+                return
+            self._created_bare.add(workload.name)
         alive = [p for p in self.pods.values() if p.workload == workload.name and p.deleting_at is None]
         for _ in range(workload.replicas - len(alive)):
             self._new_pod(workload, now)
+
+    def fits(self, pod: Pod, node: Node) -> bool:
+        """The node selector must match the node's labels, as kube-scheduler requires."""
+        wanted = self.workloads[pod.workload].node_selector
+        return all(node.labels.get(k) == v for k, v in wanted.items())
 
     def schedulable(self, node: Node) -> bool:
         return not node.unschedulable and not any(
@@ -189,8 +213,9 @@ class SimCluster:
             if pod.node:
                 load[pod.node] += 1
         for pod in sorted(self.pods.values(), key=lambda p: p.created_at):
-            if pod.node is None and pod.deleting_at is None:
-                node = min(candidates, key=lambda n: (load[n.name], n.name))
+            fitting = [n for n in candidates if self.fits(pod, n)]
+            if pod.node is None and pod.deleting_at is None and fitting:
+                node = min(fitting, key=lambda n: (load[n.name], n.name))
                 pod.node = node.name
                 pod.ready_at = now + self.pod_start
                 load[node.name] += 1
@@ -208,24 +233,44 @@ class SimCluster:
                 "disruptionsAllowed": max(0, healthy - desired), "observedGeneration": 1}
 
     def evict(self, namespace: str, name: str) -> tuple[int, dict]:
+        """The eviction subresource: more than one budget over the pod answers 500 (before
+        any budget is read); a budget not computed yet 429 with retryAfterSeconds 10; a budget
+        allowing no disruption 429 with the generic message at the top and the budget's
+        name and numbers in details.causes."""
         with self.lock:
             pod = self.pods.get((namespace, name))
             if pod is None:
                 return 404, status_body(404, "NotFound", f'pods "{name}" not found')
+            workload = self.workloads[pod.workload]
+            budgets = workload.budgets()
             if pod.deleting_at is not None or not pod.ready(self.clock.now()):
                 pass  # pending or already terminating: no budget check, as the API server does
-            else:
-                workload = self.workloads[pod.workload]
-                if workload.pdb_min_available is not None:
-                    budget = self.pdb_status(workload)
-                    if budget["disruptionsAllowed"] <= 0:
-                        message = (f"Cannot evict pod as it would violate the pod's disruption budget. "
-                                   f"The disruption budget {workload.name} needs {budget['desiredHealthy']} healthy "
-                                   f"pods and has {budget['currentHealthy']} currently")
-                        body = status_body(429, "TooManyRequests", message)
-                        body["details"] = {"causes": [{"reason": "DisruptionBudget", "message": message}]}
-                        return 429, body
+            elif len(budgets) > 1:
+                body = status_body(500, "", "This pod has more than one PodDisruptionBudget, which the eviction "
+                                            "subresource does not support.")
+                del body["reason"]  # the real answer has none
+                return 500, body
+            elif budgets:
+                budget = self.pdb_status(workload)
+                cause = None
+                if budgets[0] in self.uncomputed_pdbs:
+                    cause = f"The disruption budget {budgets[0]} is still being processed by the server."
+                elif budget["disruptionsAllowed"] <= 0:
+                    cause = (f"The disruption budget {budgets[0]} needs {budget['desiredHealthy']} healthy "
+                             f"pods and has {budget['currentHealthy']} currently")
+                if cause:
+                    body = status_body(429, "TooManyRequests",
+                                       "Cannot evict pod as it would violate the pod's disruption budget.")
+                    body["details"] = {"causes": [{"reason": "DisruptionBudget", "message": cause}]}
+                    if budgets[0] in self.uncomputed_pdbs:
+                        body["details"]["retryAfterSeconds"] = 10
+                    return 429, body
+            if not pod.deleting_at:
                 pod.deleting_at = self.clock.now() + self.pod_termination
+                if workload.bare:
+                    self.evicted_bare.append(f"{pod.namespace}/{pod.name}")
+                if workload.empty_dir:
+                    self.evicted_empty_dir.append(f"{pod.namespace}/{pod.name}")
             self.reconcile()
             return 201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201, "metadata": {}}
 
@@ -254,7 +299,10 @@ class SimCluster:
                  "name": workload.name if pod.daemonset else f"{workload.name}-7d9c", "uid": uid(workload.name),
                  "controller": True}
         metadata = {"name": pod.name, "namespace": pod.namespace, "labels": {"app": workload.name},
-                    "ownerReferences": [owner], "uid": uid(pod.name), "creationTimestamp": iso(pod.created_at)}
+                    "ownerReferences": [] if workload.bare else [owner], "uid": uid(pod.name),
+                    "creationTimestamp": iso(pod.created_at)}
+        if workload.bare:
+            del metadata["ownerReferences"]  # a bare pod has none at all
         if pod.mirror:
             metadata["annotations"] = {"kubernetes.io/config.mirror": uid(pod.name)}
             metadata["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": pod.node,
@@ -263,15 +311,23 @@ class SimCluster:
             metadata["deletionTimestamp"] = iso(pod.deleting_at - self.pod_termination)
             metadata["deletionGracePeriodSeconds"] = int(self.pod_termination)
         image = self.daemonset_images.get(workload.name, workload.image)
-        return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
-                "spec": {"nodeName": pod.node, "containers": [{"name": workload.name, "image": image}]},
+        spec = {"nodeName": pod.node, "containers": [{"name": workload.name, "image": image}]}
+        if workload.empty_dir:
+            spec["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+        if workload.node_selector:
+            spec["nodeSelector"] = dict(workload.node_selector)
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec,
                 "status": {"phase": pod.phase(self.clock.now())}}
 
-    def pdb_object(self, workload: Workload) -> dict:
+    def pdb_object(self, workload: Workload, name: str) -> dict:
+        """An uncomputed budget has an empty status (no observedGeneration): the disruption
+        controller has not processed it yet."""
+        status = {} if name in self.uncomputed_pdbs else self.pdb_status(workload)
         return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-                "metadata": {"name": workload.name, "namespace": workload.namespace, "uid": uid("pdb" + workload.name)},
+                "metadata": {"name": name, "namespace": workload.namespace, "uid": uid("pdb" + name),
+                             "generation": 1},
                 "spec": {"minAvailable": workload.pdb_min_available, "selector": {"matchLabels": {"app": workload.name}}},
-                "status": self.pdb_status(workload)}
+                "status": status}
 
     def daemonset_object(self, workload: Workload) -> dict:
         pods = [p for p in self.pods.values() if p.workload == workload.name]
@@ -283,6 +339,19 @@ class SimCluster:
                                       "spec": {"containers": [{"name": workload.name, "image": image}]}}},
                 "status": {"currentNumberScheduled": len(pods), "desiredNumberScheduled": len(self.nodes),
                            "numberMisscheduled": 0, "numberReady": len(pods)}}
+
+
+TAINT_FIELDS = ("key", "value", "effect", "timeAdded")
+
+
+def _stored_taint(taint: dict) -> dict:
+    """As the API server stores a Taint: unknown fields (`time_added`) dropped, and
+    `timeAdded` parsed as a metav1.Time and written back as RFC 3339 in UTC (`...Z`)."""
+    stored = {k: v for k, v in taint.items() if k in TAINT_FIELDS}
+    if stored.get("timeAdded"):
+        parsed = dt.datetime.fromisoformat(stored["timeAdded"].replace("Z", "+00:00"))
+        stored["timeAdded"] = iso(parsed.timestamp())
+    return stored
 
 
 def iso(seconds: float) -> str:
@@ -464,7 +533,8 @@ class KubernetesApi:
             return 404, status_body(404, "NotFound", f'nodes "{name}" not found')
         document = cluster.node_object(node)
         document = _json_patch(document, body) if isinstance(body, list) else _merge_patch(document, body or {})
-        node.taints = list(document["spec"].get("taints") or [])
+        # the server keeps only the fields a Taint has: `time_added` is dropped, `timeAdded` kept
+        node.taints = [_stored_taint(t) for t in document["spec"].get("taints") or []]
         node.unschedulable = bool(document["spec"].get("unschedulable"))
         node.annotations = dict(document["metadata"].get("annotations") or {})
         node.labels = dict(document["metadata"].get("labels") or {})
@@ -489,8 +559,8 @@ class KubernetesApi:
         return cluster.evict(ns, name)
 
     def _list_pdbs(self, cluster, ns=None, **_):
-        items = [cluster.pdb_object(w) for w in cluster.workloads.values()
-                 if w.pdb_min_available is not None and (ns is None or w.namespace == ns)]
+        items = [cluster.pdb_object(w, name) for w in cluster.workloads.values() for name in w.budgets()
+                 if ns is None or w.namespace == ns]
         return 200, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudgetList", "metadata": {}, "items": items}
 
     def _list_daemonsets(self, cluster, ns=None, **_):

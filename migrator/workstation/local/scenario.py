@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -128,6 +128,18 @@ class NodegroupSpec(_Strict):
     os: Literal["al2", "al2023"] = "al2"
     instance_type: str = "m5.large"
     expect: Outcome | None = None  # overrides the default rule of expected_outcome
+    opt_in: bool = True  # false: no opt-in tag (someone else's group); it must end exactly as it began
+    input: dict[str, Any] = Field(default_factory=dict)  # merged into the execution input the runtime sends
+
+    @model_validator(mode="after")
+    def _input_fields_exist(self):
+        # values are the workflow's to judge (a rehearsed mistake fails in its first state); names are checked here
+        from migrator.eks.models import NodegroupInput
+
+        unknown = sorted(set(self.input) - set(NodegroupInput.model_fields))
+        if unknown:
+            raise ValueError(f"input: {unknown[0]} is not a field of the node group migration's input")
+        return self
 
 
 class WorkloadSpec(_Strict):
@@ -136,9 +148,15 @@ class WorkloadSpec(_Strict):
     replicas: int = Field(default=2, ge=0, le=1000)
     pdb_min_available: int | None = Field(default=None, ge=0)
     daemonset: bool = False
+    controller: Literal["deployment", "none"] = "deployment"  # none: bare pods, nothing recreates them
+    empty_dir: bool = False  # the pods have an emptyDir volume
+    extra_pdb: bool = False  # a second PodDisruptionBudget selects the same pods
+    node_selector: dict[str, str] = Field(default_factory=dict)  # e.g. pins pods to one node group
 
     @model_validator(mode="after")
     def _budget_fits(self):
+        if self.extra_pdb and self.pdb_min_available is None:
+            raise ValueError("extra_pdb needs pdb_min_available (the second budget is a copy of the first)")
         if self.daemonset and self.pdb_min_available is not None:
             raise ValueError("a DaemonSet gets no disruption budget here (a drain never evicts its pods)")
         if self.pdb_min_available is not None and self.pdb_min_available > self.replicas:
@@ -232,18 +250,42 @@ class Scenario(_Strict):
     def expected_outcome(self, target: str, gates: tuple[str, ...], wave: int | None = None) -> str:
         """The target's own `expect:` if it has one; else `rolled_back` where a fault
         other than throttling hits the target or one of its approvals is not given;
-        `failed` for a node group whose pre-flight must refuse it (Docker runtime);
+        `failed` for a node group whose pre-flight must refuse it (see `_preflight_refuses`);
         `migrated` otherwise."""
         spec = self.targets().get(target)
         if spec is not None and spec.expect is not None:
             return spec.expect
         for cluster in self.eks_clusters:
-            if any(cluster.target(g) == target and g.container_runtime == "docker" for g in cluster.nodegroups):
+            if any(cluster.target(g) == target and _preflight_refuses(cluster, g) for g in cluster.nodegroups):
                 return "failed"
         faulted = any(f.target == target and f.kind != "throttle" for f in self.faults)
         refused = any(self.approvals.decision(f"{target}/{gate}") != "approve" for gate in gates)
         refused |= wave is not None and self.approvals.decision(f"wave-{wave}/start") != "approve"
         return "rolled_back" if faulted or refused else "migrated"
+
+
+def _version(text: str) -> tuple[int, ...]:
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    return tuple(int(x) for x in found.groups()) if found else (0, 0, 0)
+
+
+def _preflight_refuses(cluster: EksClusterSpec, group: NodegroupSpec) -> bool:
+    """What the node group pre-flight must refuse, from the scenario alone: no opt-in tag,
+    Docker, a VPC CNI below 1.16.2, or pods a drain may not evict without consent. Only
+    an AL2 group's pre-flight looks further than the opt-in tag."""
+    if not group.opt_in:
+        return True
+    if group.os == "al2023":
+        return False
+    consent = group.input
+    pods = [w for w in cluster.workloads if not w.daemonset and w.replicas > 0]
+    return (group.container_runtime == "docker"
+            or _version(cluster.addons.get("vpc-cni", "v1.18.3")) < (1, 16, 2)
+            or group.input.get("new_nodegroup_name") in {g.name for g in cluster.nodegroups}
+            or any(w.extra_pdb for w in pods)
+            or any(w.controller == "none" for w in pods) and not consent.get("delete_bare_pods")
+            or any(w.empty_dir for w in pods) and not consent.get("delete_empty_dir_data")
+            or any(w.node_selector.get("eks.amazonaws.com/nodegroup") == group.name for w in pods))
 
 
 def load_scenario(path: str | Path) -> Scenario:

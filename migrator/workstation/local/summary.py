@@ -118,7 +118,9 @@ def check_invariants(runtime: LocalRuntime, targets: list[dict]) -> list[str]:
         if summary is not None:
             violations += _check_nodegroup(runtime, built, summary)
     for sim in (runtime.kubernetes.clusters.values() if runtime.kubernetes else []):
-        violations += _check_workloads(sim)
+        consent = [b.spec.input for b in runtime.fleet.nodegroups.values() if b.cluster.name == sim.name]
+        violations += _check_workloads(sim, bare_pods=any(i.get("delete_bare_pods") for i in consent),
+                                       empty_dir=any(i.get("delete_empty_dir_data") for i in consent))
     violations += runtime.fidelity.address_violations
     violations += _check_bystanders(runtime)
     targets_by_group = {name for name, g in runtime.fleet.groups.items() if g.spec.target in outcomes}
@@ -232,20 +234,24 @@ def _check_nodegroup(runtime: LocalRuntime, built, summary: dict) -> list[str]:
     untainted and uncordoned, and the new group is gone."""
     eks, sim, target = runtime.client("eks"), built.sim, built.target
     groups = set(eks.list_nodegroups(clusterName=built.cluster.name)["nodegroups"])
-    old, new = built.spec.name, f"{built.spec.name}-al2023"
-    problems = []
+    old = built.spec.name
+    new = built.spec.input.get("new_nodegroup_name") or f"{old[:56]}-al2023"
+    others = {g.name for g in built.cluster.nodegroups if g.name != old}
+    problems = _check_untouched(runtime, built) if not built.spec.opt_in else []
+    if new in others:  # the input named another group of the scenario: that group's own check covers it
+        new = None
     with sim.lock:
         sim.reconcile()
         old_nodes = [n for n in sim.nodes.values() if n.nodegroup == old]
         if summary["outcome"] == "migrated" and built.spec.os == "al2":
             if old in groups or old_nodes:
                 problems.append(f"{target}: migrated but the AL2 node group is still there")
-            if new not in groups:
+            if new is not None and new not in groups:
                 problems.append(f"{target}: migrated but {new} does not exist")
         elif summary["outcome"] != "migrated":
             if old not in groups or len(old_nodes) != built.spec.size:
                 problems.append(f"{target}: {summary['outcome']} but the AL2 group lost nodes")
-            if new in groups or any(n.nodegroup == new for n in sim.nodes.values()):
+            if new is not None and (new in groups or any(n.nodegroup == new for n in sim.nodes.values())):
                 problems.append(f"{target}: {summary['outcome']} but {new} was left behind")
             stuck = sorted(n.name for n in old_nodes if n.unschedulable or any(t.get("key") == "os" for t in n.taints))
             if stuck:
@@ -253,15 +259,44 @@ def _check_nodegroup(runtime: LocalRuntime, built, summary: dict) -> list[str]:
     return problems
 
 
-def _check_workloads(sim) -> list[str]:
-    """No pod lost; no workload ever below its budget's minimum during the run."""
+def _check_untouched(runtime: LocalRuntime, built) -> list[str]:
+    """A node group without the opt-in tag is someone else's: it ends exactly as the
+    scenario built it (same tags, size and status; its nodes untainted, schedulable,
+    with none of our annotations)."""
+    target, spec = built.target, built.spec
+    try:
+        group = runtime.client("eks").describe_nodegroup(clusterName=built.cluster.name,
+                                                         nodegroupName=spec.name)["nodegroup"]
+    except runtime.client("eks").exceptions.ResourceNotFoundException:
+        return [f"{target}: not ours, but it was deleted"]
+    problems = []
+    tags = {k: v for k, v in (group.get("tags") or {}).items() if not k.startswith("aws:")}
+    if tags != {"team": "others"} or group["status"] != "ACTIVE" or group["scalingConfig"]["desiredSize"] != spec.size:
+        problems.append(f"{target}: not ours, but it changed: tags {tags}, {group['status']}, "
+                        f"desired {group['scalingConfig']['desiredSize']}")
+    with built.sim.lock:
+        changed = sorted(n.name for n in built.sim.nodes.values() if n.nodegroup == spec.name
+                         and (n.unschedulable or n.taints or n.annotations))
+    if changed:
+        problems.append(f"{target}: not ours, but its nodes were cordoned, tainted or annotated: {changed}")
+    return problems
+
+
+def _check_workloads(sim, bare_pods: bool = False, empty_dir: bool = False) -> list[str]:
+    """No pod lost; no workload ever below its budget's minimum during the run; no bare
+    pod evicted and no emptyDir data lost unless an input consented to it."""
     problems = []
     with sim.lock:
         sim.reconcile()
         if sim.lost_pods:
             problems.append(f"cluster {sim.name}: pods lost with their nodes: {sim.lost_pods[:5]}")
+        if sim.evicted_bare and not bare_pods:
+            problems.append(f"cluster {sim.name}: pods with no controller evicted without consent: "
+                            f"{sim.evicted_bare[:5]}")
+        if sim.evicted_empty_dir and not empty_dir:
+            problems.append(f"cluster {sim.name}: emptyDir data lost without consent: {sim.evicted_empty_dir[:5]}")
         for workload in sim.workloads.values():
-            if workload.daemonset:
+            if workload.daemonset or workload.bare:  # bare pods: no desired count; their losses are counted above
                 continue
             placed = [p for p in sim.pods.values() if p.workload == workload.name and p.deleting_at is None and p.node]
             if len(placed) != workload.replicas:
