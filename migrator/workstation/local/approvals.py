@@ -28,6 +28,7 @@ class ApprovalBot:
         self.queue_url = queue_url
         self.messages: list[dict] = []  # everything published to the topic, in order
         self.decisions: list[dict] = []
+        self.on_request = None  # (target, gate) -> None: what else happens while a gate waits
         self._lock = threading.Lock()
 
     def poll(self) -> None:
@@ -50,6 +51,8 @@ class ApprovalBot:
 
     def _schedule(self, request: dict) -> None:
         gate = f"{request['target']}/{request['gate']}"
+        if self.on_request is not None:
+            self.on_request(request["target"], request["gate"])
         decision = self.approvals.decision(gate)
         if decision == "ignore":
             return

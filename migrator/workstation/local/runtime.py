@@ -149,6 +149,9 @@ class LocalRuntime:
         self._prepare_clusters()
         for name, group in self.fleet.groups.items():
             self.fidelity.autoscaling.original_versions[name] = group.original_version
+            self.fidelity.autoscaling.group_specs[group.spec.target] = group.spec
+        self.fidelity.autoscaling.pending_events = list(self.scenario.events)
+        self.bot.on_request = self.fidelity.autoscaling.events_at  # events at a gate come with its request
         for built in self.fleet.instances.values():
             self.fidelity.ec2.standalone_targets[built.instance_id] = built.spec.target
             self.fidelity.observations.address_checks.append(lambda built=built: self.address_problem(built))
