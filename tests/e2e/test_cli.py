@@ -50,6 +50,11 @@ def one_line_usage_error(capsys, argv) -> str:
          "standalone.0"),
         ("version: 1\nname: x\nstandalone: [{name: db-1}]\n"
          "faults: [{target: standalone/db-1, at: canary, kind: unhealthy}]\n", "faults.0.at"),
+        ("version: 1\nname: x\nauto_scaling_groups: [{name: web, size: 2}]\n"
+         "events: [{target: asg/nope, at: canary, kind: scale, desired: 3}]\n", "events.0.target"),
+        ("version: 1\nname: x\nauto_scaling_groups: [{name: web, size: 2}]\n"
+         "events: [{target: asg/web, at: drain, kind: scale, desired: 3}]\n", "events.0.at"),
+        ("version: 1\nname: x\nauto_scaling_groups: [{name: web, size: 2, max_size: 1}]\n", "max_size"),
         ("version: [1\n", "not valid YAML"),
     ],
 )
