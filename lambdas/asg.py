@@ -40,9 +40,9 @@ def create_version(event: RolloutTask, context):
 
 @task(RolloutTask, once_per=EXECUTION)
 def start_canary(event: RolloutTask, context):
-    """Point the group at the new version number and add one instance: the canary."""
+    """Launch one instance from the new version and attach it to the group: the canary."""
     state = event.state
-    result = rollout.start_canary(clients(), state.preflight, state.version)
+    result = rollout.start_canary(clients(), state.preflight, state.version, event.execution)
     audit_log(event.execution, state.target).record(
         "canary-started", version=state.version.version, **result.model_dump(mode="json")
     )
@@ -80,16 +80,17 @@ def check_refresh(event: RolloutTask, context):
 
 @task(RolloutTask, once_per=EXECUTION, records="migrated")
 def finalize(event: RolloutTask, context):
-    """Success: drop the canary's extra capacity, restore sizes, make the new version the default."""
+    """Success: drop the canary's extra capacity (if still ours), make the new version the default."""
     state = event.state
-    return rollout.finalize(clients(), state.preflight, state.version, state.canary_health.instance_id)
+    return rollout.finalize(clients(), state.preflight, state.version, event.execution)
 
 
 @task(RolloutTask, records="rollback-started")
 def rollback(event: RolloutTask, context):
     """Any failure after the first change: stop the refresh, revert the group, say what happened."""
     state = event.state
-    return rollout.rollback(clients(), state.input, state.preflight, state.refresh, state.error, state.failed_gate)
+    return rollout.rollback(clients(), state.input, state.preflight, state.refresh, state.error, state.failed_gate,
+                            event.execution)
 
 
 @task(RolloutTask)

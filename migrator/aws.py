@@ -40,6 +40,12 @@ def execution_name(execution: str) -> str:
     return execution.rsplit(":", 1)[-1]
 
 
+def execution_digest(execution: str) -> str:
+    """A digest of the full execution ARN: names repeat across state machines and
+    after 90 days, the ARN (state machine included) does not."""
+    return hashlib.sha256(execution.encode()).hexdigest()[:32]
+
+
 def client_token(execution: str, purpose: str) -> str:
     """The idempotency token of a create call: the same execution never creates twice."""
     return hashlib.sha256(f"{execution}/{purpose}".encode()).hexdigest()[:64]

@@ -30,6 +30,10 @@ AMI_PARAMETER_PATHS = ("/aws/service/ami-amazon-linux-latest/", "/al2023-migrati
 EXECUTION_TAG = "al2023-migration:execution"
 SOURCE_INSTANCE_TAG = "al2023-migration:source-instance"
 EXPIRES_TAG = "al2023-migration:expires-at"
+# The Auto Scaling canary carries its group and, in CANARY_TAG, the capacity
+# changes the rollout made for it (what it may undo while they stand).
+GROUP_TAG = "al2023-migration:group"
+CANARY_TAG = "al2023-migration:canary"
 
 # AWS error codes that mean "slow down", across the services we call.
 THROTTLING_ERROR_CODES = frozenset(

@@ -47,6 +47,8 @@ class Access(str, Enum):
     KUBERNETES = "kubernetes"  # read-only Kubernetes RBAC: nodes, pods, budgets, DaemonSets
     KUBERNETES_NODE_PATCH = "kubernetes-node-patch"  # + patch nodes: taint, cordon, the drain's start annotation
     KUBERNETES_EVICT = "kubernetes-evict"  # + create pod evictions: the drain
+    CANARY_LAUNCH = "canary-launch"
+    CANARY_RELEASE = "canary-release"
 
 
 def pascal_case(name: str) -> str:
@@ -150,17 +152,18 @@ ASG_ROLLOUT = Workflow(
                    _BASE | {Access.ASG_READ, Access.AMI_READ, Access.HEALTH_READ}),  # alarms exist
         LambdaTask("asg.create_version", "New launch-template version: AL2023 AMI, IMDSv2 required",
                    _BASE | {Access.ASG_READ, Access.AMI_READ, Access.LAUNCH_TEMPLATE_WRITE, Access.IDEMPOTENCY}),
-        LambdaTask("asg.start_canary", "Point the group at the new version, one more instance",
-                   _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.IDEMPOTENCY}),
+        LambdaTask("asg.start_canary", "Launch one instance on the new version, attach it to the group",
+                   _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.CANARY_LAUNCH, Access.IDEMPOTENCY}),
         LambdaTask("asg.check_canary", "Canary InService, healthy in its target groups, alarms OK",
                    _BASE | {Access.ASG_READ, Access.HEALTH_READ}),
         LambdaTask("asg.start_refresh", "Instance refresh pinned to the new version",
                    _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.REFRESH_WRITE, Access.IDEMPOTENCY}),
         LambdaTask("asg.check_refresh", "Poll the instance refresh", _BASE | {Access.ASG_READ}),
-        LambdaTask("asg.finalize", "Remove the canary capacity, restore sizes, make the version default",
-                   _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.LAUNCH_TEMPLATE_WRITE, Access.IDEMPOTENCY}),
-        LambdaTask("asg.rollback", "Stop the refresh, put the group back on the old version and sizes",
-                   _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.REFRESH_WRITE}),
+        LambdaTask("asg.finalize", "Remove the canary capacity if still ours, make the version default",
+                   _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.CANARY_RELEASE, Access.LAUNCH_TEMPLATE_WRITE,
+                            Access.IDEMPOTENCY}),
+        LambdaTask("asg.rollback", "Stop the refresh, put the group back on the old version, remove the canary",
+                   _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.CANARY_RELEASE, Access.REFRESH_WRITE}),
         LambdaTask("asg.check_rollback", "Wait until every instance runs the old version again",
                    _BASE | {Access.ASG_READ}),
         REQUEST_APPROVAL,

@@ -12,7 +12,7 @@ from aws_cdk import Aws, aws_iam as iam, aws_secretsmanager as secretsmanager
 from cdk_nag import NagPackSuppression, NagSuppressions
 
 from migrator.approvals.core import APPROVAL_KEY_PREFIX
-from migrator.config import AMI_PARAMETER_PATHS, EXECUTION_TAG, EXPIRES_TAG
+from migrator.config import AMI_PARAMETER_PATHS, CANARY_TAG, EXECUTION_TAG, EXPIRES_TAG, GROUP_TAG
 from migrator.fleet.waves import PLAN_KEY_PREFIX
 from migrator.workflows import Access
 from stacks.encryption import KEY_PUBLISH_ACTIONS, KEY_READ_ACTIONS, KEY_TABLE_ACTIONS, EncryptionKey
@@ -195,6 +195,26 @@ class TaskPermissions:
                        "autoscaling:TerminateInstanceInAutoScalingGroup"], [AUTO_SCALING_GROUPS],
                       conditions=tagged, why="only Auto Scaling groups carrying the migration tag"),
                 *self._launch_through_template(),
+            ]
+        if access is Access.CANARY_LAUNCH:
+            canary = {"Null": {f"aws:ResourceTag/{GROUP_TAG}": "false", f"aws:ResourceTag/{EXECUTION_TAG}": "false"}}
+            return [
+                _stmt(["autoscaling:AttachInstances", "autoscaling:SuspendProcesses"], [AUTO_SCALING_GROUPS],
+                      conditions=tagged, why="only Auto Scaling groups carrying the migration tag"),
+                _stmt(["ec2:CreateTags"], [INSTANCES],
+                      conditions={**canary, "ForAllValues:StringEquals": {"aws:TagKeys": [CANARY_TAG]}},
+                      why="only the canary's capacity mark, only on a canary (it carries group and execution tags)"),
+            ]
+        if access is Access.CANARY_RELEASE:
+            canary = {"Null": {f"aws:ResourceTag/{GROUP_TAG}": "false", f"aws:ResourceTag/{EXECUTION_TAG}": "false"}}
+            return [
+                _stmt(["autoscaling:ResumeProcesses"], [AUTO_SCALING_GROUPS],
+                      conditions=tagged, why="only Auto Scaling groups carrying the migration tag"),
+                _stmt(["ec2:TerminateInstances"], [INSTANCES], conditions=canary,
+                      why="only a canary the rollout launched (it carries group and execution tags)"),
+                _stmt(["ec2:DeleteTags"], [INSTANCES],
+                      conditions={**canary, "ForAllValues:StringEquals": {"aws:TagKeys": [GROUP_TAG]}},
+                      why="only the group tag of a canary its owners keep"),
             ]
         if access is Access.REFRESH_WRITE:
             return [

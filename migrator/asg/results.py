@@ -30,8 +30,34 @@ class LaunchVersion(BaseModel):
     created: bool
 
 
+class CanaryMarks(BaseModel):
+    """What the rollout changed for its canary, written on the canary as a tag
+    before the change, so any later step (or a retry) undoes only that, and only
+    while the value is still the one we set."""
+
+    desired: int  # the group's desired capacity right after the attach (+1)
+    raised_max_to: int | None = None  # MaxSize raised by one so the attach fits
+    suspended: list[str] = []  # scaling processes we suspended (they were running)
+
+    def tag(self) -> str:
+        parts = [f"desired={self.desired}"]
+        if self.raised_max_to is not None:
+            parts.append(f"max={self.raised_max_to}")
+        if self.suspended:
+            parts.append("suspended=" + "+".join(self.suspended))
+        return " ".join(parts)
+
+    @classmethod
+    def from_tag(cls, value: str) -> "CanaryMarks":
+        fields = dict(part.split("=", 1) for part in value.split())
+        return cls(desired=int(fields["desired"]),
+                   raised_max_to=int(fields["max"]) if "max" in fields else None,
+                   suspended=[p for p in fields.get("suspended", "").split("+") if p])
+
+
 class Canary(BaseModel):
-    desired: int
+    instance_id: str
+    marks: CanaryMarks
     started_at: float
     changed: bool
 
@@ -63,7 +89,8 @@ class RefreshDone(BaseModel):
 class Finalized(BaseModel):
     version: str
     image_id: str
-    desired: int
+    desired: int  # the group's desired capacity at the end: its owners' decision
+    canary_kept: bool  # the owners changed the capacity, so the AL2023 canary is theirs now
 
 
 class Rollback(BaseModel):

@@ -13,6 +13,7 @@ from migrator.ami import OsFamily, describe_images, os_family, resolve_al2023_am
 from migrator.asg.models import RolloutInput
 from migrator.asg.results import (
     Canary,
+    CanaryMarks,
     CanaryEvidence,
     CanaryHealth,
     Finalized,
@@ -23,7 +24,8 @@ from migrator.asg.results import (
     Rollback,
     RollbackDone,
 )
-from migrator.aws import execution_name
+from migrator.aws import client_token, execution_digest
+from migrator.config import CANARY_TAG, EXECUTION_TAG, GROUP_TAG
 from migrator.failures import CaughtError, explain_failure
 from migrator.health import alarms_in_alarm
 from migrator.errors import (
@@ -48,9 +50,21 @@ class Clients:
     cloudwatch: object
 
 
-def version_description(execution: str) -> str:
-    """Marks the version this execution created, so a retry finds it."""
-    return f"al2023-migration {execution_name(execution)}"[:255]
+# AWS may terminate an attached instance to rebalance Availability Zones; the
+# canary must survive its bake and gate, so AZRebalance is off while it serves
+# (and back on after, if it was on). ReplaceUnhealthy stays on: an unhealthy
+# canary must not keep serving, and its absence fails the canary check anyway.
+CANARY_SUSPENDS = ["AZRebalance"]
+
+
+def version_description(execution: str, group: str) -> str:
+    """Marks the version this execution created for this group, so a retry finds
+    it: the digest of the full execution ARN (names repeat across state machines)."""
+    return f"al2023-migration {execution_digest(execution)} group={group}"[:255]
+
+
+def canary_tags(execution: str, group: str) -> dict[str, str]:
+    return {EXECUTION_TAG: execution_digest(execution), GROUP_TAG: group}
 
 
 # --- reading the group -------------------------------------------------------
@@ -146,9 +160,11 @@ def _instance_images(ec2, instance_ids: list[str]) -> dict[str, str]:
 
 def create_version(c: Clients, request: RolloutInput, pre: Preflight, execution: str) -> LaunchVersion:
     ami = resolve_al2023_ami(c.ssm, c.ec2, ami_id=request.ami_id, ssm_parameter=request.ami_ssm_parameter)
-    description = version_description(execution)
+    description = version_description(execution, pre.group_name)
     paginator = c.ec2.get_paginator("describe_launch_template_versions")
-    for page in paginator.paginate(LaunchTemplateId=pre.template_id):
+    # Versions cannot be tagged: the description carries execution and group.
+    for page in paginator.paginate(LaunchTemplateId=pre.template_id,
+                                   Filters=[{"Name": "image-id", "Values": [ami["image_id"]]}]):
         for existing in page["LaunchTemplateVersions"]:
             if existing.get("VersionDescription") == description:
                 return _version_result(existing, ami, created=False)
@@ -178,28 +194,72 @@ def _version_result(version: dict, ami: dict, created: bool) -> LaunchVersion:
     )
 
 
-def start_canary(c: Clients, pre: Preflight, ver: LaunchVersion) -> Canary:
-    group = describe_group(c.autoscaling, pre.group_name)
-    desired = pre.desired + 1
-    current = str((group.get("LaunchTemplate") or {}).get("Version"))
-    changed = not (current == ver.version and group["DesiredCapacity"] == desired)
-    if changed:
-        c.autoscaling.update_auto_scaling_group(
-            AutoScalingGroupName=pre.group_name,
-            # a version number, never $Latest/$Default: refresh rollback needs it
+def find_canary(ec2, execution: str, group: str, alive: bool = True) -> dict | None:
+    """The canary this execution launched for this group, by both tags (`alive`:
+    not one that others' scaling or health checks have terminated since)."""
+    filters = [{"Name": f"tag:{key}", "Values": [value]} for key, value in canary_tags(execution, group).items()]
+    if alive:
+        filters.append({"Name": "instance-state-name", "Values": ["pending", "running"]})
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
+        for reservation in page["Reservations"]:
+            for instance in reservation["Instances"]:
+                return instance
+    return None
+
+
+def _marks(instance: dict) -> CanaryMarks | None:
+    value = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}.get(CANARY_TAG)
+    return CanaryMarks.from_tag(value) if value else None
+
+
+def _subnet(group: dict) -> str:
+    """The group's first subnet (AZRebalance is suspended while the canary serves)."""
+    subnets = [s for s in (group.get("VPCZoneIdentifier") or "").split(",") if s]
+    return subnets[0] if subnets else ""
+
+
+def start_canary(c: Clients, pre: Preflight, ver: LaunchVersion, execution: str) -> Canary:
+    """Launch one instance from the new version and attach it to the group (and so
+    to its target groups). The group's own launch template does not change: until
+    the refresh is approved, every instance the group launches is the old AMI.
+    AWS raises DesiredCapacity by one on attach and refuses above MaxSize, so a
+    full group gets MaxSize + 1, marked on the canary to be given back."""
+    name = pre.group_name
+    group = describe_group(c.autoscaling, name)
+    instance = find_canary(c.ec2, execution, name)
+    if instance is None:
+        propagated = {t["Key"]: t["Value"] for t in group.get("Tags", [])
+                      if t.get("PropagateAtLaunch") and not t["Key"].startswith("aws:")}
+        tags = {**propagated, **canary_tags(execution, name)}
+        subnet = _subnet(group)
+        instance = c.ec2.run_instances(
             LaunchTemplate={"LaunchTemplateId": pre.template_id, "Version": ver.version},
-            DesiredCapacity=desired,
-            MaxSize=max(pre.max, desired),
-        )
-    return Canary(desired=desired, started_at=clock.now(), changed=changed)
-
-
-def find_canary(group: dict, pre: Preflight, ver: LaunchVersion) -> dict | None:
-    before = set(pre.instance_ids)
-    candidates = [
-        i for i in group.get("Instances", []) if i["InstanceId"] not in before and instance_version(i) == ver.version
-    ]
-    return sorted(candidates, key=lambda i: i["InstanceId"])[0] if candidates else None
+            MinCount=1, MaxCount=1, ClientToken=client_token(execution, f"canary/{name}"),
+            **({"SubnetId": subnet} if subnet else {}),
+            TagSpecifications=[{"ResourceType": "instance",
+                                "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
+        )["Instances"][0]
+    instance_id = instance["InstanceId"]
+    members = {i["InstanceId"] for i in group.get("Instances", [])}
+    marks = _marks(instance)
+    changed = instance_id not in members
+    if changed:
+        full = group["DesiredCapacity"] + 1 > group["MaxSize"]
+        # an earlier attempt may have raised MaxSize already: still ours
+        raised = marks.raised_max_to if marks and marks.raised_max_to == group["MaxSize"] else None
+        if full:
+            raised = group["MaxSize"] + 1
+        suspended_now = {p["ProcessName"] for p in group.get("SuspendedProcesses", [])}
+        suspend = marks.suspended if marks else [p for p in CANARY_SUSPENDS if p not in suspended_now]
+        marks = CanaryMarks(desired=group["DesiredCapacity"] + 1, raised_max_to=raised, suspended=suspend)
+        # the mark comes first: whatever happens next, a later step knows what was ours
+        c.ec2.create_tags(Resources=[instance_id], Tags=[{"Key": CANARY_TAG, "Value": marks.tag()}])
+        if full:
+            c.autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, MaxSize=raised)
+        c.autoscaling.attach_instances(AutoScalingGroupName=name, InstanceIds=[instance_id])
+    if marks.suspended:
+        c.autoscaling.suspend_processes(AutoScalingGroupName=name, ScalingProcesses=marks.suspended)
+    return Canary(instance_id=instance_id, marks=marks, started_at=clock.now(), changed=changed)
 
 
 def check_canary(
@@ -214,10 +274,10 @@ def check_canary(
             f"canary of {pre.group_name} not healthy within {request.canary_deadline_seconds}s"
         )
     group = describe_group(c.autoscaling, pre.group_name)
-    instance = find_canary(group, pre, ver)
+    instance_id = canary.instance_id
+    instance = next((i for i in group.get("Instances", []) if i["InstanceId"] == instance_id), None)
     if instance is None:
-        raise not_ready(f"no canary instance on version {ver.version} in {pre.group_name} yet")
-    instance_id = instance["InstanceId"]
+        raise CanaryUnhealthy(f"canary {instance_id} is no longer in {pre.group_name} (terminated or detached)")
     targets = {}
     if instance["HealthStatus"] != "Healthy":
         raise CanaryUnhealthy(f"canary {instance_id} is {instance['HealthStatus']} in {pre.group_name}")
@@ -267,13 +327,15 @@ def start_refresh(c: Clients, request: RolloutInput, pre: Preflight, ver: Launch
     current = latest_refresh(c.autoscaling, pre.group_name)
     if current and _refresh_version(current) == ver.version and current["Status"] in ACTIVE_REFRESH | {"Successful"}:
         return Refresh(refresh_id=current["InstanceRefreshId"], started_at=clock.now(), changed=False)
-    # The group goes back to the old version for the length of the refresh: AWS
-    # rolls a refresh back to the configuration the group had when it started,
-    # so that configuration must be the old one for AutoRollback to mean anything.
-    c.autoscaling.update_auto_scaling_group(
-        AutoScalingGroupName=pre.group_name,
-        LaunchTemplate={"LaunchTemplateId": pre.template_id, "Version": pre.original_version},
-    )
+    # AWS rolls a refresh back to the configuration the group had when it started,
+    # and cannot when that names `$Latest`/`$Default`: the group names the old
+    # version by number for the length of the refresh.
+    if str((describe_group(c.autoscaling, pre.group_name).get("LaunchTemplate") or {}).get("Version")) \
+            != pre.original_version:  # `$Default`/`$Latest`: pinned to the same version's number
+        c.autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=pre.group_name,
+            LaunchTemplate={"LaunchTemplateId": pre.template_id, "Version": pre.original_version},
+        )
     refresh_id = c.autoscaling.start_instance_refresh(
         AutoScalingGroupName=pre.group_name,
         Strategy="Rolling",
@@ -301,22 +363,56 @@ def check_refresh(c: Clients, request: RolloutInput, pre: Preflight, refresh: Re
     raise RefreshFailed(f"instance refresh {refresh.refresh_id} {status}: {current.get('StatusReason', '')}".strip())
 
 
-def finalize(c: Clients, pre: Preflight, ver: LaunchVersion, canary_id: str) -> Finalized:
-    group = describe_group(c.autoscaling, pre.group_name)
+def release_canary(c: Clients, name: str, execution: str, keep_if_scaled: bool) -> bool:
+    """Undo what the canary added, and only that: it leaves the group with
+    ShouldDecrementDesiredCapacity while the group's desired capacity is still
+    the one the attach set; if others changed it since, the number is theirs and
+    stays (after a rollback the group replaces the canary from its own, old,
+    template; after success, with `keep_if_scaled`, the canary stays as one of
+    their instances). MaxSize and the suspended processes go back only while they
+    are what we set. Returns whether the canary was kept."""
+    instance = find_canary(c.ec2, execution, name, alive=False)
+    if instance is None:
+        return False
+    marks = _marks(instance) or CanaryMarks(desired=-1)
+    group = describe_group(c.autoscaling, name)
     members = {i["InstanceId"] for i in group.get("Instances", [])}
-    if canary_id in members and group["DesiredCapacity"] > pre.desired:
+    ours = group["DesiredCapacity"] == marks.desired
+    kept = instance["InstanceId"] in members and not ours and keep_if_scaled
+    if instance["State"]["Name"] in ("shutting-down", "terminated"):
+        pass  # the group's own scaling or health checks took it: nothing to remove
+    elif instance["InstanceId"] not in members:
+        c.ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])  # launched, never attached
+    elif not kept:
         c.autoscaling.terminate_instance_in_auto_scaling_group(
-            InstanceId=canary_id, ShouldDecrementDesiredCapacity=True
+            InstanceId=instance["InstanceId"], ShouldDecrementDesiredCapacity=ours
         )
-    c.autoscaling.update_auto_scaling_group(
-        AutoScalingGroupName=pre.group_name,
-        LaunchTemplate={"LaunchTemplateId": pre.template_id, "Version": ver.version},
-        MinSize=pre.min,
-        MaxSize=pre.max,
-        DesiredCapacity=pre.desired,
-    )
+        if ours:
+            group["DesiredCapacity"] -= 1
+    if kept:  # no longer the migration's: a later run must not find it as its canary
+        c.ec2.delete_tags(Resources=[instance["InstanceId"]], Tags=[{"Key": GROUP_TAG}])
+    if (marks.raised_max_to is not None and group["MaxSize"] == marks.raised_max_to
+            and group["DesiredCapacity"] <= marks.raised_max_to - 1):
+        c.autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, MaxSize=marks.raised_max_to - 1)
+    suspended_now = {p["ProcessName"] for p in group.get("SuspendedProcesses", [])}
+    resume = [p for p in marks.suspended if p in suspended_now]
+    if resume:
+        c.autoscaling.resume_processes(AutoScalingGroupName=name, ScalingProcesses=resume)
+    return kept
+
+
+def finalize(c: Clients, pre: Preflight, ver: LaunchVersion, execution: str) -> Finalized:
+    kept = release_canary(c, pre.group_name, execution, keep_if_scaled=True)
+    group = describe_group(c.autoscaling, pre.group_name)
+    # AWS puts the group on the refresh's desired configuration when it succeeds;
+    # only the launch template is set here, never a size.
+    if str((group.get("LaunchTemplate") or {}).get("Version")) != ver.version:
+        c.autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=pre.group_name,
+            LaunchTemplate={"LaunchTemplateId": pre.template_id, "Version": ver.version},
+        )
     c.ec2.modify_launch_template(LaunchTemplateId=pre.template_id, DefaultVersion=ver.version)
-    return Finalized(version=ver.version, image_id=ver.image_id, desired=pre.desired)
+    return Finalized(version=ver.version, image_id=ver.image_id, desired=group["DesiredCapacity"], canary_kept=kept)
 
 
 def rollback(
@@ -326,38 +422,34 @@ def rollback(
     refresh: Refresh | None,
     error: CaughtError | None,
     failed_gate: str | None,
+    execution: str,
 ) -> Rollback:
-    """Stop our refresh, drop the canary, put the group back on the old version and
-    sizes; start a refresh back to the old version if new instances remain."""
+    """Stop our refresh, put the group back on the old version if we moved it,
+    remove the canary (only what it added); start a refresh back to the old version
+    if new instances remain. Sizes are never written back: they are their owners'."""
     name = pre.group_name
     if refresh is not None:
         current = latest_refresh(c.autoscaling, name, refresh.refresh_id)
         if current["Status"] in ACTIVE_REFRESH:
             # Native rollback replaces what the refresh already replaced with the
-            # group's pre-refresh configuration, which start_refresh made the old one.
+            # group's pre-refresh configuration (the old version), and like any
+            # refresh it works to the group's desired capacity of the moment.
             c.autoscaling.rollback_instance_refresh(AutoScalingGroupName=name)
             raise NotReadyYet(f"rolling back instance refresh {refresh.refresh_id}")
         if current["Status"] in STOPPING_REFRESH:
             raise NotReadyYet(f"instance refresh {refresh.refresh_id} is {current['Status']}")
 
     group = describe_group(c.autoscaling, name)
-    members = {i["InstanceId"]: i for i in group.get("Instances", [])}
-    for instance in list(members.values()):
-        is_canary = instance["InstanceId"] not in pre.instance_ids and instance_version(instance) != pre.original_version
-        if is_canary and group["DesiredCapacity"] > pre.desired:
-            c.autoscaling.terminate_instance_in_auto_scaling_group(
-                InstanceId=instance["InstanceId"], ShouldDecrementDesiredCapacity=True
-            )
-            group["DesiredCapacity"] -= 1
-            del members[instance["InstanceId"]]
-    c.autoscaling.update_auto_scaling_group(
-        AutoScalingGroupName=name,
-        LaunchTemplate={"LaunchTemplateId": pre.template_id, "Version": pre.restore_version},
-        MinSize=pre.min,
-        MaxSize=pre.max,
-        DesiredCapacity=pre.desired,
-    )
-    strays = sorted(i for i, inst in members.items() if instance_version(inst) != pre.original_version)
+    spec = group.get("LaunchTemplate") or {}
+    if str(spec.get("Version")) != pre.restore_version:
+        # first, so that a canary replaced for its owners comes up on the old version
+        c.autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateId": pre.template_id, "Version": pre.restore_version},
+        )
+    release_canary(c, name, execution, keep_if_scaled=False)
+    group = describe_group(c.autoscaling, name)
+    strays = sorted(i["InstanceId"] for i in group.get("Instances", []) if instance_version(i) != pre.original_version)
     revert_id = None
     if strays:
         current = latest_refresh(c.autoscaling, name)
@@ -397,6 +489,6 @@ def check_rollback(c: Clients, pre: Preflight, result: Rollback) -> RollbackDone
     if wrong:
         raise NotReadyYet(f"{len(wrong)} instance(s) of {name} still on another version")
     in_service = sum(1 for i in group["Instances"] if i["LifecycleState"] == "InService")
-    if in_service < pre.desired:
-        raise NotReadyYet(f"{in_service}/{pre.desired} instances of {name} InService")
+    if in_service < group["DesiredCapacity"]:  # the owners' number of the moment, not the recorded one
+        raise NotReadyYet(f"{in_service}/{group['DesiredCapacity']} instances of {name} InService")
     return RollbackDone(instances=in_service, version=pre.original_version)

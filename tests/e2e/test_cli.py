@@ -55,6 +55,11 @@ def one_line_usage_error(capsys, argv) -> str:
          "input: force is not a field"),
         ("version: 1\nname: x\neks_clusters: [{name: p, nodegroups: [{name: a, size: 1}],\n"
          "  workloads: [{name: w, extra_pdb: true}]}]\n", "extra_pdb needs pdb_min_available"),
+        ("version: 1\nname: x\nauto_scaling_groups: [{name: web, size: 2}]\n"
+         "events: [{target: asg/nope, at: canary, kind: scale, desired: 3}]\n", "events.0.target"),
+        ("version: 1\nname: x\nauto_scaling_groups: [{name: web, size: 2}]\n"
+         "events: [{target: asg/web, at: drain, kind: scale, desired: 3}]\n", "events.0.at"),
+        ("version: 1\nname: x\nauto_scaling_groups: [{name: web, size: 2, max_size: 1}]\n", "max_size"),
         ("version: [1\n", "not valid YAML"),
     ],
 )

@@ -9,7 +9,7 @@ import pytest
 
 from migrator.audit import read_trail
 from migrator.workstation.local.demo import rollout_input
-from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime
+from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime, Run
 from migrator.workflows import ASG_ROLLOUT
 from tests.conftest import running
 
@@ -255,3 +255,104 @@ def test_group_on_latest_is_pinned_to_the_old_version_number_on_rollback():
         run, result = execute(rt)
         assert result["status"] == "FAILED"
         assert_restored(rt, version_spec="1")
+
+
+# --- the group under live change: others scale it while it migrates ------------------
+
+
+def launched_outside_the_migration(rt: LocalRuntime, name: str = "web") -> dict[str, str]:
+    """Image of every instance the group launched itself during the run (any state):
+    not the scenario's, not the migration's canary (which carries the execution tag)."""
+    reservations = rt.client("ec2").describe_instances(
+        Filters=[{"Name": "tag:aws:autoscaling:groupName", "Values": [name]}])["Reservations"]
+    original = set(rt.fleet.groups[name].instance_ids)
+    return {i["InstanceId"]: i["ImageId"] for r in reservations for i in r["Instances"]
+            if i["InstanceId"] not in original
+            and not any(t["Key"] == "al2023-migration:execution" for t in i.get("Tags", []))}
+
+
+def test_canary_is_attached_and_only_what_it_added_is_given_back():
+    # A full group (desired = max): the canary needs MaxSize + 1, given back at the end.
+    with running([WEB]) as rt:
+        run, result = execute(rt)
+        assert result["status"] == "SUCCEEDED"
+        current = group(rt)
+        assert (current["DesiredCapacity"], current["MinSize"], current["MaxSize"]) == (4, 4, 4)
+        assert current["SuspendedProcesses"] == []  # AZRebalance resumed: we suspended it
+        canary = next(e for e in read_trail(rt.client("dynamodb"), AUDIT_TABLE, run.execution_arn)
+                      if e["action"] == "canary-started")
+        assert canary["detail"]["marks"] == {"desired": 5, "raised_max_to": 5, "suspended": ["AZRebalance"]}
+        # the group itself never launched: every instance it has came from the refresh
+        assert launched_outside_the_migration(rt) == {i["InstanceId"]: rt.fleet.al2023_image
+                                                      for i in current["Instances"]}
+
+
+def test_scale_out_during_the_gate_launches_the_old_ami_and_the_group_ends_at_the_new_desired():
+    events = [{"target": "asg/web", "at": "before-refresh", "kind": "scale", "desired": 7}]
+    with running([{**WEB, "max_size": 10}], events=events) as rt:
+        run, result = execute(rt)
+
+        assert result["status"] == "SUCCEEDED"
+        current = group(rt)
+        assert (current["DesiredCapacity"], current["MinSize"], current["MaxSize"]) == (7, 4, 10)
+        members = [i["InstanceId"] for i in current["Instances"]]
+        assert len(members) == 7 and images(rt, members) == {rt.fleet.al2023_image}
+        # 4 + the canary -> 7: the two launched for the scale-out at the gate ran AL2
+        # (the refresh replaced them after the approval)
+        at_the_gate = [i for i, image in launched_outside_the_migration(rt).items() if image == rt.fleet.al2_image]
+        assert len(at_the_gate) == 2 and not set(at_the_gate) & set(members)
+        # the owners changed the capacity: the AL2023 canary stays as one of their 7
+        assert rt.fidelity.autoscaling.applied_events["asg/web"] == [7]
+
+
+def test_scale_in_during_the_refresh_is_honoured():
+    events = [{"target": "asg/web", "at": "refresh", "kind": "scale", "desired": 3}]
+    with running([{**WEB, "size": 6, "min_size": 2}], events=events) as rt:
+        run, result = execute(rt, min_healthy_percentage=50)
+
+        assert result["status"] == "SUCCEEDED"
+        current = group(rt)
+        assert (current["DesiredCapacity"], current["MinSize"], current["MaxSize"]) == (3, 2, 6)
+        members = [i["InstanceId"] for i in current["Instances"]]
+        assert len(members) == 3 and images(rt, members) == {rt.fleet.al2023_image}
+        assert all(i["LifecycleState"] == "InService" for i in current["Instances"])
+
+
+def test_rejected_gate_after_a_scale_out_keeps_that_capacity_and_removes_only_the_canary():
+    events = [{"target": "asg/web", "at": "before-refresh", "kind": "scale", "desired": 8}]
+    with running([{**WEB, "max_size": 10}], events=events,
+                 approvals={"gates": {"asg/web/before-refresh": "reject"}}) as rt:
+        run, result = execute(rt)
+
+        assert result["status"] == "FAILED" and result["error"] == "Rejected"
+        current = group(rt)
+        assert (current["DesiredCapacity"], current["MinSize"], current["MaxSize"]) == (8, 4, 10)
+        members = [i["InstanceId"] for i in current["Instances"]]
+        assert len(members) == 8 and images(rt, members) == {rt.fleet.al2_image}
+        assert all(i["LifecycleState"] == "InService" for i in current["Instances"])
+        assert set(rt.fleet.groups["web"].instance_ids) <= set(members)  # nothing of theirs taken
+        canaries = rt.client("ec2").describe_instances(
+            Filters=[{"Name": "tag:al2023-migration:group", "Values": ["web"]}])["Reservations"]
+        assert [i["State"]["Name"] for r in canaries for i in r["Instances"]] == ["terminated"]
+        assert current["SuspendedProcesses"] == []
+
+
+def test_same_execution_name_on_another_state_machine_gets_its_own_launch_template_version():
+    with running([WEB], approvals={"gates": {"asg/web/before-refresh": "reject"}}) as rt:
+        sfn = rt.client("stepfunctions")
+        original = sfn.describe_state_machine(stateMachineArn=rt.state_machines[ASG_ROLLOUT.name])
+        copy = sfn.create_state_machine(name="asg-rollout-copy", definition=original["definition"],
+                                        roleArn=original["roleArn"])["stateMachineArn"]
+        body = json.dumps(rollout_input(rt.scenario.auto_scaling_groups[0], rt.scenario))
+        arns = []
+        for machine in (rt.state_machines[ASG_ROLLOUT.name], copy):
+            arn = sfn.start_execution(stateMachineArn=machine, name="same-name", input=body)["executionArn"]
+            run = Run("asg/web", ASG_ROLLOUT, arn, rt.clock.now())
+            assert rt.wait([run], timeout=300)[arn]["error"] == "Rejected"
+            arns.append(arn)
+
+        found = versions(rt)
+        assert sorted(found) == [1, 2, 3]  # the second execution did not reuse the first's version
+        assert found[2]["VersionDescription"] != found[3]["VersionDescription"]
+        assert all("group=web" in found[n]["VersionDescription"] for n in (2, 3))
+        assert_restored(rt)

@@ -68,9 +68,11 @@ def test_domain_functions_are_idempotent_without_the_powertools_record():
         assert (first.created, again.created, again.version) == (True, False, first.version)
         assert version_count(rt) == 2
 
-        assert rollout.start_canary(c, pre, first).changed is True
-        assert rollout.start_canary(c, pre, first).changed is False
-        assert len(group(rt)["Instances"]) == 3
+        assert rollout.start_canary(c, pre, first, EXECUTION).changed is True
+        assert rollout.start_canary(c, pre, first, EXECUTION).changed is False
+        current = group(rt)
+        assert len(current["Instances"]) == 3  # one canary, attached once
+        assert (current["DesiredCapacity"], current["MaxSize"]) == (3, 3)  # raised once, by one
 
 
 def test_rollback_twice_leaves_one_restored_group():
@@ -79,13 +81,14 @@ def test_rollback_twice_leaves_one_restored_group():
         request = RolloutInput(group_name="web")
         pre = rollout.preflight(c, request, "al2023-migration", "enabled")
         ver = rollout.create_version(c, request, pre, EXECUTION)
-        rollout.start_canary(c, pre, ver)
+        rollout.start_canary(c, pre, ver, EXECUTION)
         error = CaughtError(Error="CanaryUnhealthy", Cause="test")
-        first = rollout.rollback(c, request, pre, None, error, None)
-        second = rollout.rollback(c, request, pre, None, error, None)
+        first = rollout.rollback(c, request, pre, None, error, None, EXECUTION)
+        second = rollout.rollback(c, request, pre, None, error, None, EXECUTION)
         assert first.cause == second.cause
         current = group(rt)
-        assert current["DesiredCapacity"] == 2 and len(current["Instances"]) == 2
+        assert (current["DesiredCapacity"], current["MaxSize"]) == (2, 2) and len(current["Instances"]) == 2
+        assert current["SuspendedProcesses"] == []
         assert {i["LaunchTemplate"]["Version"] for i in current["Instances"]} == {"1"}
         assert rt.client("autoscaling").describe_instance_refreshes(AutoScalingGroupName="web")["InstanceRefreshes"] == []
 

@@ -32,6 +32,7 @@ class ApprovalBot:
         # Set by `--approvals manual`: every request goes to a person (here, this callback
         # shows its links) and the bot answers none.
         self.announce: Callable[[dict], None] | None = None
+        self.on_request = None  # (target, gate) -> None: what else happens while a gate waits
         self._lock = threading.Lock()
 
     def poll(self) -> None:
@@ -53,10 +54,12 @@ class ApprovalBot:
                 )
 
     def _schedule(self, request: dict) -> None:
+        gate = f"{request['target']}/{request['gate']}"
+        if self.on_request is not None:
+            self.on_request(request["target"], request["gate"])
         if self.announce:
             self.announce(request)
             return
-        gate = f"{request['target']}/{request['gate']}"
         decision = self.approvals.decision(gate)
         if decision == "ignore":
             return

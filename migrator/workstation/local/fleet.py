@@ -219,8 +219,8 @@ def _build_group(spec: AutoScalingGroupSpec, clients, fleet: Fleet, vpc: str, ta
     autoscaling.create_auto_scaling_group(
         AutoScalingGroupName=spec.name,
         LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"], "Version": spec.version},
-        MinSize=spec.size,
-        MaxSize=spec.size,
+        MinSize=spec.min_size,
+        MaxSize=spec.max_size,
         DesiredCapacity=spec.size,
         VPCZoneIdentifier=fleet.subnet_id,
         HealthCheckType="ELB" if spec.target_group else "EC2",

@@ -153,6 +153,9 @@ class LocalRuntime:
         self._list_hosted_zones()
         for name, group in self.fleet.groups.items():
             self.fidelity.autoscaling.original_versions[name] = group.original_version
+            self.fidelity.autoscaling.group_specs[group.spec.target] = group.spec
+        self.fidelity.autoscaling.pending_events = list(self.scenario.events)
+        self.bot.on_request = self.fidelity.autoscaling.events_at  # events at a gate come with its request
         self._describe_hosts()
         for built in self.fleet.instances.values():
             self.fidelity.ec2.standalone_targets[built.instance_id] = built.spec.target

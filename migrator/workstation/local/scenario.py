@@ -15,6 +15,7 @@ from migrator.validation import describe_validation_error
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 ASG_STEPS = {"canary": {"unhealthy", "alarm"}, "refresh": {"unhealthy", "alarm", "error"}}
+ASG_EVENT_POINTS = ("canary", "before-refresh", "refresh")  # a group's steps and its gate
 EKS_STEPS = {"create": {"error"}, "drain": {"pdb-blocked"}}
 STANDALONE_STEPS = {"snapshot": {"error"}, "validate": {"unhealthy", "alarm"}, "cutover": {"error", "unhealthy", "alarm"}}
 Decision = Literal["approve", "reject", "ignore"]  # ignore: never answered, the gate times out
@@ -89,6 +90,22 @@ class AutoScalingGroupSpec(_Strict):
     os: Literal["al2", "al2023"] = "al2"  # al2023: rehearses "already migrated"
     host: HostSpec | None = None  # what each instance runs
     expect: Outcome | None = None  # overrides the default rule of expected_outcome
+    min_size: int | None = Field(default=None, ge=0, le=1000)  # default: size
+    max_size: int | None = Field(default=None, ge=1, le=1000)  # default: size
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        self.min_size = self.size if self.min_size is None else self.min_size
+        self.max_size = self.size if self.max_size is None else self.max_size
+        if self.min_size > self.size:
+            raise ValueError(f"min_size: {self.min_size} is above size {self.size}")
+        if self.max_size < self.size:
+            raise ValueError(f"max_size: {self.max_size} is below size {self.size}")
+        return self
+
+    def clamp(self, desired: int) -> int:
+        """What AWS lets an owner set: the group's own min and max bound it."""
+        return max(self.min_size, min(self.max_size, desired))
 
     @property
     def target(self) -> str:
@@ -183,6 +200,16 @@ class Fault(_Strict):
     rate: float = Field(default=0.0, ge=0, le=1)
 
 
+class Event(_Strict):
+    """A change made by others while the run goes on: `scale` sets the group's
+    desired capacity (clamped to its min_size/max_size) at a step or gate."""
+
+    target: str
+    at: str
+    kind: Literal["scale"]
+    desired: int = Field(ge=0, le=1000)
+
+
 class Waves(_Strict):
     """Present: the run goes as a team would run it, discovery -> plan -> waves on the
     fleet state machine, each wave behind its `wave-N/start` approval."""
@@ -203,6 +230,7 @@ class Scenario(_Strict):
     auto_scaling_groups: list[AutoScalingGroupSpec] = Field(default_factory=list)
     eks_clusters: list[EksClusterSpec] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=list)
     waves: Waves | None = None
 
     @model_validator(mode="after")
@@ -235,6 +263,12 @@ class Scenario(_Strict):
                 raise ValueError(f"{where}: pdb-blocked needs a workload with pdb_min_available")
             if fault.kind == "alarm" and fault.alarm not in spec.alarms:
                 raise ValueError(f"{where}.alarm: {fault.alarm!r} is not one of {spec.name}'s alarms")
+        groups = {spec.target for spec in self.auto_scaling_groups}
+        for index, event in enumerate(self.events):
+            if event.target not in groups:
+                raise ValueError(f"events.{index}.target: {event.target} is not an Auto Scaling group of this scenario")
+            if event.at not in ASG_EVENT_POINTS:
+                raise ValueError(f"events.{index}.at: a scale event is at one of {list(ASG_EVENT_POINTS)}")
         for gate in self.approvals.gates:
             target = gate.rsplit("/", 1)[0]
             if target not in targets and not re.fullmatch(r"wave-\d+", target):

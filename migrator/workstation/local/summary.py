@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from migrator.audit import read_trail
-from migrator.config import SOURCE_INSTANCE_TAG
+from migrator.config import EXECUTION_TAG, GROUP_TAG, SOURCE_INSTANCE_TAG
 from migrator.failures import error_message
 from migrator.workstation.local.fleet import BuiltGroup, BuiltInstance
 from migrator.workstation.local.runtime import ACCOUNT, AUDIT_TABLE, LocalRuntime, Run
@@ -74,6 +74,9 @@ def summarize(runtime: LocalRuntime, results: dict[str, dict], wall_seconds: flo
     fleet_runs = [run for run in runtime.runs if run.workflow is FLEET]
     targets = [target_summary(runtime, run, results.get(run.execution_arn) or _described(runtime, run))
                for run in runtime.runs if run.workflow is not FLEET]
+    for target in targets:
+        if target["kind"] == "asg":
+            target["desired"] = _desired(runtime, target["target"])
     instances = {"total": 0, "migrated": 0, "rolled_back": 0, "failed": 0}
     for target in targets:
         instances["total"] += target["instances"]
@@ -97,6 +100,13 @@ def summarize(runtime: LocalRuntime, results: dict[str, dict], wall_seconds: flo
         "expectations": {"ok": not mismatches, "mismatches": mismatches},
         "invariants": {"ok": not violations, "violations": violations},
     }
+
+
+def _desired(runtime: LocalRuntime, target: str) -> dict:
+    spec = runtime.fleet.groups[target.split("/", 1)[1]].spec
+    group = runtime.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[spec.name])["AutoScalingGroups"][0]
+    return {"before": spec.size, "after": group["DesiredCapacity"]}
 
 
 # --- invariants ------------------------------------------------------------------
@@ -140,18 +150,35 @@ def check_invariants(runtime: LocalRuntime, targets: list[dict]) -> list[str]:
 
 
 def _check_group(runtime: LocalRuntime, group: BuiltGroup, summary: dict) -> list[str]:
-    name, size = group.spec.name, group.spec.size
+    """The owners' capacity stands (their last change, clamped to their min/max;
+    else the original), their min/max unchanged, no canary left over, and every
+    instance the group launched before the approval ran the AMI that was serving."""
+    spec = group.spec
+    name = spec.name
     autoscaling, ec2 = runtime.client("autoscaling"), runtime.client("ec2")
     problems = []
     current = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
-    sizes = (current["DesiredCapacity"], current["MinSize"], current["MaxSize"])
-    if sizes != (size, size, size):
-        problems.append(f"asg/{name}: desired/min/max {sizes}, originally {(size, size, size)}")
+    changes = runtime.fidelity.autoscaling.applied_events.get(spec.target, [])
+    size = changes[-1] if changes else spec.size
+    if (current["MinSize"], current["MaxSize"]) != (spec.min_size, spec.max_size):
+        problems.append(f"asg/{name}: min/max {(current['MinSize'], current['MaxSize'])}, "
+                        f"its owners' {(spec.min_size, spec.max_size)}")
+    if current["DesiredCapacity"] != size:
+        why = f"set to {size} by others during the run" if changes else f"originally {size}"
+        problems.append(f"asg/{name}: desired capacity {current['DesiredCapacity']}, {why}")
+    problems += _scale_outs_before_approval(runtime, group)
     instances = current["Instances"]
     members = {i["InstanceId"] for i in instances}
     serving = [i for i in instances if i["LifecycleState"] == "InService" and i["HealthStatus"] == "Healthy"]
+    strays = ec2.describe_instances(Filters=[{"Name": f"tag:{GROUP_TAG}", "Values": [name]},
+                                             {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+    outside = sorted(i["InstanceId"] for r in strays["Reservations"] for i in r["Instances"]
+                     if i["InstanceId"] not in members)
+    if outside:
+        problems.append(f"asg/{name}: canary {outside} left running outside the group")
     if len(instances) != size or len(serving) != size:
-        problems.append(f"asg/{name}: {len(serving)} of {len(instances)} instances serving, expected {size} (canary left over?)")
+        problems.append(f"asg/{name}: {len(serving)} of {len(instances)} instances serving, expected {size} "
+                        "(canary left over?)")
     template = ec2.describe_launch_templates(LaunchTemplateIds=[group.template_id])["LaunchTemplates"][0]
     images = _images_of(ec2, sorted(members))
     migrated = summary["outcome"] == "migrated"
@@ -175,6 +202,26 @@ def _check_group(runtime: LocalRuntime, group: BuiltGroup, summary: dict) -> lis
     if not trail and summary["status"] != "NOT_STARTED":
         problems.append(f"asg/{name}: no audit records for {summary['execution_arn']}")
     return problems
+
+
+def _scale_outs_before_approval(runtime: LocalRuntime, group: BuiltGroup) -> list[str]:
+    """Every instance the group itself launched before its first instance refresh
+    (which only an approval starts) runs the AMI that was serving; the canary,
+    launched by the migration (it carries the execution tag), is not the group's."""
+    from moto.ec2.models import ec2_backends
+
+    refreshes = runtime.fidelity.autoscaling.refreshes.get(group.spec.name, [])
+    approved_at = min((r.started_at for r in refreshes), default=float("inf"))
+    backend = ec2_backends[ACCOUNT][runtime.region]
+    wrong = sorted(
+        instance.id for instance in backend.all_instances()
+        if backend.tags.get(instance.id, {}).get("aws:autoscaling:groupName") == group.spec.name
+        and EXECUTION_TAG not in backend.tags.get(instance.id, {})
+        and (getattr(instance, "sim_launched_at", 0) or 0) < approved_at
+        and instance.image_id != group.original_image
+    )
+    return [f"asg/{group.spec.name}: instances launched before the approval run another AMI than "
+            f"{group.original_image}: {wrong}"] if wrong else []
 
 
 def _instance(runtime: LocalRuntime, instance_id: str):

@@ -91,3 +91,68 @@ def test_each_instance_reports_the_version_it_was_launched_from():
             AutoScalingGroupName="web", DesiredCapacity=3, MaxSize=3,
             LaunchTemplate={"LaunchTemplateId": rt.fleet.groups["web"].template_id, "Version": str(version)})
         assert sorted(i["LaunchTemplate"]["Version"] for i in instances(rt)) == ["1", "1", "2"]
+
+
+# --- capacity changes: attach, scale-out and scale-in as AWS does them ------------------
+
+
+def group_of(rt, name="web"):
+    return rt.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+
+
+def launch_from_new_version(rt, name="web"):
+    version = new_version(rt, name)
+    return rt.client("ec2").run_instances(
+        LaunchTemplate={"LaunchTemplateId": rt.fleet.groups[name].template_id,
+                        "Version": str(version["VersionNumber"])},
+        MinCount=1, MaxCount=1, SubnetId=rt.fleet.subnet_id)["Instances"][0]["InstanceId"]
+
+
+def test_attach_raises_desired_by_one_refuses_above_max_and_keeps_the_instance_version():
+    """AWS: AttachInstances adds the instances to DesiredCapacity, refuses with a
+    ValidationError when that would exceed MaxSize, registers them with the group's
+    target groups; each reports the launch-template version it was launched from."""
+    with running([{"name": "web", "size": 2, "max_size": 3, "target_group": True}], **STILL) as rt:
+        autoscaling = rt.client("autoscaling")
+        first, second = launch_from_new_version(rt), launch_from_new_version(rt)
+        autoscaling.attach_instances(AutoScalingGroupName="web", InstanceIds=[first])
+        group = group_of(rt)
+        assert group["DesiredCapacity"] == 3 and len(group["Instances"]) == 3
+        attached = next(i for i in group["Instances"] if i["InstanceId"] == first)
+        assert attached["LaunchTemplate"]["Version"] == "2"
+        targets = rt.client("elbv2").describe_target_health(TargetGroupArn=rt.fleet.groups["web"].target_group_arn)
+        assert first in {d["Target"]["Id"] for d in targets["TargetHealthDescriptions"]}
+        with pytest.raises(ClientError) as refused:
+            autoscaling.attach_instances(AutoScalingGroupName="web", InstanceIds=[second])
+        assert refused.value.response["Error"]["Code"] == "ValidationError"
+        assert group_of(rt)["DesiredCapacity"] == 3
+
+
+def test_scale_in_terminates_the_oldest_version_first_and_deregisters_it():
+    """AWS default termination policy: instances on the oldest launch template
+    (version) go first; a terminated instance leaves the group's target groups."""
+    with running([{"name": "web", "size": 3, "max_size": 4, "target_group": True}], **STILL) as rt:
+        autoscaling = rt.client("autoscaling")
+        canary = launch_from_new_version(rt)
+        autoscaling.attach_instances(AutoScalingGroupName="web", InstanceIds=[canary])
+        autoscaling.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=2)
+        members = {i["InstanceId"] for i in group_of(rt)["Instances"]}
+        assert len(members) == 2 and canary in members  # the newer version stays
+        targets = rt.client("elbv2").describe_target_health(TargetGroupArn=rt.fleet.groups["web"].target_group_arn)
+        registered = {d["Target"]["Id"] for d in targets["TargetHealthDescriptions"]}
+        assert registered == members
+
+
+def test_scale_out_launches_the_group_version_and_during_a_refresh_the_desired_one():
+    """AWS: a scale-out launches from the group's own launch template version; while
+    an instance refresh with a desired configuration runs, from that configuration."""
+    with running([{"name": "web", "size": 4, "max_size": 10}], **STILL) as rt:
+        autoscaling = rt.client("autoscaling")
+        new_version(rt)
+        autoscaling.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=5)
+        assert {i["LaunchTemplate"]["Version"] for i in instances(rt)} == {"1"}
+        start_refresh(rt, min_healthy=50)
+        before = {i["InstanceId"] for i in instances(rt)}
+        autoscaling.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=7)
+        added = [i for i in instances(rt) if i["InstanceId"] not in before]
+        assert len(added) == 2 and {i["LaunchTemplate"]["Version"] for i in added} == {"3"}

@@ -17,7 +17,7 @@ from moto.core.responses import ActionResult
 
 from migrator.workstation.local.fidelity.context import Context, set_alarm
 from migrator.workstation.local.fidelity.ec2 import EC2
-from migrator.workstation.local.scenario import Fault
+from migrator.workstation.local.scenario import AutoScalingGroupSpec, Event, Fault
 
 
 class InstanceRefreshInProgress(AutoscalingClientError):
@@ -91,6 +91,10 @@ class AutoScaling:
         self.ec2 = ec2
         self.refreshes: dict[str, list[InstanceRefresh]] = defaultdict(list)  # newest first
         self.original_versions: dict[str, str] = {}  # group -> version the scenario built
+        self.launching_batch = False  # a refresh's batch is launching (its own version)
+        self.pending_events: list[Event] = []  # the scenario's scale events, not yet come
+        self.group_specs: dict[str, AutoScalingGroupSpec] = {}  # by target
+        self.applied_events: dict[str, list[int]] = defaultdict(list)  # target -> desired set by others
 
     def install(self) -> None:
         asg, ctx, patches = self, self.ctx, self.ctx.patches
@@ -159,6 +163,64 @@ class AutoScaling:
 
         patches.patch(asg_models.AutoScalingBackend, "terminate_instance", terminate_instance)
 
+        # AWS: AttachInstances raises DesiredCapacity by the number attached and
+        # refuses (ValidationError) when that would exceed MaxSize; the instance
+        # keeps the launch-template version it was launched from (EC2's
+        # aws:ec2launchtemplate:version tag) and joins the group's target groups.
+        # moto: compared the instance count with MaxSize and set desired from it.
+        def attach_instances(backend, group_name, instance_ids):
+            group = backend.autoscaling_groups[group_name]
+            if group.desired_capacity + len(instance_ids) > group.max_size:
+                raise ValidationError(
+                    f"Desired capacity:{group.desired_capacity + len(instance_ids)} must be between the specified "
+                    f"min size:{group.min_size} and max size:{group.max_size}")
+            group.desired_capacity += len(instance_ids)
+            for instance_id in instance_ids:
+                instance = backend.ec2_backend.get_instance(instance_id)
+                backend.ec2_backend.create_tags([instance_id], {asg_models.ASG_NAME_TAG: group.name})
+                state = asg_models.InstanceState(instance, protected_from_scale_in=group.new_instances_protected_from_scale_in,
+                                                 autoscaling_group=group)
+                state.launched_version = backend.ec2_backend.tags.get(instance_id, {}).get(
+                    "aws:ec2launchtemplate:version", state.launched_version)
+                group.instance_states.append(state)
+                asg._on_instance_launched(group, state)
+            backend.update_attached_target_groups(group.name)
+
+        patches.patch(asg_models.AutoScalingBackend, "attach_instances", attach_instances)
+
+        original_set_desired = asg_models.FakeAutoScalingGroup.set_desired_capacity
+        original_replace = asg_models.FakeAutoScalingGroup.replace_autoscaling_group_instances
+
+        # AWS: a scale-in picks instances by the default termination policy: those
+        # on the oldest launch template (version) first, then the oldest launched;
+        # they leave the group's target groups. moto: the first in its list, left registered.
+        def set_desired_capacity(group, new_capacity):
+            order = {s.instance.id: (int(getattr(s, "launched_version", None) or 0), s.instance.sim_launched_at or 0)
+                     for s in group.instance_states}
+            group.instance_states.sort(key=lambda s: order[s.instance.id])
+            before = {s.instance.id for s in group.instance_states}
+            original_set_desired(group, new_capacity)
+            gone = sorted(before - {s.instance.id for s in group.instance_states})
+            if gone and group.name in group.autoscaling_backend.autoscaling_groups:
+                asg.deregister(group.autoscaling_backend, group, gone)
+
+        # AWS: while an instance refresh with a desired configuration runs, the
+        # group launches new capacity from that configuration (from the previous
+        # one while it rolls back); the refresh's own batches set theirs.
+        def replace_instances(group, count, propagated_tags):
+            refresh = next((r for r in asg.refreshes.get(group.name, []) if not r.terminal), None)
+            if refresh is None or asg.launching_batch:
+                return original_replace(group, count, propagated_tags)
+            saved = group.launch_template_version
+            group.launch_template_version = refresh.previous_version if refresh.rolling_back else refresh.desired_version
+            try:
+                return original_replace(group, count, propagated_tags)
+            finally:
+                group.launch_template_version = saved
+
+        patches.patch(asg_models.FakeAutoScalingGroup, "set_desired_capacity", set_desired_capacity)
+        patches.patch(asg_models.FakeAutoScalingGroup, "replace_autoscaling_group_instances", replace_instances)
+
         # AWS: StartInstanceRefresh, DescribeInstanceRefreshes, CancelInstanceRefresh
         # and RollbackInstanceRefresh (moto has none of them).
         def start_instance_refresh(response):
@@ -200,6 +262,32 @@ class AutoScaling:
             return
         for fault in self.ctx.faults_for(f"asg/{group.name}", "canary"):
             self._apply_instance_fault(fault, group, state.instance.id)
+        # while the canary boots and is checked, its owners scale the group
+        self.events_at(f"asg/{group.name}", "canary", delay=self.ctx.timings.instance_boot)
+
+    # --- changes by others (the scenario's events) ---------------------------------
+
+    def events_at(self, target: str, point: str, delay: float = 0.0) -> None:
+        """The step or gate `point` of `target` has come: its scale events happen
+        `delay` simulated seconds later, each once."""
+        due = [e for e in self.pending_events if e.target == target and e.at == point]
+        self.pending_events = [e for e in self.pending_events if e not in due]
+        for event in due:
+            if delay:
+                self.ctx.clock.call_later(delay, lambda event=event: self.scale(event))
+            else:
+                self.scale(event)
+
+    def scale(self, event: Event) -> None:
+        """An owner sets the desired capacity (SetDesiredCapacity): AWS accepts
+        values within the group's min and max and launches or terminates to match."""
+        spec = self.group_specs[event.target]
+        desired = spec.clamp(event.desired)
+        backend = asg_models.autoscaling_backends[self.ctx.account][self.ctx.region]
+        with self.ctx.lock:
+            backend.set_desired_capacity(spec.name, desired)
+            backend.update_attached_target_groups(spec.name)
+        self.applied_events[event.target].append(desired)
 
     def _apply_instance_fault(self, fault: Fault, group, instance_id: str) -> None:
         if fault.kind == "unhealthy":
@@ -230,6 +318,9 @@ class AutoScaling:
                 preferences=preferences, started_at=self.ctx.clock.now(),
             )
             self.refreshes[name].insert(0, refresh)
+        if desired != self.original_versions.get(name):  # the migration's refresh, not a revert
+            # mid first batch: the refresh and its owners' scaling overlap
+            self.events_at(f"asg/{name}", "refresh", delay=self.ctx.timings.instance_boot)
         return {"InstanceRefreshId": refresh.id}
 
     def describe_refreshes(self, backend, name: str, ids: list[str] | None) -> list[dict]:
@@ -338,11 +429,13 @@ class AutoScaling:
         saved = group.launch_template_version
         group.launch_template_version = version
         try:
+            self.launching_batch = True
             with self.ec2.launching_at(at):
                 before = {s.instance.id for s in group.instance_states}
                 group.replace_autoscaling_group_instances(len(states), group.get_propagated_tags())
                 new = [s.instance.id for s in group.instance_states if s.instance.id not in before]
         finally:
+            self.launching_batch = False
             group.launch_template_version = saved
         backend.update_attached_target_groups(group.name)
         for fault in self.ctx.faults_for(f"asg/{group.name}", "refresh"):
