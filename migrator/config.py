@@ -26,6 +26,7 @@ AL2_AMI_PARAMETER = {
 EXECUTION_TAG = "al2023-migration:execution"
 SOURCE_INSTANCE_TAG = "al2023-migration:source-instance"
 EXPIRES_TAG = "al2023-migration:expires-at"
+PURPOSE_TAG = "al2023-migration:purpose"  # which of a run's snapshots: before any change, or the final sync
 
 # AWS error codes that mean "slow down", across the services we call.
 THROTTLING_ERROR_CODES = frozenset(

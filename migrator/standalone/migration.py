@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family, resolve_al2023_ami
 from migrator.aws import client_token, error_code, execution_name, is_throttling
-from migrator.config import EXECUTION_TAG, EXPIRES_TAG, SOURCE_INSTANCE_TAG
+from migrator.config import EXECUTION_TAG, EXPIRES_TAG, PURPOSE_TAG, SOURCE_INSTANCE_TAG
 from migrator.errors import (
     CutoverFailed,
     DeadlineExceeded,
@@ -47,6 +47,8 @@ from migrator.standalone.results import (
 )
 
 FAILED_COMMAND = {"Cancelled", "TimedOut", "Failed", "Cancelling"}
+# The PURPOSE_TAG of a run's snapshots: taken before any change, or of the quiesced data at the cutover.
+BEFORE_CHANGE, FINAL_SYNC = "before-change", "final-sync"
 
 
 @dataclass(frozen=True)
@@ -170,16 +172,15 @@ def _block_devices(ec2, instance: dict) -> list[BlockDevice]:
 
 def snapshot(c: Clients, pre: Preflight, execution: str) -> Snapshots:
     """One crash-consistent multi-volume snapshot set, found again on retry by its tag."""
-    existing = _snapshots_of(c.ec2, execution)
+    existing = _snapshots_of(c.ec2, execution, pre.instance_id, BEFORE_CHANGE)
     if not existing:
         created = c.ec2.create_snapshots(
             InstanceSpecification={"InstanceId": pre.instance_id, "ExcludeBootVolume": False},
             Description=f"al2023-migration of {pre.instance_id} ({pre.name})",
             CopyTagsFromSource="volume",
             TagSpecifications=[{"ResourceType": "snapshot", "Tags": [
-                {"Key": EXECUTION_TAG, "Value": execution_name(execution)},
-                {"Key": SOURCE_INSTANCE_TAG, "Value": pre.instance_id},
-            ]}],
+                {"Key": k, "Value": v}
+                for k, v in {**identity_tags(execution, pre.instance_id), PURPOSE_TAG: BEFORE_CHANGE}.items()]}],
         )["Snapshots"]
         existing = {s["SnapshotId"]: s["VolumeId"] for s in created}
     devices = {d.volume_id: d.device_name for d in pre.block_devices}
@@ -190,11 +191,23 @@ def snapshot(c: Clients, pre: Preflight, execution: str) -> Snapshots:
     )
 
 
-def _snapshots_of(ec2, execution: str) -> dict[str, str]:
+def identity_tags(execution: str, source_instance: str) -> dict[str, str]:
+    """What every snapshot and replacement of a run carries: the full execution ARN (two state
+    machines may each run an execution of the same name) and the instance it migrates."""
+    return {EXECUTION_TAG: execution, SOURCE_INSTANCE_TAG: source_instance}
+
+
+def identity_filters(execution: str, source_instance: str) -> list[dict]:
+    """Every lookup of what a run created matches both tags of `identity_tags`."""
+    return [{"Name": f"tag:{k}", "Values": [v]} for k, v in identity_tags(execution, source_instance).items()]
+
+
+def _snapshots_of(ec2, execution: str, source_instance: str, purpose: str) -> dict[str, str]:
     found = {}
     paginator = ec2.get_paginator("describe_snapshots")
-    for page in paginator.paginate(OwnerIds=["self"],
-                                   Filters=[{"Name": f"tag:{EXECUTION_TAG}", "Values": [execution_name(execution)]}]):
+    filters = identity_filters(execution, source_instance)
+    filters.append({"Name": f"tag:{PURPOSE_TAG}", "Values": [purpose]})
+    for page in paginator.paginate(OwnerIds=["self"], Filters=filters):
         found |= {s["SnapshotId"]: s["VolumeId"] for s in page["Snapshots"]}
     return found
 
@@ -219,12 +232,12 @@ def check_snapshots(c: Clients, request: MigrationInput, snapshots: Snapshots) -
 
 
 def launch(c: Clients, request: MigrationInput, pre: Preflight, snapshots: Snapshots, execution: str) -> Replacement:
-    existing = _replacement(c.ec2, execution)
+    existing = _replacement(c.ec2, execution, pre.instance_id)
     if existing:
         return _launched(existing, reused=True)
     ami = resolve_al2023_ami(c.ssm, c.ec2, ami_id=request.ami_id, ssm_parameter=request.ami_ssm_parameter)
     image = describe_images(c.ec2, [ami["image_id"]])[ami["image_id"]]
-    tags = {**pre.tags, EXECUTION_TAG: execution_name(execution), SOURCE_INSTANCE_TAG: pre.instance_id}
+    tags = {**pre.tags, **identity_tags(execution, pre.instance_id)}
     spec = {
         "ImageId": ami["image_id"],
         "InstanceType": pre.instance_type,
@@ -256,9 +269,9 @@ def _launched(instance: dict, reused: bool, ami_name: str | None = None) -> Repl
                        ami_name=ami_name)
 
 
-def _replacement(ec2, execution: str) -> dict | None:
+def _replacement(ec2, execution: str, source_instance: str) -> dict | None:
     reservations = ec2.describe_instances(Filters=[
-        {"Name": f"tag:{EXECUTION_TAG}", "Values": [execution_name(execution)]},
+        *identity_filters(execution, source_instance),
         {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
     ])["Reservations"]
     found = [i for r in reservations for i in r["Instances"]]

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from migrator.audit import read_trail
-from migrator.config import EXPIRES_TAG, SOURCE_INSTANCE_TAG
+from migrator.config import EXECUTION_TAG, EXPIRES_TAG, PURPOSE_TAG, SOURCE_INSTANCE_TAG
 from migrator.workstation.local.demo import migration_input
-from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime
+from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime, Run
 from migrator.workstation.local.summary import _instance
 from migrator.workflows import STANDALONE_EC2
 from tests.conftest import running
@@ -230,3 +230,31 @@ def test_an_instance_on_al2023_is_already_migrated():
         assert result["status"] == "SUCCEEDED"
         assert trail(rt, run) == ["already-migrated"]
         assert snapshots(rt, "bastion") == []
+
+
+def test_two_executions_of_one_name_on_different_state_machines_share_nothing():
+    """The same execution name on two state machines (two stacks, a copied definition): each run
+    finds again only the snapshots and the replacement it made itself, for its own server."""
+    with servers(DB, {"name": "db-2", "volumes_gib": [8, 50], "elastic_ip": True}) as rt:
+        sfn = rt.client("stepfunctions")
+        original = rt.state_machines[STANDALONE_EC2.name]
+        described = sfn.describe_state_machine(stateMachineArn=original)
+        copy = sfn.create_state_machine(name="standalone-ec2-second-stack", definition=described["definition"],
+                                        roleArn=described["roleArn"])["stateMachineArn"]
+        runs = []
+        for name, machine in (("db-1", original), ("db-2", copy)):
+            built = rt.fleet.instances[name]
+            arn = sfn.start_execution(stateMachineArn=machine, name="migrate",
+                                      input=json.dumps(migration_input(built, rt.scenario)))["executionArn"]
+            run = Run(built.spec.target, STANDALONE_EC2, arn, rt.clock.now())
+            rt.wait([run], timeout=300)  # one after the other: the second could find the first's resources
+            runs.append(run)
+        for name, run in zip(("db-1", "db-2"), runs):
+            assert rt.status(run)["status"] == "SUCCEEDED"
+            built = rt.fleet.instances[name]
+            [new] = replacements(rt, name)
+            assert {t["Key"]: t["Value"] for t in new["Tags"]}[EXECUTION_TAG] == run.execution_arn
+            assert address_instance(rt, name) == new["InstanceId"]
+            taken = [s for s in snapshots(rt, name) if {"Key": PURPOSE_TAG, "Value": "before-change"} in s["Tags"]]
+            assert {s["VolumeId"] for s in taken} == set(built.volume_ids.values())
+            assert all({t["Key"]: t["Value"] for t in s["Tags"]}[EXECUTION_TAG] == run.execution_arn for s in taken)
