@@ -85,3 +85,11 @@ def decommission(event: MigrationTask, context):
     audit_log(event.execution, event.target).record("approval-granted", gate=gates.DECOMMISSION,
                                                     decision=state.decommission_approval)
     return migration.decommission(clients(), state.input, state.preflight, state.snapshots)
+
+
+@task(MigrationTask, once_per=EXECUTION, records="decommission-not-answered")
+def keep_old_instance(event: MigrationTask, context):
+    """The decommission gate timed out: the replacement keeps serving, the old instance stays stopped
+    with its snapshots, and an operator decides (never a silent rollback of the replacement's writes)."""
+    state = event.state
+    return migration.keep_old_instance(clients(), state.preflight, state.replacement, state.snapshots)

@@ -190,6 +190,8 @@ STANDALONE_EC2 = Workflow(
                    _BASE | {Access.INSTANCE_READ, Access.DNS_READ, Access.ADDRESS_WRITE, Access.INSTANCE_WRITE}),
         LambdaTask("standalone.decommission", "Terminate the old instance; snapshots get an expiry date",
                    _BASE | {Access.INSTANCE_READ, Access.INSTANCE_WRITE, Access.SNAPSHOT_WRITE, Access.IDEMPOTENCY}),
+        LambdaTask("standalone.keep_old_instance", "Decommission unanswered: keep the old instance stopped, ask",
+                   _BASE | {Access.INSTANCE_READ, Access.INSTANCE_WRITE, Access.IDEMPOTENCY}),
         REQUEST_APPROVAL,
     ),
 )

@@ -36,6 +36,7 @@ from migrator.standalone.results import (
     DnsRecord,
     ElasticIp,
     Health,
+    KeptOld,
     HealthCommand,
     Preflight,
     Replacement,
@@ -443,3 +444,19 @@ def decommission(c: Clients, request: MigrationInput, pre: Preflight, snapshots:
     ids = [s.snapshot_id for s in snapshots.snapshots]
     c.ec2.create_tags(Resources=ids, Tags=[{"Key": EXPIRES_TAG, "Value": expires.date().isoformat()}])
     return Decommissioned(terminated=pre.instance_id, snapshots_expire=expires.date().isoformat(), snapshots=ids)
+
+
+def keep_old_instance(c: Clients, pre: Preflight, new: Replacement, snapshots: Snapshots) -> KeptOld:
+    """Terminating the old instance needs the approval, and rolling back a replacement that has
+    served (and taken writes) for days needs a decision too: keep both, stopped old, and ask."""
+    old = describe_instance(c.ec2, pre.instance_id)
+    state = old["State"]["Name"] if old else "gone"
+    if state in ("pending", "running"):
+        c.ec2.stop_instances(InstanceIds=[pre.instance_id])  # never two servers for one address
+        state = "stopping"
+    ids = [s.snapshot_id for s in snapshots.snapshots]
+    return KeptOld(
+        old_instance=pre.instance_id, old_state=state, serving=new.instance_id, snapshots=ids,
+        decide=f"{pre.target} is migrated and {new.instance_id} serves; nobody answered the decommission "
+               f"approval, so the old instance {pre.instance_id} stays stopped with snapshots {', '.join(ids)}. "
+               "Terminate it (and let the snapshots expire) once you are sure, or start a rollback by hand.")

@@ -108,6 +108,16 @@ class Decommissioned(BaseModel):
     snapshots: list[str]
 
 
+class KeptOld(BaseModel):
+    """The decommission gate went unanswered: migrated, and nothing deleted without consent."""
+
+    old_instance: str
+    old_state: str
+    serving: str  # the replacement
+    snapshots: list[str]
+    decide: str  # what the operator is asked to do
+
+
 class Rollback(BaseModel):
     moved_back: str | None
     terminated: str | None
@@ -130,4 +140,5 @@ class MigrationState(Caught):
     health_after_cutover: Health | None = None
     decommission_approval: dict | None = None  # the approver's record
     result: Decommissioned | None = None
+    kept: KeptOld | None = None
     rollback: Rollback | None = None

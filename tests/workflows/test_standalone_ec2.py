@@ -181,12 +181,22 @@ def test_a_rejected_gate_rolls_back(gate):
             assert_restored(rt, name)
 
 
-def test_a_decommission_gate_that_times_out_rolls_back():
+def test_an_unanswered_decommission_gate_keeps_the_replacement_serving():
+    """Nobody answers for the whole timeout: no rollback of what the replacement served, no
+    termination without consent; the old instance stays stopped with its snapshots, and people are told."""
     with servers(DB, approvals={"timeout": 3600, "gates": {"standalone/db-1/decommission": "ignore"}}) as rt:
+        built = rt.fleet.instances["db-1"]
         run, result = execute(rt, "db-1")
-        assert result["error"] == "ApprovalTimedOut"
-        assert "decommission approval timed out" in result["cause"]
-        assert_restored(rt, "db-1")
+        assert result["status"] == "SUCCEEDED"
+        [new] = replacements(rt, "db-1")
+        assert new["State"]["Name"] == "running" and address_instance(rt, "db-1") == new["InstanceId"]
+        assert instance(rt, built.instance_id)["State"]["Name"] == "stopped"
+        taken = snapshots(rt, "db-1")
+        assert taken and all(EXPIRES_TAG not in {t["Key"] for t in s["Tags"]} for s in taken)
+        assert "decommission-not-answered" in trail(rt, run) and "decommissioned" not in trail(rt, run)
+        [told] = [m for m in rt.bot.messages if m["kind"] == "decommission-not-answered"]
+        assert told["old_instance"] == built.instance_id and told["serving"] == new["InstanceId"]
+        assert rt.fidelity.address_violations == []
 
 
 def test_without_restoring_data_volumes_only_the_root_comes_from_the_ami():

@@ -226,9 +226,15 @@ class Scenario(_Strict):
             if any(cluster.target(g) == target and g.container_runtime == "docker" for g in cluster.nodegroups):
                 return "failed"
         faulted = any(f.target == target and f.kind != "throttle" for f in self.faults)
-        refused = any(self.approvals.decision(f"{target}/{gate}") != "approve" for gate in gates)
+        # An unanswered standalone `decommission` keeps the replacement serving: migrated.
+        refused = any(self.approvals.decision(f"{target}/{gate}") not in ("approve", *_unanswered_ok(target, gate))
+                      for gate in gates)
         refused |= wave is not None and self.approvals.decision(f"wave-{wave}/start") != "approve"
         return "rolled_back" if faulted or refused else "migrated"
+
+
+def _unanswered_ok(target: str, gate: str) -> tuple[str, ...]:
+    return ("ignore",) if target.startswith("standalone/") and gate == "decommission" else ()
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -199,7 +199,8 @@ def _check_standalone(runtime: LocalRuntime, built: BuiltInstance, summary: dict
             problems.append(f"{target}: a replacement was launched before every snapshot had completed")
     if summary["outcome"] == "migrated" and built.spec.os == "al2":
         serving = [r for r in replacements if r["State"]["Name"] == "running"]
-        if old["State"]["Name"] != "terminated":
+        # stopped: the decommission gate went unanswered, the old one is kept for an operator
+        if old["State"]["Name"] not in ("terminated", "stopped"):
             problems.append(f"{target}: migrated but the old instance is {old['State']['Name']}")
         if len(serving) != 1 or serving[0]["ImageId"] != runtime.fleet.al2023_image:
             problems.append(f"{target}: migrated but no single running AL2023 replacement")
