@@ -60,3 +60,11 @@ class EvictionBlocked(MigrationError):
 
 class NodegroupFailed(MigrationError):
     """The new node group ended CREATE_FAILED or DEGRADED, or a deletion failed."""
+
+
+class QuiesceFailed(MigrationError):
+    """The quiesce commands failed on the old server: its writes were not stopped, so nothing moves."""
+
+
+class SyncFailed(MigrationError):
+    """The data volumes could not be moved to the replacement, or are not what the old server had."""

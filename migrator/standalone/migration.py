@@ -23,8 +23,10 @@ from migrator.errors import (
     InstanceUnhealthy,
     NotReadyYet,
     PreflightFailed,
+    QuiesceFailed,
     RollbackFailed,
     SnapshotFailed,
+    SyncFailed,
 )
 from migrator.failures import CaughtError, explain_failure
 from migrator.health import alarms_in_alarm
@@ -35,10 +37,12 @@ from migrator.standalone.results import (
     Decommissioned,
     DnsRecord,
     ElasticIp,
+    FinalSync,
     Health,
     KeptOld,
     HealthCommand,
     Preflight,
+    Quiesce,
     Replacement,
     Rollback,
     Snapshot,
@@ -307,12 +311,15 @@ def block_device_mappings(pre: Preflight, snapshots: Snapshots, image: dict, res
     return mappings
 
 
-def start_health_script(c: Clients, request: MigrationInput, instance_id: str, execution: str) -> HealthCommand:
-    if not request.health_script:
+def start_health_script(c: Clients, request: MigrationInput, instance_id: str, execution: str,
+                        commands: str | None = None) -> HealthCommand:
+    """The health script (or the given commands, e.g. the verification after the final sync)."""
+    commands = commands or request.health_script
+    if not commands:
         return HealthCommand(command_id=None, started_at=clock.now())
     command = c.ssm.send_command(
         InstanceIds=[instance_id], DocumentName="AWS-RunShellScript",
-        Parameters={"commands": [request.health_script]}, TimeoutSeconds=600,
+        Parameters={"commands": [commands]}, TimeoutSeconds=600,
         Comment=f"al2023-migration health check {execution_name(execution)}"[:100],
     )["Command"]
     return HealthCommand(command_id=command["CommandId"], started_at=clock.now())
@@ -352,6 +359,145 @@ def check_health(c: Clients, request: MigrationInput, instance_id: str, command:
                   alarms={name: "OK" for name in request.alarm_names})
 
 
+# --- the final sync: the old server's data, as it is when its writes stop ------------
+#
+# Mechanism: the old server's data volumes themselves move to the replacement (same subnet, so
+# same Availability Zone), after a final snapshot. Nothing is copied, so nothing can be missed,
+# there is no snapshot to wait for inside the write freeze, and a rollback moves the very same
+# volumes back, carrying every write the replacement accepted. The replacement's first data
+# volumes (restored from the snapshot taken before any change, for validation) are deleted once
+# swapped out: they hold nothing the old volumes lack.
+
+
+def quiesce(c: Clients, request: MigrationInput, pre: Preflight, execution: str) -> Quiesce:
+    """Writes stop here: the input's quiesce commands through SSM (the final sync then stops
+    the instance, which alone quiesces a server without them)."""
+    command_id = None
+    if request.quiesce_commands:
+        command_id = c.ssm.send_command(
+            InstanceIds=[pre.instance_id], DocumentName="AWS-RunShellScript",
+            Parameters={"commands": [request.quiesce_commands]}, TimeoutSeconds=600,
+            Comment=f"al2023-migration quiesce {execution_name(execution)}"[:100],
+        )["Command"]["CommandId"]
+    return Quiesce(command_id=command_id, frozen_at=clock.now())
+
+
+def _data_devices(request: MigrationInput, pre: Preflight) -> dict[str, str]:
+    """device -> the old server's data volume, for the volumes that move."""
+    if not request.restore_data_volumes:
+        return {}
+    return {d.device_name: d.volume_id for d in pre.block_devices if not d.is_root}
+
+
+def _attached(instance: dict | None) -> dict[str, str]:
+    return {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in (instance or {}).get("BlockDeviceMappings", []) if "Ebs" in m}
+
+
+def _stopped(c: Clients, instance_id: str, what: str) -> dict:
+    """The instance, once stopped; stops it (and NotReadyYet) until then."""
+    instance = describe_instance(c.ec2, instance_id)
+    state = instance["State"]["Name"] if instance else "gone"
+    if state in ("pending", "running"):
+        c.ec2.stop_instances(InstanceIds=[instance_id])
+        raise NotReadyYet(f"stopping {what} {instance_id}")
+    if state == "stopping":
+        raise NotReadyYet(f"{what} {instance_id} is stopping")
+    if state != "stopped":
+        raise SyncFailed(f"{what} {instance_id} is {state}")
+    return instance
+
+
+def move_volumes(c: Clients, volumes: dict[str, str], source: str, destination: str) -> None:
+    """Each volume detached from `source` (stopped) and attached to `destination` (stopped) at its
+    device; whatever else `destination` has at that device is detached first. Safe to repeat:
+    NotReadyYet while a volume is between the two."""
+    by_id = {v["VolumeId"]: v for v in c.ec2.describe_volumes(VolumeIds=sorted(volumes.values()))["Volumes"]}
+    on_destination = _attached(describe_instance(c.ec2, destination))
+    waiting = []
+    for device, volume_id in sorted(volumes.items()):
+        volume = by_id[volume_id]
+        attachment = (volume.get("Attachments") or [{}])[0]
+        if attachment.get("InstanceId") == destination:
+            continue
+        if attachment.get("InstanceId") == source:
+            c.ec2.detach_volume(VolumeId=volume_id, InstanceId=source, Device=device)
+        elif volume["State"] != "available":
+            raise SyncFailed(f"volume {volume_id} is {volume['State']}, attached to {attachment.get('InstanceId')}")
+        other = on_destination.get(device)
+        if other and other != volume_id:
+            c.ec2.detach_volume(VolumeId=other, InstanceId=destination, Device=device)
+        waiting.append((device, volume_id))
+    if not waiting:
+        return
+    # AWS: a detach takes a moment (`detaching`); attach once both are free.
+    states = {v["VolumeId"]: v["State"] for v in c.ec2.describe_volumes(VolumeIds=[v for _, v in waiting])["Volumes"]}
+    busy = [v for _, v in waiting if states[v] != "available"]
+    if busy:
+        raise NotReadyYet(f"volumes {', '.join(busy)} still detaching")
+    for device, volume_id in waiting:
+        c.ec2.attach_volume(VolumeId=volume_id, InstanceId=destination, Device=device)
+
+
+def final_sync(c: Clients, request: MigrationInput, pre: Preflight, new: Replacement, quiesced: Quiesce,
+               execution: str) -> FinalSync:
+    """Converges, step by step and safe to repeat: quiesce commands done, old server stopped,
+    final snapshot started, replacement stopped, the old data volumes on it, replacement started."""
+    if quiesced.command_id:
+        invocation = c.ssm.get_command_invocation(CommandId=quiesced.command_id, InstanceId=pre.instance_id)
+        if invocation["Status"] in FAILED_COMMAND:
+            output = (invocation.get("StandardErrorContent") or invocation.get("StandardOutputContent") or "")[-300:]
+            raise QuiesceFailed(f"quiesce commands on {pre.instance_id} {invocation['Status']}: {output}".strip())
+        if invocation["Status"] != "Success":
+            raise NotReadyYet(f"quiesce commands on {pre.instance_id} are {invocation['Status']}")
+    old = _stopped(c, pre.instance_id, "old instance")
+    volumes = _data_devices(request, pre)
+    final = _snapshots_of(c.ec2, execution, pre.instance_id, FINAL_SYNC)
+    if volumes and not final:
+        # EBS: a snapshot holds the data as it was when it started; the volume may be used meanwhile.
+        if set(volumes.values()) - set(_attached(old).values()):
+            raise SyncFailed(f"the data volumes of {pre.instance_id} left it before their final snapshot")
+        created = c.ec2.create_snapshots(
+            InstanceSpecification={"InstanceId": pre.instance_id, "ExcludeBootVolume": True},
+            Description=f"al2023-migration final sync of {pre.instance_id} ({pre.name})",
+            TagSpecifications=[{"ResourceType": "snapshot", "Tags": [
+                {"Key": k, "Value": v}
+                for k, v in {**identity_tags(execution, pre.instance_id), PURPOSE_TAG: FINAL_SYNC}.items()]}],
+        )["Snapshots"]
+        final = {s["SnapshotId"]: s["VolumeId"] for s in created}
+    replacement = describe_instance(c.ec2, new.instance_id)
+    if volumes and not _attached(replacement).items() >= volumes.items():
+        _stopped(c, new.instance_id, "replacement")  # its first data volumes are in use while it runs
+    move_volumes(c, volumes, pre.instance_id, new.instance_id)
+    # The replacement's first data volumes, from the first snapshot: swapped out, so deleted.
+    staging = c.ec2.describe_volumes(Filters=[*identity_filters(execution, pre.instance_id),
+                                              {"Name": "status", "Values": ["available"]}])["Volumes"]
+    for volume in staging:
+        c.ec2.delete_volume(VolumeId=volume["VolumeId"])
+    if describe_instance(c.ec2, new.instance_id)["State"]["Name"] == "stopped":
+        c.ec2.start_instances(InstanceIds=[new.instance_id])
+    return FinalSync(volumes=volumes, final_snapshots=sorted(final), staging_deleted=sorted(v["VolumeId"] for v in staging),
+                     synced_at=clock.now())
+
+
+def check_synced(c: Clients, pre: Preflight, new: Replacement, synced: FinalSync) -> None:
+    """Before the address moves: the replacement has exactly the old data volumes, at their
+    devices and sizes, and their final snapshots did not fail."""
+    attached = _attached(describe_instance(c.ec2, new.instance_id))
+    wrong = {d: attached.get(d) for d, v in synced.volumes.items() if attached.get(d) != v}
+    if wrong:
+        raise SyncFailed(f"replacement {new.instance_id} has {wrong} where the old data volumes {synced.volumes} belong")
+    if synced.volumes:
+        sizes = {v["VolumeId"]: v["Size"] for v in c.ec2.describe_volumes(VolumeIds=sorted(synced.volumes.values()))["Volumes"]}
+        expected = {d.volume_id: d.size for d in pre.block_devices if d.volume_id in sizes}
+        if sizes != expected:
+            raise SyncFailed(f"data volume sizes {sizes}, the old server had {expected}")
+    if synced.final_snapshots:
+        failed = [s["SnapshotId"] for s in c.ec2.describe_snapshots(SnapshotIds=synced.final_snapshots)["Snapshots"]
+                  if s["State"] == "error"]
+        if failed:
+            raise SnapshotFailed(f"final snapshot {', '.join(failed)} of the quiesced data failed")
+
+
 # --- cutover, rollback, decommission ---------------------------------------------
 
 
@@ -386,7 +532,7 @@ def _current_record(route53, dns: DnsRecord) -> list[str]:
     return []
 
 
-def cutover(c: Clients, pre: Preflight, new: Replacement) -> CutoverDone:
+def cutover(c: Clients, pre: Preflight, new: Replacement, quiesced: Quiesce | None = None) -> CutoverDone:
     try:
         moved = point_address(c, pre, new.instance_id, new.private_ip)
     except ClientError as error:
@@ -396,7 +542,8 @@ def cutover(c: Clients, pre: Preflight, new: Replacement) -> CutoverDone:
     old = describe_instance(c.ec2, pre.instance_id)
     if old["State"]["Name"] in ("pending", "running"):
         c.ec2.stop_instances(InstanceIds=[pre.instance_id])  # stopped, never terminated: it is the rollback
-    return CutoverDone(moved=moved, old_instance=pre.instance_id, stopped_at=clock.now())
+    frozen = round(clock.now() - quiesced.frozen_at, 1) if quiesced else None
+    return CutoverDone(moved=moved, old_instance=pre.instance_id, stopped_at=clock.now(), writes_frozen_seconds=frozen)
 
 
 def check_old_stopped(c: Clients, pre: Preflight) -> None:
@@ -405,14 +552,42 @@ def check_old_stopped(c: Clients, pre: Preflight) -> None:
         raise NotReadyYet(f"old instance {pre.instance_id} is {state}")
 
 
+def _started_before(instance: dict, moment: float) -> bool:
+    launched = instance["LaunchTime"]
+    launched = launched.timestamp() if isinstance(launched, dt.datetime) else dt.datetime.fromisoformat(str(launched)).timestamp()
+    return launched < moment
+
+
+def carry_back(c: Clients, pre: Preflight, new: Replacement | None, volumes: dict[str, str]) -> dict[str, str]:
+    """The old data volumes, with every write the replacement accepted, back onto the stopped old
+    instance before it starts: the replacement is stopped first (its writes stop)."""
+    if not volumes or new is None:
+        return {}
+    on_old = _attached(describe_instance(c.ec2, pre.instance_id))
+    if on_old.items() >= volumes.items():
+        return volumes
+    replacement = describe_instance(c.ec2, new.instance_id)
+    if replacement and replacement["State"]["Name"] not in ("stopped", "terminated"):
+        _stopped(c, new.instance_id, "replacement")
+    _stopped(c, pre.instance_id, "old instance")
+    move_volumes(c, volumes, new.instance_id, pre.instance_id)
+    return volumes
+
+
 def rollback(
-    c: Clients, pre: Preflight, new: Replacement | None, error: CaughtError | None, failed_gate: str | None
+    c: Clients, request: MigrationInput, pre: Preflight, new: Replacement | None, error: CaughtError | None,
+    failed_gate: str | None, quiesced: Quiesce | None = None,
 ) -> Rollback:
     """Step by step, safe to repeat: old instance started and running first, then the
     address or record back to it, then the new instance terminated."""
     old_id = pre.instance_id
+    # Once writes stopped for the sync, the old data volumes may be on the replacement, wholly or in part.
+    carried = carry_back(c, pre, new, _data_devices(request, pre)) if quiesced else {}
     old = describe_instance(c.ec2, old_id)
     old_state = old["State"]["Name"]
+    if old_state == "running" and quiesced and quiesced.command_id and _started_before(old, quiesced.frozen_at):
+        c.ec2.stop_instances(InstanceIds=[old_id])  # its application was quiesced: a restart brings it back
+        raise NotReadyYet(f"restarting quiesced old instance {old_id}")
     if old_state == "stopping":
         raise NotReadyYet(f"old instance {old_id} is still stopping")
     if old_state == "stopped":
@@ -429,6 +604,7 @@ def rollback(
         c.ec2.terminate_instances(InstanceIds=[new_id])
     error_name, message = explain_failure(error, failed_gate)
     return Rollback(
+        volumes_back=carried,
         moved_back=moved,
         terminated=new_id,
         error=error_name,
@@ -436,12 +612,13 @@ def rollback(
     )
 
 
-def decommission(c: Clients, request: MigrationInput, pre: Preflight, snapshots: Snapshots) -> Decommissioned:
+def decommission(c: Clients, request: MigrationInput, pre: Preflight, snapshots: Snapshots,
+                 synced: FinalSync | None = None) -> Decommissioned:
     old = describe_instance(c.ec2, pre.instance_id)
     if old and old["State"]["Name"] not in ("shutting-down", "terminated"):
         c.ec2.terminate_instances(InstanceIds=[pre.instance_id])
     expires = dt.datetime.fromtimestamp(clock.now(), dt.UTC) + dt.timedelta(days=request.snapshot_retention_days)
-    ids = [s.snapshot_id for s in snapshots.snapshots]
+    ids = [s.snapshot_id for s in snapshots.snapshots] + (synced.final_snapshots if synced else [])
     c.ec2.create_tags(Resources=ids, Tags=[{"Key": EXPIRES_TAG, "Value": expires.date().isoformat()}])
     return Decommissioned(terminated=pre.instance_id, snapshots_expire=expires.date().isoformat(), snapshots=ids)
 

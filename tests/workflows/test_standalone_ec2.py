@@ -41,9 +41,11 @@ def replacements(rt, name):
     return [i for r in found["Reservations"] for i in r["Instances"]]
 
 
-def snapshots(rt, name):
-    return rt.client("ec2").describe_snapshots(OwnerIds=["self"], Filters=[
-        {"Name": f"tag:{SOURCE_INSTANCE_TAG}", "Values": [rt.fleet.instances[name].instance_id]}])["Snapshots"]
+def snapshots(rt, name, purpose=None):
+    filters = [{"Name": f"tag:{SOURCE_INSTANCE_TAG}", "Values": [rt.fleet.instances[name].instance_id]}]
+    if purpose:
+        filters.append({"Name": f"tag:{PURPOSE_TAG}", "Values": [purpose]})
+    return rt.client("ec2").describe_snapshots(OwnerIds=["self"], Filters=filters)["Snapshots"]
 
 
 def address_instance(rt, name):
@@ -140,7 +142,7 @@ def test_the_snapshots_complete_before_the_replacement_is_launched():
         assert names.index("WaitForSnapshots") < names.index("LaunchReplacement")
         [new] = replacements(rt, "db-1")
         # snapshot completion and launch are read on the same simulated clock
-        done = max(rt.fidelity.snapshot_completed_at[s["SnapshotId"]] for s in snapshots(rt, "db-1"))
+        done = max(rt.fidelity.snapshot_completed_at[s["SnapshotId"]] for s in snapshots(rt, "db-1", "before-change"))
         assert done <= _instance(rt, new["InstanceId"]).sim_launched_at
 
 
@@ -268,3 +270,78 @@ def test_two_executions_of_one_name_on_different_state_machines_share_nothing():
             taken = [s for s in snapshots(rt, name) if {"Key": PURPOSE_TAG, "Value": "before-change"} in s["Tags"]]
             assert {s["VolumeId"] for s in taken} == set(built.volume_ids.values())
             assert all({t["Key"]: t["Value"] for t in s["Tags"]}[EXECUTION_TAG] == run.execution_arn for s in taken)
+
+
+def states_entered(rt, run):
+    return [e["stateEnteredEventDetails"]["name"] for e in rt.history(run) if "stateEnteredEventDetails" in e]
+
+
+def test_the_old_data_volumes_move_to_the_replacement_after_the_writes_stop():
+    """Final sync: after the cutover approval the old server stops (after its quiesce commands), a
+    final snapshot is taken, and its own data volumes, as they are at that moment, move onto the
+    replacement, which is verified before the address moves. The freeze is measured and audited."""
+    with servers(DB) as rt:
+        built = rt.fleet.instances["db-1"]
+        run, result = execute(rt, "db-1", quiesce_commands="systemctl stop postgresql")
+        assert result["status"] == "SUCCEEDED"
+        [new] = replacements(rt, "db-1")
+        data = {d: v for d, v in built.volume_ids.items() if d != instance(rt, built.instance_id)["RootDeviceName"]}
+        on_new = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in new["BlockDeviceMappings"]}
+        assert {d: on_new[d] for d in data} == data  # the very volumes the old server wrote to
+        final = snapshots(rt, "db-1", "final-sync")
+        assert {s["VolumeId"] for s in final} == set(data.values())
+        staging = rt.client("ec2").describe_volumes(Filters=[
+            {"Name": f"tag:{SOURCE_INSTANCE_TAG}", "Values": [built.instance_id]},
+            {"Name": "status", "Values": ["available"]}])["Volumes"]
+        assert staging == []  # the replacement's copies of the first snapshot were deleted
+        names = states_entered(rt, run)
+        assert names.index("ApproveCutover") < names.index("Quiesce") < names.index("FinalSync") \
+            < names.index("VerifySync") < names.index("Cutover")
+        commands = rt.client("ssm").list_commands()["Commands"]
+        [sent] = [c for c in commands if c["Parameters"]["commands"] == ["systemctl stop postgresql"]]
+        assert "quiesce" in sent["Comment"]
+        [freeze] = rt.fidelity.observations.write_freezes["standalone/db-1"]
+        assert 0 < freeze < 3600  # minutes, not the hours of the gate
+        records = read_trail(rt.client("dynamodb"), AUDIT_TABLE, run.execution_arn)
+        actions = [r["action"] for r in records]
+        assert actions.index("quiesced") < actions.index("data-synced") < actions.index("cut-over")
+        cut = next(r for r in records if r["action"] == "cut-over")
+        # the workflow counts from the quiesce commands, the simulation from the instance stop
+        assert freeze <= cut["detail"]["writes_frozen_seconds"] <= freeze + 120
+        gate = next(m for m in rt.bot.messages if m.get("gate") == "cutover")
+        assert "write_freeze" in gate["text"]
+        assert rt.fidelity.address_violations == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [({"at": "quiesce", "kind": "error"}, "QuiesceFailed"),
+     ({"at": "final-sync", "kind": "error"}, "ClientError"),
+     ({"at": "verify", "kind": "error"}, "InstanceUnhealthy")],
+    ids=["quiesce", "final-sync", "verify"],
+)
+def test_a_failure_in_the_final_sync_rolls_back_with_the_data(fault, error):
+    """Whatever step of the final sync fails, the old server serves again with its own data
+    volumes (carried back from the replacement where they had moved)."""
+    with servers(DB, faults=[{"target": "standalone/db-1", **fault}]) as rt:
+        run, result = execute(rt, "db-1", quiesce_commands="systemctl stop postgresql")
+        assert result["status"] == "FAILED"
+        assert result["error"] == error, result["cause"]
+        assert "rolled back to" in result["cause"]
+        assert_restored(rt, "db-1")
+        assert "Cutover" not in states_entered(rt, run)
+        assert "standalone/db-1" not in rt.fidelity.ec2.frozen  # writes accepted again
+
+
+def test_a_rejected_decommission_carries_the_replacement_data_back():
+    """Rolled back after days of serving: the data volumes the replacement wrote to go back to
+    the original (the same volumes, so every write it accepted), then the address."""
+    with servers(DB, approvals={"gates": {"standalone/db-1/decommission": "reject"}}) as rt:
+        built = rt.fleet.instances["db-1"]
+        run, result = execute(rt, "db-1")
+        assert result["error"] == "Rejected"
+        assert_restored(rt, "db-1")  # the original's volumes, by id, back on their devices
+        rollback = next(r for r in read_trail(rt.client("dynamodb"), AUDIT_TABLE, run.execution_arn)
+                        if r["action"] == "rolled-back")
+        carried = rollback["detail"]["volumes_back"]
+        assert carried and set(carried.values()) < set(built.volume_ids.values())

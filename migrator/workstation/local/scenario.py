@@ -16,7 +16,10 @@ from migrator.validation import describe_validation_error
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 ASG_STEPS = {"canary": {"unhealthy", "alarm"}, "refresh": {"unhealthy", "alarm", "error"}}
 EKS_STEPS = {"create": {"error"}, "drain": {"pdb-blocked"}}
-STANDALONE_STEPS = {"snapshot": {"error"}, "validate": {"unhealthy", "alarm"}, "cutover": {"error", "unhealthy", "alarm"}}
+STANDALONE_STEPS = {"snapshot": {"error"}, "validate": {"unhealthy", "alarm"}, "cutover": {"error", "unhealthy", "alarm"},
+                    # the final sync at the cutover: quiesce commands fail, moving the data volumes
+                    # fails, the verification on the replacement fails
+                    "quiesce": {"error"}, "final-sync": {"error"}, "verify": {"error"}}
 Decision = Literal["approve", "reject", "ignore"]  # ignore: never answered, the gate times out
 Outcome = Literal["migrated", "rolled_back", "failed"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from migrator.audit import read_trail
-from migrator.config import SOURCE_INSTANCE_TAG
+from migrator.config import PURPOSE_TAG, SOURCE_INSTANCE_TAG
 from migrator.failures import error_message
 from migrator.workstation.local.fleet import BuiltGroup, BuiltInstance
 from migrator.workstation.local.runtime import ACCOUNT, AUDIT_TABLE, LocalRuntime, Run
@@ -189,8 +189,9 @@ def _check_standalone(runtime: LocalRuntime, built: BuiltInstance, summary: dict
     old = _describe(ec2, built.instance_id)
     replacements = _replacements(ec2, built.instance_id)
     launched_at = [getattr(_instance(runtime, r["InstanceId"]), "sim_launched_at", 0) for r in replacements]
-    snapshots = ec2.describe_snapshots(OwnerIds=["self"], Filters=[
-        {"Name": f"tag:{SOURCE_INSTANCE_TAG}", "Values": [built.instance_id]}])["Snapshots"]
+    snapshots = ec2.describe_snapshots(OwnerIds=["self"], Filters=[  # those before any change
+        {"Name": f"tag:{SOURCE_INSTANCE_TAG}", "Values": [built.instance_id]},
+        {"Name": f"tag:{PURPOSE_TAG}", "Values": ["before-change"]}])["Snapshots"]
     if replacements:
         if {s["VolumeId"] for s in snapshots} != set(built.volume_ids.values()):
             problems.append(f"{target}: not every volume was snapshotted before the replacement was launched")
@@ -222,7 +223,7 @@ def _check_standalone(runtime: LocalRuntime, built: BuiltInstance, summary: dict
             address = ec2.describe_addresses(AllocationIds=[built.allocation_id])["Addresses"][0]
             if address.get("InstanceId") != built.instance_id:
                 problems.append(f"{target}: Elastic IP not back on the original")
-    problem = runtime.address_problem(built)
+    problem = runtime.address_problem(built, at_the_end=True)
     if problem:
         problems.append(f"at the end: {problem}")
     return problems

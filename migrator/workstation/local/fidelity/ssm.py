@@ -33,12 +33,19 @@ class SSM:
             instance = ec2_backend.get_instance_by_id(instance_id)
             if ctx.clock.now() < getattr(command, "sim_requested_at", 0) + SSM_COMMAND_SECONDS:
                 invocation.update(Status="InProgress", StatusDetails="InProgress", ResponseCode=-1)
-            elif ec2.fault_unhealthy(instance):
+            elif ec2.fault_unhealthy(instance) or failing_step(command, instance):
+                # the health script fails; with a `quiesce` or `verify` fault, those commands do
                 invocation.update(Status="Failed", StatusDetails="Failed", ResponseCode=1,
                                   StandardErrorContent="health check failed: app not answering on :8080 (simulated)")
             else:
                 invocation.update(StandardOutputContent="app healthy\n")
             return invocation
+
+        def failing_step(command, instance) -> bool:
+            target = ec2.target_of_instance(instance)
+            if ec2.is_replacement(instance):  # the verification runs once the data is on it
+                return ec2.holds_original_data(instance) and ctx.has_fault(target, "verify", "error")
+            return "quiesce" in (command.comment or "") and ctx.has_fault(target, "quiesce", "error")
 
         ctx.patches.after_init(ssm_models.Command,
                                lambda command: setattr(command, "sim_requested_at", ctx.clock.now()))
