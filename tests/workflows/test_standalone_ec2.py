@@ -16,7 +16,7 @@ from migrator.workflows import STANDALONE_EC2
 from tests.conftest import running
 
 DB = {"name": "db-1", "volumes_gib": [8, 100, 20], "elastic_ip": True, "health_script": True, "alarms": ["db-1-status"]}
-WEB = {"name": "web-1", "dns": "web-1.internal.example.com"}
+WEB = {"name": "web-1", "dns": "web-1.internal.example.com", "volumes_gib": [8, 30]}
 FAST = {"timings": {"retention": 3600}}
 
 
@@ -345,3 +345,40 @@ def test_a_rejected_decommission_carries_the_replacement_data_back():
                         if r["action"] == "rolled-back")
         carried = rollback["detail"]["volumes_back"]
         assert carried and set(carried.values()) < set(built.volume_ids.values())
+
+
+DAY = 86_400
+
+
+def test_writes_during_a_day_long_cutover_gate_survive_the_cutover():
+    """The application writes all through a day-long wait for the cutover approval (and the
+    decommission's); after the cutover they are all on the AL2023 replacement that serves."""
+    with servers(DB, approvals={"after": DAY, "timeout": 2 * DAY}) as rt:
+        _, result = execute(rt, "db-1")
+        assert result["status"] == "SUCCEEDED"
+        writes = rt.fidelity.writes.report("standalone/db-1")
+        assert writes["acknowledged"] > 2 * DAY * 0.9  # about one a second, two days
+        assert writes["lost"] == 0 and writes["on_serving_instance"] == writes["acknowledged"]
+        [new] = replacements(rt, "db-1")
+        assert rt.fidelity.ec2.serving("standalone/db-1").id == new["InstanceId"]
+
+
+def test_a_day_of_writes_on_the_replacement_goes_back_with_a_rejected_decommission():
+    with servers(DB, WEB, approvals={"after": DAY, "timeout": 2 * DAY, "gates": {
+            "standalone/db-1/decommission": "reject", "standalone/web-1/decommission": "reject"}}) as rt:
+        for name in ("db-1", "web-1"):
+            _, result = execute(rt, name)
+            assert result["error"] == "Rejected"
+            assert_restored(rt, name)
+            writes = rt.fidelity.writes.report(f"standalone/{name}")
+            assert writes["lost"] == 0 and writes["acknowledged"] > 2 * DAY * 0.9
+            assert rt.fidelity.ec2.serving(f"standalone/{name}").id == rt.fleet.instances[name].instance_id
+
+
+def test_the_rehearsal_sees_writes_lost_when_data_does_not_follow():
+    """The audit can fail: a replacement serving without the old data volumes loses the writes."""
+    with servers(DB) as rt:
+        _, result = execute(rt, "db-1", restore_data_volumes=False)
+        assert result["status"] == "SUCCEEDED"
+        writes = rt.fidelity.writes.report("standalone/db-1")
+        assert writes["acknowledged"] > 0 and writes["lost"] > 0

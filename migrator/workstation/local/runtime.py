@@ -153,6 +153,10 @@ class LocalRuntime:
             self.fidelity.ec2.standalone_targets[built.instance_id] = built.spec.target
             self.fidelity.ec2.original_volumes |= set(built.volume_ids.values())
             self.fidelity.observations.address_checks.append(lambda built=built: self.address_problem(built))
+        for built in self.fleet.instances.values():
+            root = self.fidelity.ec2._backend().get_instance_by_id(built.instance_id).root_device_name
+            data = sorted(d for d in built.volume_ids if d != root)
+            self.fidelity.writes.track(built.spec.target, built.spec.writes_per_second, data[0] if data else None)
         by_target = {built.spec.target: built for built in self.fleet.instances.values()}
         self.fidelity.ec2.address_holder = lambda target: getattr(
             self._address_instance(by_target[target])[0], "id", None) if target in by_target else None

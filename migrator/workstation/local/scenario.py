@@ -92,6 +92,8 @@ class StandaloneSpec(_Strict):
     dns: str | None = Field(default=None, pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")  # an A record, private zone
     alarms: list[str] = Field(default_factory=list, max_length=10)
     health_script: bool = False  # run a health script through SSM Run Command
+    # the application's writes to its first data volume (0: off; a server without data volumes keeps none)
+    writes_per_second: float = Field(default=1.0, ge=0, le=10_000)
     os: Literal["al2", "al2023"] = "al2"
     expect: Outcome | None = None  # overrides the default rule of expected_outcome
 

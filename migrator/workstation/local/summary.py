@@ -74,6 +74,10 @@ def summarize(runtime: LocalRuntime, results: dict[str, dict], wall_seconds: flo
     fleet_runs = [run for run in runtime.runs if run.workflow is FLEET]
     targets = [target_summary(runtime, run, results.get(run.execution_arn) or _described(runtime, run))
                for run in runtime.runs if run.workflow is not FLEET]
+    for target in targets:
+        writes = runtime.fidelity.writes.report(target["target"]) if target["kind"] == "standalone" else None
+        if writes is not None:
+            target["writes"] = writes
     instances = {"total": 0, "migrated": 0, "rolled_back": 0, "failed": 0}
     for target in targets:
         instances["total"] += target["instances"]
@@ -223,6 +227,10 @@ def _check_standalone(runtime: LocalRuntime, built: BuiltInstance, summary: dict
             address = ec2.describe_addresses(AllocationIds=[built.allocation_id])["Addresses"][0]
             if address.get("InstanceId") != built.instance_id:
                 problems.append(f"{target}: Elastic IP not back on the original")
+    writes = summary.get("writes")
+    if writes and writes["lost"]:
+        problems.append(f"{target}: {writes['lost']} of {writes['acknowledged']} acknowledged writes lost "
+                        f"(not on the instance that serves)")
     problem = runtime.address_problem(built, at_the_end=True)
     if problem:
         problems.append(f"at the end: {problem}")

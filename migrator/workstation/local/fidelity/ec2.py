@@ -38,6 +38,7 @@ class EC2:
         # target -> (the stopped instance its address points at, since): writes are frozen meanwhile
         self.frozen: dict[str, tuple[str, float]] = {}
         self.address_holder: Callable[[str], str | None] = lambda target: None  # set by the runtime
+        self.writes = None  # fidelity.writes.Writes, set by Fidelity
 
     # --- instances: when they launched and booted ----------------------------------
 
@@ -70,6 +71,25 @@ class EC2:
         return self.standalone_targets.get(source) if source else None
 
     # --- write freezes: the address names an instance that is stopped ---------------
+
+    def serving(self, target: str):
+        """The instance the target's address names; without an address, its running original."""
+        holder = self.address_holder(target)
+        backend = self._backend()
+        if holder:
+            return backend.get_instance_by_id(holder)
+        original = next((i for i, t in self.standalone_targets.items() if t == target), None)
+        instance = backend.get_instance_by_id(original) if original else None
+        return instance if instance is not None and instance.state_code == 16 else None
+
+    def _backend(self):
+        from moto.ec2.models import ec2_backends
+
+        return ec2_backends[self.ctx.account][self.ctx.region]
+
+    def accrue_writes(self) -> None:
+        if self.writes is not None:
+            self.writes.accrue()
 
     def note_stop(self, instance) -> None:
         """The migration (a handler, never anyone else) stops the instance its address names: the
@@ -138,10 +158,12 @@ class EC2:
 
         # AWS: a started instance boots again (see the status checks).
         def start_instances(backend, instance_ids):
+            ec2.accrue_writes()
             result = original_start(backend, instance_ids)
             for instance_id in instance_ids:
                 instance = backend.get_instance_by_id(instance_id)
                 instance.sim_launched_at = ctx.clock.now()
+                instance.sim_quiesced = False  # a start brings the application up again
                 # AWS: LaunchTime is the last start of an instance that was stopped.
                 instance.launch_time = dt.datetime.fromtimestamp(ctx.clock.now(), dt.UTC).replace(tzinfo=None)
                 ec2.end_freeze(ec2.target_of_instance(instance), started=instance_id)
@@ -168,6 +190,7 @@ class EC2:
         ctx, ec2 = self.ctx, self
 
         def change(backend, instance_ids, *args, **kwargs):
+            ec2.accrue_writes()
             for instance_id in instance_ids:
                 instance = backend.get_instance_by_id(instance_id)
                 if instance.state_code == 16:
@@ -187,6 +210,7 @@ class EC2:
         # Fault `final-sync` `error`: attaching the old server's data volume to its replacement fails
         # the way an EC2 API error does.
         def attach_volume(backend, volume_id, instance_id, device_path, delete_on_termination=False):
+            ec2.accrue_writes()
             instance = backend.get_instance(instance_id)
             if (volume_id in ec2.original_volumes and ec2.is_replacement(instance)
                     and ec2.ctx.has_fault(ec2.target_of_instance(instance), "final-sync", "error")):
@@ -302,6 +326,7 @@ class EC2:
         # Faults at the cutover: the API call fails, or the new instance turns
         # unhealthy / the alarm fires once it serves.
         def associate_address(backend, *args, **kwargs):
+            ec2.accrue_writes()
             instance = kwargs.get("instance") or (args[0] if args else None)
             ec2.before_cutover_call(instance)
             result = original_associate(backend, *args, **kwargs)

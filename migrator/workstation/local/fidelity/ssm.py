@@ -47,8 +47,16 @@ class SSM:
                 return ec2.holds_original_data(instance) and ctx.has_fault(target, "verify", "error")
             return "quiesce" in (command.comment or "") and ctx.has_fault(target, "quiesce", "error")
 
-        ctx.patches.after_init(ssm_models.Command,
-                               lambda command: setattr(command, "sim_requested_at", ctx.clock.now()))
+        def requested(command):
+            command.sim_requested_at = ctx.clock.now()
+            if "quiesce" in (command.comment or ""):
+                # the application stops taking writes as the quiesce commands run
+                ec2.accrue_writes()
+                backend = ec2_backends[command.account_id][command.backend_region]
+                for instance_id in command.instance_ids:
+                    backend.get_instance_by_id(instance_id).sim_quiesced = True
+
+        ctx.patches.after_init(ssm_models.Command, requested)
         ctx.patches.patch(ssm_models.Command, "get_invocation", get_invocation)
 
     def latest_image(self, al2023: bool) -> str:
