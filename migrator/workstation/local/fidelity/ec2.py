@@ -73,14 +73,15 @@ class EC2:
     # --- write freezes: the address names an instance that is stopped ---------------
 
     def serving(self, target: str):
-        """The instance the target's address names; without an address, its running original."""
+        """The instance the target's address names. Without an address, clients know the original's
+        IP: it serves (or refuses, stopped) until it is terminated; then clients re-pointed to the replacement."""
         holder = self.address_holder(target)
         backend = self._backend()
         if holder:
             return backend.get_instance_by_id(holder)
-        original = next((i for i, t in self.standalone_targets.items() if t == target), None)
-        instance = backend.get_instance_by_id(original) if original else None
-        return instance if instance is not None and instance.state_code == 16 else None
+        alive = [i for i in backend.all_instances() if i.state not in ("terminated", "shutting-down")
+                 and self.target_of_instance(i) == target]
+        return min(alive, key=self.is_replacement, default=None)
 
     def _backend(self):
         from moto.ec2.models import ec2_backends
