@@ -78,6 +78,9 @@ def summarize(runtime: LocalRuntime, results: dict[str, dict], wall_seconds: flo
         writes = runtime.fidelity.writes.report(target["target"]) if target["kind"] == "standalone" else None
         if writes is not None:
             target["writes"] = writes
+        if target["kind"] == "standalone":  # how long its address answered no writes, by design
+            freezes = runtime.fidelity.observations.write_freezes.get(target["target"], [])
+            target["write_freeze_seconds"] = round(sum(freezes), 1)
     instances = {"total": 0, "migrated": 0, "rolled_back": 0, "failed": 0}
     for target in targets:
         instances["total"] += target["instances"]
