@@ -112,6 +112,8 @@ def preflight(c: Clients, request: MigrationInput, tag_key: str, tag_value: str)
         if not set(record.values) & ips:
             raise PreflightFailed(f"DNS record {record.name} points at {record.values}, not at instance {iid}")
     volumes = _block_devices(c.ec2, instance)
+    if record is not None and instance.get("PublicIpAddress") in record.values:
+        record.public = True
     return Preflight(
         **base,
         already_migrated=False,
@@ -127,6 +129,7 @@ def preflight(c: Clients, request: MigrationInput, tag_key: str, tag_value: str)
         elastic_ip=address,
         dns=record,
         private_ip=instance.get("PrivateIpAddress"),
+        public_ip=None if address else instance.get("PublicIpAddress"),
         source_dest_check=instance.get("SourceDestCheck", True),
     )
 
@@ -248,8 +251,7 @@ def launch(c: Clients, request: MigrationInput, pre: Preflight, snapshots: Snaps
         "InstanceType": pre.instance_type,
         "MinCount": 1,
         "MaxCount": 1,
-        "SubnetId": pre.subnet_id,
-        "SecurityGroupIds": pre.security_group_ids,
+        **_network(pre),
         "ClientToken": client_token(execution, "replacement"),
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
         "BlockDeviceMappings": block_device_mappings(pre, snapshots, image, request.restore_data_volumes),
@@ -266,6 +268,14 @@ def launch(c: Clients, request: MigrationInput, pre: Preflight, snapshots: Snaps
     if not pre.source_dest_check:
         c.ec2.modify_instance_attribute(InstanceId=instance["InstanceId"], SourceDestCheck={"Value": False})
     return _launched(instance, reused=False, ami_name=ami["name"])
+
+
+def _network(pre: Preflight) -> dict:
+    """Same subnet and groups; a public IP when the old instance had one of its own."""
+    if pre.public_ip:
+        return {"NetworkInterfaces": [{"DeviceIndex": 0, "SubnetId": pre.subnet_id, "Groups": pre.security_group_ids,
+                                       "AssociatePublicIpAddress": True}]}
+    return {"SubnetId": pre.subnet_id, "SecurityGroupIds": pre.security_group_ids}
 
 
 def _launched(instance: dict, reused: bool, ami_name: str | None = None) -> Replacement:
@@ -513,6 +523,8 @@ def point_address(c: Clients, pre: Preflight, instance_id: str, ip: str | None) 
     if pre.dns:
         dns = pre.dns
         values = [ip] if instance_id != pre.instance_id else dns.values
+        if instance_id == pre.instance_id and dns.public and ip and ip not in dns.values:
+            values = [ip]  # AWS: a public IP that is not an Elastic IP changes with a stop and start
         if _current_record(c.route53, dns) == values:
             return None
         c.route53.change_resource_record_sets(HostedZoneId=dns.zone, ChangeBatch={
@@ -533,8 +545,11 @@ def _current_record(route53, dns: DnsRecord) -> list[str]:
 
 
 def cutover(c: Clients, pre: Preflight, new: Replacement, quiesced: Quiesce | None = None) -> CutoverDone:
+    current = describe_instance(c.ec2, new.instance_id) or {}
+    # A public IP (not an Elastic IP) changes when an instance stops and starts, as the swap did.
+    ip = current.get("PublicIpAddress") if pre.dns and pre.dns.public else current.get("PrivateIpAddress", new.private_ip)
     try:
-        moved = point_address(c, pre, new.instance_id, new.private_ip)
+        moved = point_address(c, pre, new.instance_id, ip)
     except ClientError as error:
         if is_throttling(error):
             raise
@@ -597,7 +612,7 @@ def rollback(
         raise NotReadyYet(f"old instance {old_id} is starting")
     if old_state != "running":
         raise RollbackFailed(f"old instance {old_id} is {old_state}; it cannot be restored")
-    moved = point_address(c, pre, old_id, pre.private_ip)
+    moved = point_address(c, pre, old_id, old.get("PublicIpAddress") if pre.dns and pre.dns.public else pre.private_ip)
     new_id = new.instance_id if new else None
     replacement = describe_instance(c.ec2, new_id) if new_id else None
     if replacement and replacement["State"]["Name"] not in ("shutting-down", "terminated"):

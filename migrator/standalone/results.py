@@ -29,6 +29,7 @@ class DnsRecord(BaseModel):
     name: str
     ttl: int
     values: list[str]
+    public: bool = False  # it named the instance's public IP: the replacement's public IP replaces it
 
 
 class Preflight(BaseModel):
@@ -51,6 +52,7 @@ class Preflight(BaseModel):
     elastic_ip: ElasticIp | None = None
     dns: DnsRecord | None = None
     private_ip: str | None = None
+    public_ip: str | None = None  # not an Elastic IP's: the replacement gets one too
     source_dest_check: bool = True
 
 

@@ -90,6 +90,7 @@ class StandaloneSpec(_Strict):
     volumes_gib: list[int] = Field(default_factory=lambda: [8], min_length=1, max_length=8)  # root first
     elastic_ip: bool = False
     dns: str | None = Field(default=None, pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")  # an A record, private zone
+    dns_public: bool = False  # the A record names the server's public IP (it gets one), not its private IP
     alarms: list[str] = Field(default_factory=list, max_length=10)
     health_script: bool = False  # run a health script through SSM Run Command
     # the application's writes to its first data volume (0: off; a server without data volumes keeps none)
@@ -101,6 +102,8 @@ class StandaloneSpec(_Strict):
     def _one_address(self):
         if self.elastic_ip and self.dns:
             raise ValueError("an instance is cut over by elastic_ip or by dns, not both")
+        if self.dns_public and not self.dns:
+            raise ValueError("dns_public goes with dns")
         if any(size < 1 or size > 16_384 for size in self.volumes_gib):
             raise ValueError("volumes_gib: each size is 1 to 16384 GiB")
         return self
