@@ -52,7 +52,9 @@ def launch(event: MigrationTask, context):
 def start_health_script(event: MigrationTask, context):
     """Run the input's health script on the new instance through SSM Run Command (if there is one)."""
     state = event.state
-    result = migration.start_health_script(clients(), state.input, state.replacement.instance_id, event.execution)
+    commands = state.input.verify_commands if event.phase == "after-sync" else None
+    result = migration.start_health_script(clients(), state.input, state.replacement.instance_id, event.execution,
+                                           commands)
     audit_log(event.execution, event.target).record(
         "health-script-sent", phase=event.phase, **result.model_dump(mode="json"))
     return result
@@ -65,26 +67,45 @@ def check_health(event: MigrationTask, context):
     state, c = event.state, clients()
     if event.phase == "after-cutover":
         migration.check_old_stopped(c, state.preflight)
+    if event.phase == "after-sync":
+        migration.check_synced(c, state.preflight, state.replacement, state.final_sync)
     result = migration.check_health(c, state.input, state.replacement.instance_id, state.health_command)
     audit_log(event.execution, event.target).record(
         "replacement-healthy", phase=event.phase, **result.model_dump(mode="json"))
     return result
 
 
+@task(MigrationTask, once_per=EXECUTION, records="quiesced")
+def quiesce(event: MigrationTask, context):
+    """After the cutover approval: the old server's writes stop (its quiesce commands, if any)."""
+    state = event.state
+    audit_log(event.execution, event.target).record("approval-granted", gate=gates.CUTOVER,
+                                                    decision=state.cutover_approval)
+    return migration.quiesce(clients(), state.input, state.preflight, event.execution)
+
+
+@task(MigrationTask, records="data-synced")
+def final_sync(event: MigrationTask, context):
+    """Old server stopped, final snapshot, its data volumes moved onto the stopped replacement, which
+    starts again; NotReadyYet while any of it is under way."""
+    state = event.state
+    return migration.final_sync(clients(), state.input, state.preflight, state.replacement, state.quiesce,
+                                event.execution)
+
+
 @task(MigrationTask, once_per=EXECUTION, records="cut-over")
 def cutover(event: MigrationTask, context):
     """Move the Elastic IP or DNS record to the new instance, then stop (never terminate) the old one."""
     state = event.state
-    audit_log(event.execution, event.target).record("approval-granted", gate=gates.CUTOVER,
-                                                    decision=state.cutover_approval)
-    return migration.cutover(clients(), state.preflight, state.replacement)
+    return migration.cutover(clients(), state.preflight, state.replacement, state.quiesce)
 
 
 @task(MigrationTask, records="rolled-back")
 def rollback(event: MigrationTask, context):
     """Any failure: old instance running, address or record back to it, new instance terminated."""
     state = event.state
-    return migration.rollback(clients(), state.preflight, state.replacement, state.error, state.failed_gate)
+    return migration.rollback(clients(), state.input, state.preflight, state.replacement, state.error,
+                              state.failed_gate, state.quiesce)
 
 
 @task(MigrationTask, once_per=EXECUTION, records="decommissioned")
@@ -93,4 +114,12 @@ def decommission(event: MigrationTask, context):
     state = event.state
     audit_log(event.execution, event.target).record("approval-granted", gate=gates.DECOMMISSION,
                                                     decision=state.decommission_approval)
-    return migration.decommission(clients(), state.input, state.preflight, state.snapshots)
+    return migration.decommission(clients(), state.input, state.preflight, state.snapshots, state.final_sync)
+
+
+@task(MigrationTask, once_per=EXECUTION, records="decommission-not-answered")
+def keep_old_instance(event: MigrationTask, context):
+    """The decommission gate timed out: the replacement keeps serving, the old instance stays stopped
+    with its snapshots, and an operator decides (never a silent rollback of the replacement's writes)."""
+    state = event.state
+    return migration.keep_old_instance(clients(), state.preflight, state.replacement, state.snapshots)

@@ -34,6 +34,7 @@ EXPIRES_TAG = "al2023-migration:expires-at"
 # changes the rollout made for it (what it may undo while they stand).
 GROUP_TAG = "al2023-migration:group"
 CANARY_TAG = "al2023-migration:canary"
+PURPOSE_TAG = "al2023-migration:purpose"  # which of a run's snapshots: before any change, or the final sync
 
 # AWS error codes that mean "slow down", across the services we call.
 THROTTLING_ERROR_CODES = frozenset(

@@ -74,3 +74,11 @@ class DrainRefused(MigrationError):
 
 class EvictionFailed(MigrationError):
     """The Eviction API answered an error no retry can fix (a 500: e.g. a pod covered by two budgets)."""
+
+
+class QuiesceFailed(MigrationError):
+    """The quiesce commands failed on the old server: its writes were not stopped, so nothing moves."""
+
+
+class SyncFailed(MigrationError):
+    """The data volumes could not be moved to the replacement, or are not what the old server had."""

@@ -33,6 +33,7 @@ class Access(str, Enum):
     REFRESH_WRITE = "refresh-write"
     INSTANCE_READ = "instance-read"
     SNAPSHOT_WRITE = "snapshot-write"
+    VOLUME_WRITE = "volume-write"
     INSTANCE_LAUNCH = "instance-launch"
     INSTANCE_WRITE = "instance-write"
     ADDRESS_WRITE = "address-write"
@@ -188,13 +189,21 @@ STANDALONE_EC2 = Workflow(
                    _BASE | {Access.HEALTH_SCRIPT, Access.IDEMPOTENCY}),
         LambdaTask("standalone.check_health", "Status checks, health script and alarms of the replacement",
                    _BASE | {Access.INSTANCE_READ, Access.HEALTH_SCRIPT_READ, Access.HEALTH_READ}),
+        LambdaTask("standalone.quiesce", "Stop the old server's writes with the input's quiesce commands",
+                   _BASE | {Access.HEALTH_SCRIPT, Access.IDEMPOTENCY}),
+        LambdaTask("standalone.final_sync", "Stop the old instance, final snapshot, move its data volumes over",
+                   _BASE | {Access.INSTANCE_READ, Access.INSTANCE_WRITE, Access.SNAPSHOT_WRITE, Access.VOLUME_WRITE,
+                            Access.HEALTH_SCRIPT_READ}),
         LambdaTask("standalone.cutover", "Move the Elastic IP or DNS record; stop the old instance",
                    _BASE | {Access.INSTANCE_READ, Access.DNS_READ, Access.ADDRESS_WRITE, Access.INSTANCE_WRITE,
                             Access.IDEMPOTENCY}),
-        LambdaTask("standalone.rollback", "Old instance back in service, replacement terminated",
-                   _BASE | {Access.INSTANCE_READ, Access.DNS_READ, Access.ADDRESS_WRITE, Access.INSTANCE_WRITE}),
+        LambdaTask("standalone.rollback", "Data volumes and address back on the old instance, replacement terminated",
+                   _BASE | {Access.INSTANCE_READ, Access.DNS_READ, Access.ADDRESS_WRITE, Access.INSTANCE_WRITE,
+                            Access.VOLUME_WRITE}),
         LambdaTask("standalone.decommission", "Terminate the old instance; snapshots get an expiry date",
                    _BASE | {Access.INSTANCE_READ, Access.INSTANCE_WRITE, Access.SNAPSHOT_WRITE, Access.IDEMPOTENCY}),
+        LambdaTask("standalone.keep_old_instance", "Decommission unanswered: keep the old instance stopped, ask",
+                   _BASE | {Access.INSTANCE_READ, Access.INSTANCE_WRITE, Access.IDEMPOTENCY}),
         REQUEST_APPROVAL,
     ),
 )

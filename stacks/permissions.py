@@ -244,6 +244,18 @@ class TaskPermissions:
                                   "ForAllValues:StringEquals": {"aws:TagKeys": [EXPIRES_TAG]}},
                       why="only the expiry tag, only on snapshots a migration created (they carry its execution tag)"),
             ]
+        if access is Access.VOLUME_WRITE:
+            return [
+                _stmt(["ec2:AttachVolume", "ec2:DetachVolume"], [INSTANCES], conditions=tagged,
+                      why="only instances carrying the migration tag (the old server and its replacement)"),
+                # The old server's data volumes need not carry its tags; the tagged instance in the same call
+                # bounds which volumes these are.
+                _stmt(["ec2:AttachVolume", "ec2:DetachVolume"], [VOLUMES],
+                      why="only the data volumes of the tagged instances named in the same call"),
+                _stmt(["ec2:DeleteVolume"], [VOLUMES],
+                      conditions={"Null": {f"aws:ResourceTag/{EXECUTION_TAG}": "false"}},
+                      why="only volumes a migration created (they carry its execution tag)"),
+            ]
         if access is Access.INSTANCE_LAUNCH:
             return [
                 # The replacement copies the old instance's tags, opt-in tag included.

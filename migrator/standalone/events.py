@@ -12,7 +12,7 @@ from migrator.standalone.results import MigrationState
 class MigrationTask(BaseModel):
     execution: str
     state: MigrationState
-    phase: Literal["before-cutover", "after-cutover"] = "before-cutover"
+    phase: Literal["before-cutover", "after-sync", "after-cutover"] = "before-cutover"
 
     @property
     def target(self) -> str:

@@ -16,15 +16,17 @@ from botocore.exceptions import ClientError
 from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family, resolve_al2023_ami
 from migrator.aws import client_token, error_code, execution_name, is_throttling
-from migrator.config import EXECUTION_TAG, EXPIRES_TAG, SOURCE_INSTANCE_TAG
+from migrator.config import EXECUTION_TAG, EXPIRES_TAG, PURPOSE_TAG, SOURCE_INSTANCE_TAG
 from migrator.errors import (
     CutoverFailed,
     DeadlineExceeded,
     InstanceUnhealthy,
     NotReadyYet,
     PreflightFailed,
+    QuiesceFailed,
     RollbackFailed,
     SnapshotFailed,
+    SyncFailed,
 )
 from migrator.failures import CaughtError, explain_failure
 from migrator.health import alarms_in_alarm
@@ -35,9 +37,12 @@ from migrator.standalone.results import (
     Decommissioned,
     DnsRecord,
     ElasticIp,
+    FinalSync,
     Health,
+    KeptOld,
     HealthCommand,
     Preflight,
+    Quiesce,
     Replacement,
     Rollback,
     Snapshot,
@@ -47,6 +52,8 @@ from migrator.standalone.results import (
 )
 
 FAILED_COMMAND = {"Cancelled", "TimedOut", "Failed", "Cancelling"}
+# The PURPOSE_TAG of a run's snapshots: taken before any change, or of the quiesced data at the cutover.
+BEFORE_CHANGE, FINAL_SYNC = "before-change", "final-sync"
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,8 @@ def preflight(c: Clients, request: MigrationInput, tag_key: str, tag_value: str)
         if not set(record.values) & ips:
             raise PreflightFailed(f"DNS record {record.name} points at {record.values}, not at instance {iid}")
     volumes = _block_devices(c.ec2, instance)
+    if record is not None and instance.get("PublicIpAddress") in record.values:
+        record.public = True
     return Preflight(
         **base,
         already_migrated=False,
@@ -120,6 +129,7 @@ def preflight(c: Clients, request: MigrationInput, tag_key: str, tag_value: str)
         elastic_ip=address,
         dns=record,
         private_ip=instance.get("PrivateIpAddress"),
+        public_ip=None if address else instance.get("PublicIpAddress"),
         source_dest_check=instance.get("SourceDestCheck", True),
     )
 
@@ -170,16 +180,15 @@ def _block_devices(ec2, instance: dict) -> list[BlockDevice]:
 
 def snapshot(c: Clients, pre: Preflight, execution: str) -> Snapshots:
     """One crash-consistent multi-volume snapshot set, found again on retry by its tag."""
-    existing = _snapshots_of(c.ec2, execution)
+    existing = _snapshots_of(c.ec2, execution, pre.instance_id, BEFORE_CHANGE)
     if not existing:
         created = c.ec2.create_snapshots(
             InstanceSpecification={"InstanceId": pre.instance_id, "ExcludeBootVolume": False},
             Description=f"al2023-migration of {pre.instance_id} ({pre.name})",
             CopyTagsFromSource="volume",
             TagSpecifications=[{"ResourceType": "snapshot", "Tags": [
-                {"Key": EXECUTION_TAG, "Value": execution_name(execution)},
-                {"Key": SOURCE_INSTANCE_TAG, "Value": pre.instance_id},
-            ]}],
+                {"Key": k, "Value": v}
+                for k, v in {**identity_tags(execution, pre.instance_id), PURPOSE_TAG: BEFORE_CHANGE}.items()]}],
         )["Snapshots"]
         existing = {s["SnapshotId"]: s["VolumeId"] for s in created}
     devices = {d.volume_id: d.device_name for d in pre.block_devices}
@@ -190,11 +199,23 @@ def snapshot(c: Clients, pre: Preflight, execution: str) -> Snapshots:
     )
 
 
-def _snapshots_of(ec2, execution: str) -> dict[str, str]:
+def identity_tags(execution: str, source_instance: str) -> dict[str, str]:
+    """What every snapshot and replacement of a run carries: the full execution ARN (two state
+    machines may each run an execution of the same name) and the instance it migrates."""
+    return {EXECUTION_TAG: execution, SOURCE_INSTANCE_TAG: source_instance}
+
+
+def identity_filters(execution: str, source_instance: str) -> list[dict]:
+    """Every lookup of what a run created matches both tags of `identity_tags`."""
+    return [{"Name": f"tag:{k}", "Values": [v]} for k, v in identity_tags(execution, source_instance).items()]
+
+
+def _snapshots_of(ec2, execution: str, source_instance: str, purpose: str) -> dict[str, str]:
     found = {}
     paginator = ec2.get_paginator("describe_snapshots")
-    for page in paginator.paginate(OwnerIds=["self"],
-                                   Filters=[{"Name": f"tag:{EXECUTION_TAG}", "Values": [execution_name(execution)]}]):
+    filters = identity_filters(execution, source_instance)
+    filters.append({"Name": f"tag:{PURPOSE_TAG}", "Values": [purpose]})
+    for page in paginator.paginate(OwnerIds=["self"], Filters=filters):
         found |= {s["SnapshotId"]: s["VolumeId"] for s in page["Snapshots"]}
     return found
 
@@ -219,19 +240,18 @@ def check_snapshots(c: Clients, request: MigrationInput, snapshots: Snapshots) -
 
 
 def launch(c: Clients, request: MigrationInput, pre: Preflight, snapshots: Snapshots, execution: str) -> Replacement:
-    existing = _replacement(c.ec2, execution)
+    existing = _replacement(c.ec2, execution, pre.instance_id)
     if existing:
         return _launched(existing, reused=True)
     ami = resolve_al2023_ami(c.ssm, c.ec2, ami_id=request.ami_id, ssm_parameter=request.ami_ssm_parameter)
     image = describe_images(c.ec2, [ami["image_id"]])[ami["image_id"]]
-    tags = {**pre.tags, EXECUTION_TAG: execution_name(execution), SOURCE_INSTANCE_TAG: pre.instance_id}
+    tags = {**pre.tags, **identity_tags(execution, pre.instance_id)}
     spec = {
         "ImageId": ami["image_id"],
         "InstanceType": pre.instance_type,
         "MinCount": 1,
         "MaxCount": 1,
-        "SubnetId": pre.subnet_id,
-        "SecurityGroupIds": pre.security_group_ids,
+        **_network(pre),
         "ClientToken": client_token(execution, "replacement"),
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
         "BlockDeviceMappings": block_device_mappings(pre, snapshots, image, request.restore_data_volumes),
@@ -250,15 +270,23 @@ def launch(c: Clients, request: MigrationInput, pre: Preflight, snapshots: Snaps
     return _launched(instance, reused=False, ami_name=ami["name"])
 
 
+def _network(pre: Preflight) -> dict:
+    """Same subnet and groups; a public IP when the old instance had one of its own."""
+    if pre.public_ip:
+        return {"NetworkInterfaces": [{"DeviceIndex": 0, "SubnetId": pre.subnet_id, "Groups": pre.security_group_ids,
+                                       "AssociatePublicIpAddress": True}]}
+    return {"SubnetId": pre.subnet_id, "SecurityGroupIds": pre.security_group_ids}
+
+
 def _launched(instance: dict, reused: bool, ami_name: str | None = None) -> Replacement:
     return Replacement(instance_id=instance["InstanceId"], image_id=instance["ImageId"],
                        private_ip=instance.get("PrivateIpAddress"), reused=reused, started_at=clock.now(),
                        ami_name=ami_name)
 
 
-def _replacement(ec2, execution: str) -> dict | None:
+def _replacement(ec2, execution: str, source_instance: str) -> dict | None:
     reservations = ec2.describe_instances(Filters=[
-        {"Name": f"tag:{EXECUTION_TAG}", "Values": [execution_name(execution)]},
+        *identity_filters(execution, source_instance),
         {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
     ])["Reservations"]
     found = [i for r in reservations for i in r["Instances"]]
@@ -293,12 +321,15 @@ def block_device_mappings(pre: Preflight, snapshots: Snapshots, image: dict, res
     return mappings
 
 
-def start_health_script(c: Clients, request: MigrationInput, instance_id: str, execution: str) -> HealthCommand:
-    if not request.health_script:
+def start_health_script(c: Clients, request: MigrationInput, instance_id: str, execution: str,
+                        commands: str | None = None) -> HealthCommand:
+    """The health script (or the given commands, e.g. the verification after the final sync)."""
+    commands = commands or request.health_script
+    if not commands:
         return HealthCommand(command_id=None, started_at=clock.now())
     command = c.ssm.send_command(
         InstanceIds=[instance_id], DocumentName="AWS-RunShellScript",
-        Parameters={"commands": [request.health_script]}, TimeoutSeconds=600,
+        Parameters={"commands": [commands]}, TimeoutSeconds=600,
         Comment=f"al2023-migration health check {execution_name(execution)}"[:100],
     )["Command"]
     return HealthCommand(command_id=command["CommandId"], started_at=clock.now())
@@ -338,6 +369,145 @@ def check_health(c: Clients, request: MigrationInput, instance_id: str, command:
                   alarms={name: "OK" for name in request.alarm_names})
 
 
+# --- the final sync: the old server's data, as it is when its writes stop ------------
+#
+# Mechanism: the old server's data volumes themselves move to the replacement (same subnet, so
+# same Availability Zone), after a final snapshot. Nothing is copied, so nothing can be missed,
+# there is no snapshot to wait for inside the write freeze, and a rollback moves the very same
+# volumes back, carrying every write the replacement accepted. The replacement's first data
+# volumes (restored from the snapshot taken before any change, for validation) are deleted once
+# swapped out: they hold nothing the old volumes lack.
+
+
+def quiesce(c: Clients, request: MigrationInput, pre: Preflight, execution: str) -> Quiesce:
+    """Writes stop here: the input's quiesce commands through SSM (the final sync then stops
+    the instance, which alone quiesces a server without them)."""
+    command_id = None
+    if request.quiesce_commands:
+        command_id = c.ssm.send_command(
+            InstanceIds=[pre.instance_id], DocumentName="AWS-RunShellScript",
+            Parameters={"commands": [request.quiesce_commands]}, TimeoutSeconds=600,
+            Comment=f"al2023-migration quiesce {execution_name(execution)}"[:100],
+        )["Command"]["CommandId"]
+    return Quiesce(command_id=command_id, frozen_at=clock.now())
+
+
+def _data_devices(request: MigrationInput, pre: Preflight) -> dict[str, str]:
+    """device -> the old server's data volume, for the volumes that move."""
+    if not request.restore_data_volumes:
+        return {}
+    return {d.device_name: d.volume_id for d in pre.block_devices if not d.is_root}
+
+
+def _attached(instance: dict | None) -> dict[str, str]:
+    return {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in (instance or {}).get("BlockDeviceMappings", []) if "Ebs" in m}
+
+
+def _stopped(c: Clients, instance_id: str, what: str) -> dict:
+    """The instance, once stopped; stops it (and NotReadyYet) until then."""
+    instance = describe_instance(c.ec2, instance_id)
+    state = instance["State"]["Name"] if instance else "gone"
+    if state in ("pending", "running"):
+        c.ec2.stop_instances(InstanceIds=[instance_id])
+        raise NotReadyYet(f"stopping {what} {instance_id}")
+    if state == "stopping":
+        raise NotReadyYet(f"{what} {instance_id} is stopping")
+    if state != "stopped":
+        raise SyncFailed(f"{what} {instance_id} is {state}")
+    return instance
+
+
+def move_volumes(c: Clients, volumes: dict[str, str], source: str, destination: str) -> None:
+    """Each volume detached from `source` (stopped) and attached to `destination` (stopped) at its
+    device; whatever else `destination` has at that device is detached first. Safe to repeat:
+    NotReadyYet while a volume is between the two."""
+    by_id = {v["VolumeId"]: v for v in c.ec2.describe_volumes(VolumeIds=sorted(volumes.values()))["Volumes"]}
+    on_destination = _attached(describe_instance(c.ec2, destination))
+    waiting = []
+    for device, volume_id in sorted(volumes.items()):
+        volume = by_id[volume_id]
+        attachment = (volume.get("Attachments") or [{}])[0]
+        if attachment.get("InstanceId") == destination:
+            continue
+        if attachment.get("InstanceId") == source:
+            c.ec2.detach_volume(VolumeId=volume_id, InstanceId=source, Device=device)
+        elif volume["State"] != "available":
+            raise SyncFailed(f"volume {volume_id} is {volume['State']}, attached to {attachment.get('InstanceId')}")
+        other = on_destination.get(device)
+        if other and other != volume_id:
+            c.ec2.detach_volume(VolumeId=other, InstanceId=destination, Device=device)
+        waiting.append((device, volume_id))
+    if not waiting:
+        return
+    # AWS: a detach takes a moment (`detaching`); attach once both are free.
+    states = {v["VolumeId"]: v["State"] for v in c.ec2.describe_volumes(VolumeIds=[v for _, v in waiting])["Volumes"]}
+    busy = [v for _, v in waiting if states[v] != "available"]
+    if busy:
+        raise NotReadyYet(f"volumes {', '.join(busy)} still detaching")
+    for device, volume_id in waiting:
+        c.ec2.attach_volume(VolumeId=volume_id, InstanceId=destination, Device=device)
+
+
+def final_sync(c: Clients, request: MigrationInput, pre: Preflight, new: Replacement, quiesced: Quiesce,
+               execution: str) -> FinalSync:
+    """Converges, step by step and safe to repeat: quiesce commands done, old server stopped,
+    final snapshot started, replacement stopped, the old data volumes on it, replacement started."""
+    if quiesced.command_id:
+        invocation = c.ssm.get_command_invocation(CommandId=quiesced.command_id, InstanceId=pre.instance_id)
+        if invocation["Status"] in FAILED_COMMAND:
+            output = (invocation.get("StandardErrorContent") or invocation.get("StandardOutputContent") or "")[-300:]
+            raise QuiesceFailed(f"quiesce commands on {pre.instance_id} {invocation['Status']}: {output}".strip())
+        if invocation["Status"] != "Success":
+            raise NotReadyYet(f"quiesce commands on {pre.instance_id} are {invocation['Status']}")
+    old = _stopped(c, pre.instance_id, "old instance")
+    volumes = _data_devices(request, pre)
+    final = _snapshots_of(c.ec2, execution, pre.instance_id, FINAL_SYNC)
+    if volumes and not final:
+        # EBS: a snapshot holds the data as it was when it started; the volume may be used meanwhile.
+        if set(volumes.values()) - set(_attached(old).values()):
+            raise SyncFailed(f"the data volumes of {pre.instance_id} left it before their final snapshot")
+        created = c.ec2.create_snapshots(
+            InstanceSpecification={"InstanceId": pre.instance_id, "ExcludeBootVolume": True},
+            Description=f"al2023-migration final sync of {pre.instance_id} ({pre.name})",
+            TagSpecifications=[{"ResourceType": "snapshot", "Tags": [
+                {"Key": k, "Value": v}
+                for k, v in {**identity_tags(execution, pre.instance_id), PURPOSE_TAG: FINAL_SYNC}.items()]}],
+        )["Snapshots"]
+        final = {s["SnapshotId"]: s["VolumeId"] for s in created}
+    replacement = describe_instance(c.ec2, new.instance_id)
+    if volumes and not _attached(replacement).items() >= volumes.items():
+        _stopped(c, new.instance_id, "replacement")  # its first data volumes are in use while it runs
+    move_volumes(c, volumes, pre.instance_id, new.instance_id)
+    # The replacement's first data volumes, from the first snapshot: swapped out, so deleted.
+    staging = c.ec2.describe_volumes(Filters=[*identity_filters(execution, pre.instance_id),
+                                              {"Name": "status", "Values": ["available"]}])["Volumes"]
+    for volume in staging:
+        c.ec2.delete_volume(VolumeId=volume["VolumeId"])
+    if describe_instance(c.ec2, new.instance_id)["State"]["Name"] == "stopped":
+        c.ec2.start_instances(InstanceIds=[new.instance_id])
+    return FinalSync(volumes=volumes, final_snapshots=sorted(final), staging_deleted=sorted(v["VolumeId"] for v in staging),
+                     synced_at=clock.now())
+
+
+def check_synced(c: Clients, pre: Preflight, new: Replacement, synced: FinalSync) -> None:
+    """Before the address moves: the replacement has exactly the old data volumes, at their
+    devices and sizes, and their final snapshots did not fail."""
+    attached = _attached(describe_instance(c.ec2, new.instance_id))
+    wrong = {d: attached.get(d) for d, v in synced.volumes.items() if attached.get(d) != v}
+    if wrong:
+        raise SyncFailed(f"replacement {new.instance_id} has {wrong} where the old data volumes {synced.volumes} belong")
+    if synced.volumes:
+        sizes = {v["VolumeId"]: v["Size"] for v in c.ec2.describe_volumes(VolumeIds=sorted(synced.volumes.values()))["Volumes"]}
+        expected = {d.volume_id: d.size for d in pre.block_devices if d.volume_id in sizes}
+        if sizes != expected:
+            raise SyncFailed(f"data volume sizes {sizes}, the old server had {expected}")
+    if synced.final_snapshots:
+        failed = [s["SnapshotId"] for s in c.ec2.describe_snapshots(SnapshotIds=synced.final_snapshots)["Snapshots"]
+                  if s["State"] == "error"]
+        if failed:
+            raise SnapshotFailed(f"final snapshot {', '.join(failed)} of the quiesced data failed")
+
+
 # --- cutover, rollback, decommission ---------------------------------------------
 
 
@@ -353,6 +523,8 @@ def point_address(c: Clients, pre: Preflight, instance_id: str, ip: str | None) 
     if pre.dns:
         dns = pre.dns
         values = [ip] if instance_id != pre.instance_id else dns.values
+        if instance_id == pre.instance_id and dns.public and ip and ip not in dns.values:
+            values = [ip]  # AWS: a public IP that is not an Elastic IP changes with a stop and start
         if _current_record(c.route53, dns) == values:
             return None
         c.route53.change_resource_record_sets(HostedZoneId=dns.zone, ChangeBatch={
@@ -372,9 +544,12 @@ def _current_record(route53, dns: DnsRecord) -> list[str]:
     return []
 
 
-def cutover(c: Clients, pre: Preflight, new: Replacement) -> CutoverDone:
+def cutover(c: Clients, pre: Preflight, new: Replacement, quiesced: Quiesce | None = None) -> CutoverDone:
+    current = describe_instance(c.ec2, new.instance_id) or {}
+    # A public IP (not an Elastic IP) changes when an instance stops and starts, as the swap did.
+    ip = current.get("PublicIpAddress") if pre.dns and pre.dns.public else current.get("PrivateIpAddress", new.private_ip)
     try:
-        moved = point_address(c, pre, new.instance_id, new.private_ip)
+        moved = point_address(c, pre, new.instance_id, ip)
     except ClientError as error:
         if is_throttling(error):
             raise
@@ -382,7 +557,8 @@ def cutover(c: Clients, pre: Preflight, new: Replacement) -> CutoverDone:
     old = describe_instance(c.ec2, pre.instance_id)
     if old["State"]["Name"] in ("pending", "running"):
         c.ec2.stop_instances(InstanceIds=[pre.instance_id])  # stopped, never terminated: it is the rollback
-    return CutoverDone(moved=moved, old_instance=pre.instance_id, stopped_at=clock.now())
+    frozen = round(clock.now() - quiesced.frozen_at, 1) if quiesced else None
+    return CutoverDone(moved=moved, old_instance=pre.instance_id, stopped_at=clock.now(), writes_frozen_seconds=frozen)
 
 
 def check_old_stopped(c: Clients, pre: Preflight) -> None:
@@ -391,14 +567,42 @@ def check_old_stopped(c: Clients, pre: Preflight) -> None:
         raise NotReadyYet(f"old instance {pre.instance_id} is {state}")
 
 
+def _started_before(instance: dict, moment: float) -> bool:
+    launched = instance["LaunchTime"]
+    launched = launched.timestamp() if isinstance(launched, dt.datetime) else dt.datetime.fromisoformat(str(launched)).timestamp()
+    return launched < moment
+
+
+def carry_back(c: Clients, pre: Preflight, new: Replacement | None, volumes: dict[str, str]) -> dict[str, str]:
+    """The old data volumes, with every write the replacement accepted, back onto the stopped old
+    instance before it starts: the replacement is stopped first (its writes stop)."""
+    if not volumes or new is None:
+        return {}
+    on_old = _attached(describe_instance(c.ec2, pre.instance_id))
+    if on_old.items() >= volumes.items():
+        return volumes
+    replacement = describe_instance(c.ec2, new.instance_id)
+    if replacement and replacement["State"]["Name"] not in ("stopped", "terminated"):
+        _stopped(c, new.instance_id, "replacement")
+    _stopped(c, pre.instance_id, "old instance")
+    move_volumes(c, volumes, new.instance_id, pre.instance_id)
+    return volumes
+
+
 def rollback(
-    c: Clients, pre: Preflight, new: Replacement | None, error: CaughtError | None, failed_gate: str | None
+    c: Clients, request: MigrationInput, pre: Preflight, new: Replacement | None, error: CaughtError | None,
+    failed_gate: str | None, quiesced: Quiesce | None = None,
 ) -> Rollback:
     """Step by step, safe to repeat: old instance started and running first, then the
     address or record back to it, then the new instance terminated."""
     old_id = pre.instance_id
+    # Once writes stopped for the sync, the old data volumes may be on the replacement, wholly or in part.
+    carried = carry_back(c, pre, new, _data_devices(request, pre)) if quiesced else {}
     old = describe_instance(c.ec2, old_id)
     old_state = old["State"]["Name"]
+    if old_state == "running" and quiesced and quiesced.command_id and _started_before(old, quiesced.frozen_at):
+        c.ec2.stop_instances(InstanceIds=[old_id])  # its application was quiesced: a restart brings it back
+        raise NotReadyYet(f"restarting quiesced old instance {old_id}")
     if old_state == "stopping":
         raise NotReadyYet(f"old instance {old_id} is still stopping")
     if old_state == "stopped":
@@ -408,13 +612,14 @@ def rollback(
         raise NotReadyYet(f"old instance {old_id} is starting")
     if old_state != "running":
         raise RollbackFailed(f"old instance {old_id} is {old_state}; it cannot be restored")
-    moved = point_address(c, pre, old_id, pre.private_ip)
+    moved = point_address(c, pre, old_id, old.get("PublicIpAddress") if pre.dns and pre.dns.public else pre.private_ip)
     new_id = new.instance_id if new else None
     replacement = describe_instance(c.ec2, new_id) if new_id else None
     if replacement and replacement["State"]["Name"] not in ("shutting-down", "terminated"):
         c.ec2.terminate_instances(InstanceIds=[new_id])
     error_name, message = explain_failure(error, failed_gate)
     return Rollback(
+        volumes_back=carried,
         moved_back=moved,
         terminated=new_id,
         error=error_name,
@@ -422,11 +627,28 @@ def rollback(
     )
 
 
-def decommission(c: Clients, request: MigrationInput, pre: Preflight, snapshots: Snapshots) -> Decommissioned:
+def decommission(c: Clients, request: MigrationInput, pre: Preflight, snapshots: Snapshots,
+                 synced: FinalSync | None = None) -> Decommissioned:
     old = describe_instance(c.ec2, pre.instance_id)
     if old and old["State"]["Name"] not in ("shutting-down", "terminated"):
         c.ec2.terminate_instances(InstanceIds=[pre.instance_id])
     expires = dt.datetime.fromtimestamp(clock.now(), dt.UTC) + dt.timedelta(days=request.snapshot_retention_days)
-    ids = [s.snapshot_id for s in snapshots.snapshots]
+    ids = [s.snapshot_id for s in snapshots.snapshots] + (synced.final_snapshots if synced else [])
     c.ec2.create_tags(Resources=ids, Tags=[{"Key": EXPIRES_TAG, "Value": expires.date().isoformat()}])
     return Decommissioned(terminated=pre.instance_id, snapshots_expire=expires.date().isoformat(), snapshots=ids)
+
+
+def keep_old_instance(c: Clients, pre: Preflight, new: Replacement, snapshots: Snapshots) -> KeptOld:
+    """Terminating the old instance needs the approval, and rolling back a replacement that has
+    served (and taken writes) for days needs a decision too: keep both, stopped old, and ask."""
+    old = describe_instance(c.ec2, pre.instance_id)
+    state = old["State"]["Name"] if old else "gone"
+    if state in ("pending", "running"):
+        c.ec2.stop_instances(InstanceIds=[pre.instance_id])  # never two servers for one address
+        state = "stopping"
+    ids = [s.snapshot_id for s in snapshots.snapshots]
+    return KeptOld(
+        old_instance=pre.instance_id, old_state=state, serving=new.instance_id, snapshots=ids,
+        decide=f"{pre.target} is migrated and {new.instance_id} serves; nobody answered the decommission "
+               f"approval, so the old instance {pre.instance_id} stays stopped with snapshots {', '.join(ids)}. "
+               "Terminate it (and let the snapshots expire) once you are sure, or start a rollback by hand.")

@@ -37,6 +37,15 @@ class MigrationInput(AmiChoice):
         default=None, min_length=1, max_length=4096,
         description="shell commands run on the new instance through SSM Run Command (`AWS-RunShellScript`); "
                     "exit code 0 means healthy")
+    quiesce_commands: str | None = Field(
+        default=None, min_length=1, max_length=4096,
+        description="shell commands (SSM `AWS-RunShellScript`) that stop the old server's writes after the cutover "
+                    "approval, e.g. `systemctl stop postgresql`; the instance is then stopped in any case, so its "
+                    "data volumes move to the replacement exactly as they are")
+    verify_commands: str | None = Field(
+        default=None, min_length=1, max_length=4096,
+        description="shell commands run on the replacement once the data volumes are on it, before the address "
+                    "moves (exit code 0: the data is good); without them the health script runs there")
     alarm_names: AlarmNames
     snapshot_deadline_seconds: int = Field(default=7_200, ge=60, le=86_400,
                                            description="how long the snapshots may take to complete")

@@ -29,6 +29,7 @@ class DnsRecord(BaseModel):
     name: str
     ttl: int
     values: list[str]
+    public: bool = False  # it named the instance's public IP: the replacement's public IP replaces it
 
 
 class Preflight(BaseModel):
@@ -51,6 +52,7 @@ class Preflight(BaseModel):
     elastic_ip: ElasticIp | None = None
     dns: DnsRecord | None = None
     private_ip: str | None = None
+    public_ip: str | None = None  # not an Elastic IP's: the replacement gets one too
     source_dest_check: bool = True
 
 
@@ -96,10 +98,25 @@ class Health(BaseModel):
     alarms: dict[str, str]
 
 
+class Quiesce(BaseModel):
+    command_id: str | None  # the quiesce commands' SSM command; None: the instance stop quiesces
+    frozen_at: float  # writes stop being accepted from here until the address moves
+
+
+class FinalSync(BaseModel):
+    """The old server's data volumes, stopped and snapshotted, now attached to the replacement."""
+
+    volumes: dict[str, str]  # device -> the old server's volume id, now on the replacement
+    final_snapshots: list[str]  # of those volumes as they were when the writes stopped
+    staging_deleted: list[str]  # the replacement's volumes from the first snapshot, replaced and deleted
+    synced_at: float
+
+
 class CutoverDone(BaseModel):
     moved: str | None  # None: the address already pointed at the new instance
     old_instance: str
     stopped_at: float
+    writes_frozen_seconds: float | None = None  # from the quiesce to the address move
 
 
 class Decommissioned(BaseModel):
@@ -108,7 +125,18 @@ class Decommissioned(BaseModel):
     snapshots: list[str]
 
 
+class KeptOld(BaseModel):
+    """The decommission gate went unanswered: migrated, and nothing deleted without consent."""
+
+    old_instance: str
+    old_state: str
+    serving: str  # the replacement
+    snapshots: list[str]
+    decide: str  # what the operator is asked to do
+
+
 class Rollback(BaseModel):
+    volumes_back: dict[str, str] = {}  # device -> volume carried back to the old instance, with its writes
     moved_back: str | None
     terminated: str | None
     error: str
@@ -126,8 +154,12 @@ class MigrationState(Caught):
     health_command: HealthCommand | None = None
     health: Health | None = None
     cutover_approval: dict | None = None  # the approver's record
+    quiesce: Quiesce | None = None
+    final_sync: FinalSync | None = None
+    health_after_sync: Health | None = None
     cutover: CutoverDone | None = None
     health_after_cutover: Health | None = None
     decommission_approval: dict | None = None  # the approver's record
     result: Decommissioned | None = None
+    kept: KeptOld | None = None
     rollback: Rollback | None = None

@@ -15,6 +15,7 @@ runs are compared, since the same scenario and seed must give the same ones.
 from __future__ import annotations
 
 import math
+import statistics
 import sys
 import time
 
@@ -95,6 +96,15 @@ def _compare(first: dict, second: dict) -> str:
     return "yes" if not differing else "NO, the rehearsal is not deterministic: " + ", ".join(differing)
 
 
+def _freezes(summary: dict) -> str:
+    """From the old server's stop for the final sync to the address on the replacement."""
+    seconds = sorted(t["write_freeze_seconds"] for t in summary["targets"]
+                     if t["kind"] == "standalone" and t["outcome"] == "migrated" and t.get("write_freeze_seconds"))
+    if not seconds:
+        return "none"
+    return f"{statistics.median(seconds):.0f} s / {seconds[-1]:.0f} s over {len(seconds)} servers"
+
+
 def reference() -> None:
     scenario = load_scenario(REFERENCE)
     started = time.monotonic()
@@ -114,6 +124,7 @@ def reference() -> None:
         ("simulated makespan", f"{summary['sim_seconds']:.0f} s ({summary['sim_seconds'] / 3600:.1f} h)"),
         ("lower bound: longest single target", f"{bound:.0f} s ({bound / 3600:.1f} h)"),
         ("makespan / lower bound", f"{summary['sim_seconds'] / bound:.1f}x (waves run one after another)"),
+        ("write freeze per migrated server (median / max)", _freezes(summary)),
         ("wall seconds", f"{wall:.1f}"),
         ("same simulated figures on a second run", _compare(simulated_figures(summary), simulated_figures(profiled))),
         ("expectations", "ok" if summary["expectations"]["ok"] else "NOT MET: " + "; ".join(summary["expectations"]["mismatches"][:3])),

@@ -41,6 +41,7 @@ class BuiltInstance:
     public_ip: str | None = None
     zone_id: str | None = None
     record_name: str | None = None
+    record_value: str | None = None  # the IP the A record names at the start
 
     def cutover(self) -> dict:
         if self.allocation_id:
@@ -126,8 +127,10 @@ def _build_instance(spec: StandaloneSpec, clients, fleet: Fleet, shared: dict, t
     devices = [root] + [f"/dev/sd{chr(ord('f') + i)}" for i in range(len(spec.volumes_gib) - 1)]
     tags = {"Name": spec.name, tag["key"]: tag["value"], "team": "platform"}
     instance = ec2.run_instances(
-        ImageId=image, InstanceType=spec.instance_type, MinCount=1, MaxCount=1, SubnetId=fleet.subnet_id,
-        SecurityGroupIds=[shared["security_group"]], KeyName=shared["key_name"],
+        ImageId=image, InstanceType=spec.instance_type, MinCount=1, MaxCount=1, KeyName=shared["key_name"],
+        **({"NetworkInterfaces": [{"DeviceIndex": 0, "SubnetId": fleet.subnet_id, "AssociatePublicIpAddress": True,
+                                   "Groups": [shared["security_group"]]}]} if spec.dns_public
+           else {"SubnetId": fleet.subnet_id, "SecurityGroupIds": [shared["security_group"]]}),
         IamInstanceProfile={"Arn": shared["profile"]},
         BlockDeviceMappings=[
             {"DeviceName": device, "Ebs": {"VolumeSize": size, "VolumeType": "gp3", "Encrypted": True,
@@ -161,9 +164,10 @@ def _build_instance(spec: StandaloneSpec, clients, fleet: Fleet, shared: dict, t
                 HostedZoneConfig={"PrivateZone": True, "Comment": "scenario"},
             )["HostedZone"]["Id"].rsplit("/", 1)[-1]
         built.zone_id, built.record_name = shared["zones"][domain], spec.dns
+        built.record_value = described.get("PublicIpAddress") if spec.dns_public else built.private_ip
         route53.change_resource_record_sets(HostedZoneId=built.zone_id, ChangeBatch={"Changes": [{
             "Action": "CREATE", "ResourceRecordSet": {"Name": spec.dns, "Type": "A", "TTL": 60,
-                                                      "ResourceRecords": [{"Value": built.private_ip}]}}]})
+                                                      "ResourceRecords": [{"Value": built.record_value}]}}]})
         # how discovery learns which record to move (Route 53 cannot be searched by value)
         ec2.create_tags(Resources=[iid], Tags=[{"Key": DNS_TAG, "Value": f"{built.zone_id}/{spec.dns}"}])
     if spec.alarms:

@@ -159,7 +159,15 @@ class LocalRuntime:
         self._describe_hosts()
         for built in self.fleet.instances.values():
             self.fidelity.ec2.standalone_targets[built.instance_id] = built.spec.target
+            self.fidelity.ec2.original_volumes |= set(built.volume_ids.values())
             self.fidelity.observations.address_checks.append(lambda built=built: self.address_problem(built))
+        for built in self.fleet.instances.values():
+            root = self.fidelity.ec2._backend().get_instance_by_id(built.instance_id).root_device_name
+            data = sorted(d for d in built.volume_ids if d != root)
+            self.fidelity.writes.track(built.spec.target, built.spec.writes_per_second, data[0] if data else None)
+        by_target = {built.spec.target: built for built in self.fleet.instances.values()}
+        self.fidelity.ec2.address_holder = lambda target: getattr(
+            self._address_instance(by_target[target])[0], "id", None) if target in by_target else None
         self.clock.before_jump(self.bot.poll)
         self._remind_every(REMINDER_SWEEP_SECONDS)
         self.clock.start_ticking()
@@ -341,27 +349,34 @@ class LocalRuntime:
         self.bot.poll()  # collect the last notifications
         return results
 
-    def address_problem(self, built) -> str | None:
-        """Whether the target's Elastic IP or DNS record points at a running instance,
-        read straight from the backends (this runs inside moto calls)."""
+    def _address_instance(self, built):
+        """The instance the target's Elastic IP or DNS record points at, read straight from the
+        backends (this runs inside moto calls), and how to name that address."""
         from moto.ec2.models import ec2_backends
         from moto.route53.models import route53_backends
 
         ec2 = ec2_backends[ACCOUNT][self.region]
         if built.allocation_id:
             address = ec2.address_by_allocation([built.allocation_id])[0]
-            instance = address.instance
-            where = f"Elastic IP {built.public_ip} of {built.spec.target}"
-        elif built.zone_id:
+            return address.instance, f"Elastic IP {built.public_ip} of {built.spec.target}"
+        if built.zone_id:
             zone = route53_backends[ACCOUNT]["global"].get_hosted_zone(built.zone_id)
             values = [r for rs in zone.get_record_sets("A", built.record_name) if rs.name.rstrip(".") == built.record_name
                       for r in rs.records]
             value = values[0] if values else None
             value = value.get("Value") if isinstance(value, dict) else value
-            instance = next((i for i in ec2.all_instances() if i.private_ip == value), None)
-            where = f"record {built.record_name} of {built.spec.target}"
-        else:
+            instance = next((i for i in ec2.all_instances() if value in (i.private_ip, i.public_ip)), None)
+            return instance, f"record {built.record_name} of {built.spec.target}"
+        return None, None
+
+    def address_problem(self, built, at_the_end: bool = False) -> str | None:
+        """Whether the target's Elastic IP or DNS record points at a running instance. During a
+        write freeze (the final sync, a carry-back) it names a stopped one by design, not at the end."""
+        instance, where = self._address_instance(built)
+        if where is None:
             return None
+        if built.spec.target in self.fidelity.ec2.frozen:
+            return f"{built.spec.target}: writes still frozen" if at_the_end else None
         if instance is None or instance.state != "running":
             state = instance.state if instance else "nothing"
             return f"{where} points at {instance.id if instance else 'no instance'} ({state})"

@@ -17,7 +17,10 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 ASG_STEPS = {"canary": {"unhealthy", "alarm"}, "refresh": {"unhealthy", "alarm", "error"}}
 ASG_EVENT_POINTS = ("canary", "before-refresh", "refresh")  # a group's steps and its gate
 EKS_STEPS = {"create": {"error"}, "drain": {"pdb-blocked"}}
-STANDALONE_STEPS = {"snapshot": {"error"}, "validate": {"unhealthy", "alarm"}, "cutover": {"error", "unhealthy", "alarm"}}
+STANDALONE_STEPS = {"snapshot": {"error"}, "validate": {"unhealthy", "alarm"}, "cutover": {"error", "unhealthy", "alarm"},
+                    # the final sync at the cutover: quiesce commands fail, moving the data volumes
+                    # fails, the verification on the replacement fails
+                    "quiesce": {"error"}, "final-sync": {"error"}, "verify": {"error"}}
 Decision = Literal["approve", "reject", "ignore"]  # ignore: never answered, the gate times out
 Outcome = Literal["migrated", "rolled_back", "failed"]
 
@@ -118,8 +121,11 @@ class StandaloneSpec(_Strict):
     volumes_gib: list[int] = Field(default_factory=lambda: [8], min_length=1, max_length=8)  # root first
     elastic_ip: bool = False
     dns: str | None = Field(default=None, pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")  # an A record, private zone
+    dns_public: bool = False  # the A record names the server's public IP (it gets one), not its private IP
     alarms: list[str] = Field(default_factory=list, max_length=10)
     health_script: bool = False  # run a health script through SSM Run Command
+    # the application's writes to its first data volume (0: off; a server without data volumes keeps none)
+    writes_per_second: float = Field(default=1.0, ge=0, le=10_000)
     os: Literal["al2", "al2023"] = "al2"
     host: HostSpec | None = None
     expect: Outcome | None = None  # overrides the default rule of expected_outcome
@@ -128,6 +134,8 @@ class StandaloneSpec(_Strict):
     def _one_address(self):
         if self.elastic_ip and self.dns:
             raise ValueError("an instance is cut over by elastic_ip or by dns, not both")
+        if self.dns_public and not self.dns:
+            raise ValueError("dns_public goes with dns")
         if any(size < 1 or size > 16_384 for size in self.volumes_gib):
             raise ValueError("volumes_gib: each size is 1 to 16384 GiB")
         return self
@@ -293,7 +301,9 @@ class Scenario(_Strict):
             if any(cluster.target(g) == target and _preflight_refuses(cluster, g) for g in cluster.nodegroups):
                 return "failed"
         faulted = any(f.target == target and f.kind != "throttle" for f in self.faults)
-        refused = any(self.approvals.decision(f"{target}/{gate}") != "approve" for gate in gates)
+        # An unanswered standalone `decommission` keeps the replacement serving: migrated.
+        refused = any(self.approvals.decision(f"{target}/{gate}") not in ("approve", *_unanswered_ok(target, gate))
+                      for gate in gates)
         refused |= wave is not None and self.approvals.decision(f"wave-{wave}/start") != "approve"
         return "rolled_back" if faulted or refused else "migrated"
 
@@ -320,6 +330,10 @@ def _preflight_refuses(cluster: EksClusterSpec, group: NodegroupSpec) -> bool:
             or any(w.controller == "none" for w in pods) and not consent.get("delete_bare_pods")
             or any(w.empty_dir for w in pods) and not consent.get("delete_empty_dir_data")
             or any(w.node_selector.get("eks.amazonaws.com/nodegroup") == group.name for w in pods))
+
+
+def _unanswered_ok(target: str, gate: str) -> tuple[str, ...]:
+    return ("ignore",) if target.startswith("standalone/") and gate == "decommission" else ()
 
 
 def load_scenario(path: str | Path) -> Scenario:

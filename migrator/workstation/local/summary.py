@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from migrator.audit import read_trail
-from migrator.config import EXECUTION_TAG, GROUP_TAG, SOURCE_INSTANCE_TAG
+from migrator.config import EXECUTION_TAG, GROUP_TAG, PURPOSE_TAG, SOURCE_INSTANCE_TAG
 from migrator.failures import error_message
 from migrator.workstation.local.fleet import BuiltGroup, BuiltInstance
 from migrator.workstation.local.runtime import ACCOUNT, AUDIT_TABLE, LocalRuntime, Run
@@ -77,6 +77,12 @@ def summarize(runtime: LocalRuntime, results: dict[str, dict], wall_seconds: flo
     for target in targets:
         if target["kind"] == "asg":
             target["desired"] = _desired(runtime, target["target"])
+        writes = runtime.fidelity.writes.report(target["target"]) if target["kind"] == "standalone" else None
+        if writes is not None:
+            target["writes"] = writes
+        if target["kind"] == "standalone":  # how long its address answered no writes, by design
+            freezes = runtime.fidelity.observations.write_freezes.get(target["target"], [])
+            target["write_freeze_seconds"] = round(sum(freezes), 1)
     instances = {"total": 0, "migrated": 0, "rolled_back": 0, "failed": 0}
     for target in targets:
         instances["total"] += target["instances"]
@@ -238,8 +244,9 @@ def _check_standalone(runtime: LocalRuntime, built: BuiltInstance, summary: dict
     old = _describe(ec2, built.instance_id)
     replacements = _replacements(ec2, built.instance_id)
     launched_at = [getattr(_instance(runtime, r["InstanceId"]), "sim_launched_at", 0) for r in replacements]
-    snapshots = ec2.describe_snapshots(OwnerIds=["self"], Filters=[
-        {"Name": f"tag:{SOURCE_INSTANCE_TAG}", "Values": [built.instance_id]}])["Snapshots"]
+    snapshots = ec2.describe_snapshots(OwnerIds=["self"], Filters=[  # those before any change
+        {"Name": f"tag:{SOURCE_INSTANCE_TAG}", "Values": [built.instance_id]},
+        {"Name": f"tag:{PURPOSE_TAG}", "Values": ["before-change"]}])["Snapshots"]
     if replacements:
         if {s["VolumeId"] for s in snapshots} != set(built.volume_ids.values()):
             problems.append(f"{target}: not every volume was snapshotted before the replacement was launched")
@@ -248,7 +255,8 @@ def _check_standalone(runtime: LocalRuntime, built: BuiltInstance, summary: dict
             problems.append(f"{target}: a replacement was launched before every snapshot had completed")
     if summary["outcome"] == "migrated" and built.spec.os == "al2":
         serving = [r for r in replacements if r["State"]["Name"] == "running"]
-        if old["State"]["Name"] != "terminated":
+        # stopped: the decommission gate went unanswered, the old one is kept for an operator
+        if old["State"]["Name"] not in ("terminated", "stopped"):
             problems.append(f"{target}: migrated but the old instance is {old['State']['Name']}")
         if len(serving) != 1 or serving[0]["ImageId"] != runtime.fleet.al2023_image:
             problems.append(f"{target}: migrated but no single running AL2023 replacement")
@@ -270,7 +278,11 @@ def _check_standalone(runtime: LocalRuntime, built: BuiltInstance, summary: dict
             address = ec2.describe_addresses(AllocationIds=[built.allocation_id])["Addresses"][0]
             if address.get("InstanceId") != built.instance_id:
                 problems.append(f"{target}: Elastic IP not back on the original")
-    problem = runtime.address_problem(built)
+    writes = summary.get("writes")
+    if writes and writes["lost"]:
+        problems.append(f"{target}: {writes['lost']} of {writes['acknowledged']} acknowledged writes lost "
+                        f"(not on the instance that serves)")
+    problem = runtime.address_problem(built, at_the_end=True)
     if problem:
         problems.append(f"at the end: {problem}")
     return problems

@@ -23,6 +23,7 @@ from migrator.workstation.local.fidelity.route53 import Route53
 from migrator.workstation.local.fidelity.ssm import SSM
 from migrator.workstation.local.fidelity.stepfunctions import StepFunctions
 from migrator.workstation.local.fidelity.throttling import Throttling
+from migrator.workstation.local.fidelity.writes import Writes
 from migrator.workstation.local.scenario import Fault, Timings
 
 __all__ = ["Fidelity", "LambdaContext"]
@@ -50,9 +51,10 @@ class Fidelity:
         self.autoscaling = AutoScaling(ctx, self.ec2)
         self.eks = EKS(ctx, self.ssm)
         self.throttling = Throttling(ctx)
+        self.writes = self.ec2.writes = Writes(ctx, self.ec2)
         self.stepfunctions = StepFunctions(ctx)
         self.services = [self.stepfunctions, Lambda(ctx, handlers), self.ec2, self.autoscaling, ELBv2(ctx, self.ec2),
-                         self.ssm, Route53(ctx, self.ec2), self.eks, self.throttling]
+                         self.ssm, Route53(ctx, self.ec2), self.eks, self.throttling, self.writes]
         self.observations = ctx.observations
         # what the summary and the workflow tests read, under the names they use
         self.calls = ctx.observations.calls

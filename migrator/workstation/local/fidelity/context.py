@@ -46,6 +46,9 @@ class Observations:
     # moments an address or record served no running instance
     address_violations: list[str] = field(default_factory=list)
     snapshot_completed_at: dict[str, float] = field(default_factory=dict)
+    # standalone target -> each write freeze it went through, in simulated seconds: from the stop of
+    # the instance its address pointed at until the address moved or that instance started again
+    write_freezes: dict[str, list[float]] = field(default_factory=dict)
 
     def observe_addresses(self, clock: SimClock) -> None:
         """Our promise that every Elastic IP and record of a standalone target

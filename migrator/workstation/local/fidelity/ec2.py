@@ -3,7 +3,9 @@ and the faults of a standalone server's migration."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from moto.core.exceptions import ServiceException
@@ -30,8 +32,13 @@ class EC2:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.standalone_targets: dict[str, str] = {}  # original instance id -> target name
+        self.original_volumes: set[str] = set()  # the standalone targets' own volumes
         self.fired_alarms: set[str] = set()
         self._launch_time = threading.local()
+        # target -> (the stopped instance its address points at, since): writes are frozen meanwhile
+        self.frozen: dict[str, tuple[str, float]] = {}
+        self.address_holder: Callable[[str], str | None] = lambda target: None  # set by the runtime
+        self.writes = None  # fidelity.writes.Writes, set by Fidelity
 
     # --- instances: when they launched and booted ----------------------------------
 
@@ -63,6 +70,43 @@ class EC2:
         source = instance.ec2_backend.tags.get(instance.id, {}).get(SOURCE_INSTANCE_TAG)
         return self.standalone_targets.get(source) if source else None
 
+    # --- write freezes: the address names an instance that is stopped ---------------
+
+    def serving(self, target: str):
+        """The instance the target's address names. Without an address, clients know the original's
+        IP: it serves (or refuses, stopped) until it is terminated; then clients re-pointed to the replacement."""
+        holder = self.address_holder(target)
+        backend = self._backend()
+        if holder:
+            return backend.get_instance_by_id(holder)
+        alive = [i for i in backend.all_instances() if i.state not in ("terminated", "shutting-down")
+                 and self.target_of_instance(i) == target]
+        return min(alive, key=self.is_replacement, default=None)
+
+    def _backend(self):
+        from moto.ec2.models import ec2_backends
+
+        return ec2_backends[self.ctx.account][self.ctx.region]
+
+    def accrue_writes(self) -> None:
+        if self.writes is not None:
+            self.writes.accrue()
+
+    def note_stop(self, instance) -> None:
+        """The migration (a handler, never anyone else) stops the instance its address names: the
+        final sync or a carry-back; the address answers nothing until it moves or that instance starts."""
+        target = self.target_of_instance(instance)
+        if (self.ctx.in_handler() and target and target not in self.frozen
+                and self.address_holder(target) == instance.id):
+            self.frozen[target] = (instance.id, self.ctx.clock.now())
+
+    def end_freeze(self, target: str | None, started: str | None = None) -> None:
+        """The address moved (or, with `started`, that very instance started again)."""
+        frozen = self.frozen.get(target)
+        if frozen and (started is None or frozen[0] == started):
+            del self.frozen[target]
+            self.ctx.observations.write_freezes.setdefault(target, []).append(self.ctx.clock.now() - frozen[1])
+
     def is_replacement(self, instance) -> bool:
         return instance.id not in self.standalone_targets and self.target_of_instance(instance) is not None
 
@@ -74,8 +118,14 @@ class EC2:
 
     # --- install ---------------------------------------------------------------------
 
+    def holds_original_data(self, instance) -> bool:
+        """A replacement with its original's data volumes on it: after the final sync."""
+        return self.is_replacement(instance) and any(
+            m.volume_id in self.original_volumes for m in instance.block_device_mapping.values())
+
     def install(self) -> None:
         self._install_instances()
+        self._install_volumes()
         self._install_launch_templates()
         self._install_snapshots()
         self._install_status_checks()
@@ -109,9 +159,15 @@ class EC2:
 
         # AWS: a started instance boots again (see the status checks).
         def start_instances(backend, instance_ids):
+            ec2.accrue_writes()
             result = original_start(backend, instance_ids)
             for instance_id in instance_ids:
-                backend.get_instance_by_id(instance_id).sim_launched_at = ctx.clock.now()
+                instance = backend.get_instance_by_id(instance_id)
+                instance.sim_launched_at = ctx.clock.now()
+                instance.sim_quiesced = False  # a start brings the application up again
+                # AWS: LaunchTime is the last start of an instance that was stopped.
+                instance.launch_time = dt.datetime.fromtimestamp(ctx.clock.now(), dt.UTC).replace(tzinfo=None)
+                ec2.end_freeze(ec2.target_of_instance(instance), started=instance_id)
             ctx.observations.observe_addresses(ctx.clock)
             return result
 
@@ -132,11 +188,14 @@ class EC2:
         patches.patch(backend_cls, "run_instances", run_instances)
 
     def _recording(self, original):
-        ctx = self.ctx
+        ctx, ec2 = self.ctx, self
 
         def change(backend, instance_ids, *args, **kwargs):
+            ec2.accrue_writes()
             for instance_id in instance_ids:
                 instance = backend.get_instance_by_id(instance_id)
+                if instance.state_code == 16:
+                    ec2.note_stop(instance)
                 group = getattr(instance, "autoscaling_group", None)
                 ctx.observations.changed_instances[instance_id] = group.name if group is not None else None
             result = original(backend, instance_ids, *args, **kwargs)
@@ -144,6 +203,22 @@ class EC2:
             return result
 
         return change
+
+    def _install_volumes(self) -> None:
+        ec2 = self
+        original_attach = ebs_models.EBSBackend.attach_volume
+
+        # Fault `final-sync` `error`: attaching the old server's data volume to its replacement fails
+        # the way an EC2 API error does.
+        def attach_volume(backend, volume_id, instance_id, device_path, delete_on_termination=False):
+            ec2.accrue_writes()
+            instance = backend.get_instance(instance_id)
+            if (volume_id in ec2.original_volumes and ec2.is_replacement(instance)
+                    and ec2.ctx.has_fault(ec2.target_of_instance(instance), "final-sync", "error")):
+                raise ServiceUnavailable()
+            return original_attach(backend, volume_id, instance_id, device_path, delete_on_termination)
+
+        self.ctx.patches.patch(ebs_models.EBSBackend, "attach_volume", attach_volume)
 
     def _install_launch_templates(self) -> None:
         # AWS: CreateLaunchTemplateVersion with SourceVersion starts from that
@@ -252,6 +327,7 @@ class EC2:
         # Faults at the cutover: the API call fails, or the new instance turns
         # unhealthy / the alarm fires once it serves.
         def associate_address(backend, *args, **kwargs):
+            ec2.accrue_writes()
             instance = kwargs.get("instance") or (args[0] if args else None)
             ec2.before_cutover_call(instance)
             result = original_associate(backend, *args, **kwargs)
@@ -267,6 +343,8 @@ class EC2:
             raise ServiceUnavailable()
 
     def after_cutover_call(self, instance) -> None:
+        if instance is not None:
+            self.end_freeze(self.target_of_instance(instance))
         if instance is not None and self.is_replacement(instance):
             for fault in self.ctx.faults_for(self.target_of_instance(instance), "cutover"):
                 if fault.kind == "unhealthy":

@@ -23,6 +23,7 @@ class Route53:
         # Faults at the cutover, as for an Elastic IP: the call fails, or the
         # instance the record now names turns unhealthy / the alarm fires.
         def change_resource_record_sets(backend, zone_id, change_list):
+            ec2.accrue_writes()
             instances = instances_by_ip(change_list)
             for instance in instances:
                 ec2.before_cutover_call(instance)
@@ -41,7 +42,7 @@ def instances_by_ip(change_list) -> list:
     for region_backends in ec2_backends.values():
         for backend in region_backends.values():
             for instance in backend.all_instances():
-                if instance.private_ip in ips:
+                if ips & {instance.private_ip, instance.public_ip}:
                     found.append(instance)
     return found
 

@@ -56,15 +56,28 @@ class SSM:
             elif SCAN_MARKER in "\n".join((command.parameters or {}).get("commands", [])):
                 # AWS: the scan's commands print what is on the host (hosts.py models it)
                 invocation.update(StandardOutputContent=self.scan_answer(instance))
-            elif ec2.fault_unhealthy(instance):
+            elif ec2.fault_unhealthy(instance) or failing_step(command, instance):
+                # the health script fails; with a `quiesce` or `verify` fault, those commands do
                 invocation.update(Status="Failed", StatusDetails="Failed", ResponseCode=1,
                                   StandardErrorContent="health check failed: app not answering on :8080 (simulated)")
             else:
                 invocation.update(StandardOutputContent="app healthy\n")
             return invocation
 
+        def failing_step(command, instance) -> bool:
+            target = ec2.target_of_instance(instance)
+            if ec2.is_replacement(instance):  # the verification runs once the data is on it
+                return ec2.holds_original_data(instance) and ctx.has_fault(target, "verify", "error")
+            return "quiesce" in (command.comment or "") and ctx.has_fault(target, "quiesce", "error")
+
         def requested(command):
             command.sim_requested_at = ctx.clock.now()
+            if "quiesce" in (command.comment or ""):
+                # the application stops taking writes as the quiesce commands run
+                ec2.accrue_writes()
+                backend = ec2_backends[command.account_id][command.backend_region]
+                for instance_id in command.instance_ids:
+                    backend.get_instance_by_id(instance_id).sim_quiesced = True
             if not ctx.clock.in_simulation():  # asked from outside (the CLI on local serve): the
                 ctx.clock.call_later(SSM_COMMAND_SECONDS, lambda: None)  # clock must reach the answer
 
