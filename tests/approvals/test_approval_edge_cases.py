@@ -53,8 +53,10 @@ def test_a_decision_after_the_execution_ended_says_it_changed_nothing():
         rt.client("stepfunctions").send_task_failure(taskToken=token, error="Rejected", cause="from the console")
         assert rt.wait([run])[run.execution_arn]["status"] != "RUNNING"
         status, outcome = _submit(url, page, approver="alice@example.com")
-        assert status == 200
-        assert "already ended" in outcome and "changed nothing" in outcome and "continues" not in outcome
+        # refused before anything is recorded: Step Functions says the gate no longer waits
+        assert status == 409
+        assert "execution ended (FAILED)" in outcome and "Nothing was changed" in outcome
+        assert "continues" not in outcome
 
 
 class _Subsegment:

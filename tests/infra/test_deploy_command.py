@@ -15,7 +15,7 @@ from migrator.config import PROJECT_ROOT
 def _recipe(target: str, **variables) -> str:
     """The last command `make -n target` would run, with a PATH that has no virtualenv on it."""
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p)
-    result = subprocess.run(["make", "-n", target, *(f"{k}={v}" for k, v in variables.items())], cwd=PROJECT_ROOT,
+    result = subprocess.run(["make", "--no-print-directory", "-n", target, *(f"{k}={v}" for k, v in variables.items())], cwd=PROJECT_ROOT,
                             capture_output=True, text=True, env={**os.environ, "PATH": path}, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]

@@ -33,11 +33,14 @@ GRANTED_ONLY_BY = {
     "eks:TagResource": {Access.NODEGROUP_WRITE},
     "ec2:CreateLaunchTemplate": {Access.NODEGROUP_WRITE},
     "ec2:RunInstances": {Access.INSTANCE_LAUNCH, Access.ASG_WRITE, Access.REFRESH_WRITE},
-    "ec2:TerminateInstances": {Access.INSTANCE_WRITE},
+    "ec2:TerminateInstances": {Access.INSTANCE_WRITE, Access.CANARY_RELEASE},
     "ec2:CreateLaunchTemplateVersion": {Access.LAUNCH_TEMPLATE_WRITE},
     "autoscaling:StartInstanceRefresh": {Access.REFRESH_WRITE},
     "ssm:SendCommand": {Access.HEALTH_SCRIPT},
 }
+# What only a canary of an Auto Scaling rollout carries (migrator/asg/rollout.py canary_tags).
+CANARY_CONDITION = {"Null": {f"aws:ResourceTag/{config.GROUP_TAG}": "false",
+                             f"aws:ResourceTag/{config.EXECUTION_TAG}": "false"}}
 # The service each bundle may pass a role to: the instance profile's role to EC2, the node role to EKS.
 PASSES_ROLE_TO = {Access.INSTANCE_LAUNCH: "ec2.amazonaws.com", Access.ASG_WRITE: "ec2.amazonaws.com",
                   Access.REFRESH_WRITE: "ec2.amazonaws.com", Access.NODEGROUP_WRITE: "eks.amazonaws.com"}
@@ -47,7 +50,7 @@ TAG_GATED = {"ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate", "ec2
              "ec2:TerminateInstances", "ec2:ModifyInstanceAttribute", "ec2:CreateSnapshots", "ec2:AssociateAddress"}
 TAGGED_RESOURCES = (":instance/*", ":launch-template/*", ":autoScalingGroup:")
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
-APPROVAL_CALLBACKS = {"states:SendTaskSuccess", "states:SendTaskFailure"}
+APPROVAL_CALLBACKS = {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"}
 APPROVAL_ITEMS_ONLY = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["approval#*"]}}
 # The approval functions no workflow invokes, with the access they need: the API behind the links, the reminder.
 APPROVAL_FUNCTIONS = {APPROVALS_API: {Access.AUDIT_WRITE, Access.APPROVALS},
@@ -411,7 +414,9 @@ def test_changes_to_tagged_resources_require_the_migration_tag_from_context(synt
         changes = {a for a in actions(statement)
                    if a in TAG_GATED or (a.startswith("autoscaling:") and not a.startswith("autoscaling:Describe"))}
         if changes and any(r == '"*"' or any(t in r for t in TAGGED_RESOURCES) for r in resources_of(statement)):
-            assert statement["Condition"] == tag_condition, statement
+            # the one exception: an ASG canary, which the rollout launched with its group and execution tags
+            assert statement["Condition"] == tag_condition or (
+                changes == {"ec2:TerminateInstances"} and statement["Condition"] == CANARY_CONDITION), statement
             checked |= changes
     assert TAG_GATED <= checked  # Stop, Terminate, AssociateAddress, ... all seen on instances
     template = synthesized.template.to_json()
@@ -433,10 +438,11 @@ def test_instances_launch_through_launch_templates_or_with_the_migration_tag(syn
                             and "ec2:LaunchTemplate" in condition.get("ArnLike", {}))
         assert through_template or condition == request_tagged, statement
     for statement in statements:
-        if "ec2:CreateTags" in actions(statement):  # tags at creation, or the expiry tag on our snapshots
-            assert "ec2:CreateAction" in statement["Condition"].get("StringEquals", {}) or statement["Condition"] == {
+        if "ec2:CreateTags" in actions(statement):  # at creation, the expiry tag on our snapshots, a canary's mark
+            assert "ec2:CreateAction" in statement["Condition"].get("StringEquals", {}) or statement["Condition"] in ({
                 "Null": {f"aws:ResourceTag/{config.EXECUTION_TAG}": "false"},
-                "ForAllValues:StringEquals": {"aws:TagKeys": [config.EXPIRES_TAG]}}, statement
+                "ForAllValues:StringEquals": {"aws:TagKeys": [config.EXPIRES_TAG]}},
+                {**CANARY_CONDITION, "ForAllValues:StringEquals": {"aws:TagKeys": [config.CANARY_TAG]}}), statement
 
 
 @pytest.mark.parametrize("name", sorted(ALL_TASKS))
