@@ -126,9 +126,7 @@ class Approvals:
     def check_link(self, approval_id: str, decision: str, expires: str, signature: str) -> dict:
         verify(self.secret, approval_id, decision, expires, signature)
         request = self.get(approval_id)
-        closed = request["closed_reason"] or self.gate_closed(request)
-        if closed:
-            raise LinkRefused("closed", f"{closed}. Nothing was changed.")
+        self._refuse_if_closed(request)
         if request["status"] != "pending":
             raise LinkRefused("used", f"This request was already answered: {request['decision']} by "
                                       f"{request['decided_by']}. Nothing was changed.")
@@ -142,9 +140,7 @@ class Approvals:
         if len(approver) > APPROVER_MAX:
             raise LinkRefused("forged", f"The approver's name is longer than {APPROVER_MAX} characters.")
         request = self.get(approval_id)
-        closed = request["closed_reason"] or self.gate_closed(request)
-        if closed:
-            raise LinkRefused("closed", f"{closed}. Nothing was changed.")
+        self._refuse_if_closed(request)
         now = clock.now()
         record = {"decision": decision, "by": approver, "at": _iso(now), "source_ip": source_ip,
                   "user_agent": user_agent[:300], "comment": comment[:1000], "approval_id": approval_id}
@@ -176,6 +172,11 @@ class Approvals:
         except ClientError as error:  # the execution timed out or stopped meanwhile
             record["callback_error"] = error_code(error)
         return record
+
+    def _refuse_if_closed(self, request: dict) -> None:
+        closed = request["closed_reason"] or self.gate_closed(request)
+        if closed:
+            raise LinkRefused("closed", f"{closed}. Nothing was changed.")
 
     def gate_closed(self, request: dict) -> str | None:
         """Why the gate no longer waits for this request, or None while it does.

@@ -8,7 +8,6 @@ import datetime as dt
 
 from migrator import clock
 from migrator.compat.host import SCAN_SCRIPT, HostFacts, parse_scan
-from migrator.compat.rules import Findings, evaluate
 
 SCAN_TIMEOUT_SECONDS = 300
 IMDS_WINDOW = dt.timedelta(days=1)
@@ -54,19 +53,9 @@ def instance_user_data(ec2, instance_id: str) -> str:
     return _decode(value.get("Value", ""))
 
 
-def template_user_data(ec2, template_id: str, version: str) -> str:
-    data = ec2.describe_launch_template_versions(LaunchTemplateId=template_id, Versions=[version])[
-        "LaunchTemplateVersions"][0]["LaunchTemplateData"]
-    return _decode(data.get("UserData", ""))
-
-
 def _decode(value: str) -> str:
     try:
         return base64.b64decode(value).decode("utf-8", "replace") if value else ""
     except ValueError:
         return value
 
-
-def static_findings(user_data: str) -> Findings:
-    """What the user data alone shows: runs where SSM is not available."""
-    return evaluate(HostFacts(user_data=user_data))

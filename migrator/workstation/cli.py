@@ -195,11 +195,6 @@ def print_table(summary: dict, out=sys.stdout) -> None:
         print(f"  - {violation}", file=out)
 
 
-@contextlib.contextmanager
-def _nothing():
-    yield
-
-
 class _LiveWaves:
     """On a terminal: one bar per wave, updated in place (rich), with the simulated clock."""
 
@@ -249,7 +244,7 @@ def demo(args) -> int:
     from migrator.fleet.plan import plan_table
 
     live = None if args.json or not sys.stdout.isatty() else _LiveWaves()
-    with live or _nothing():
+    with live or contextlib.nullcontext():
         summary = run_scenario(
             scenario, on_change=progress, seed=args.seed,
             announce_approval=announce if args.approvals == "manual" else None,

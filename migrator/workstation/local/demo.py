@@ -3,7 +3,7 @@ wait for all of them, and audit the simulated account."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import time
 from collections.abc import Callable
@@ -117,7 +117,7 @@ def _run_wave(runtime: LocalRuntime, plan: dict, wave: dict, waves, sfn, on_prog
     while runtime.status(fleet)["status"] == "RUNNING":
         if on_progress:
             progress = _progress(sfn, wave, children, runtime)
-            if shown is None or progress.line()[12:] != shown.line()[12:]:  # a change, not just the clock
+            if shown is None or replace(progress, sim_seconds=0) != replace(shown, sim_seconds=0):  # not just the clock
                 on_progress(progress)
                 shown = progress
         runtime.clock.wait_holding(runtime.fidelity.stepfunctions.execution_ended)
