@@ -127,3 +127,30 @@ def test_a_wait_forever_spelled_as_a_number_is_never_jumped_to():
         assert results == [True] and clock.now() < 3600
     finally:
         clock.stop()
+
+
+def test_a_joined_simulation_thread_is_no_longer_alive():
+    # moto's Program.eval joins its worker thread and reads is_alive() to decide ProgramTimedOut: on a busy
+    # machine the worker had signalled "done" but not yet exited, and a rejected run ended TIMED_OUT.
+    clock = ticking()
+
+    class SlowToExit(clock.Thread):
+        def run(self):
+            super().run()
+            time.sleep(0.2)  # real time after the simulated work ended: a loaded machine's late thread exit
+
+    seen = []
+
+    def parent():
+        child = SlowToExit(target=lambda: clock.sleep(30), daemon=True)
+        child.start()
+        child.join()
+        seen.append(child.is_alive())
+
+    try:
+        thread = clock.Thread(target=parent, daemon=True)
+        thread.start()
+        thread.join(10)
+        assert seen == [False]
+    finally:
+        clock.stop()

@@ -265,7 +265,10 @@ class SimClock:
 
             def join(self, timeout=None):
                 if clock.in_simulation():
-                    clock.wait(self._sim_done, timeout)
+                    if clock.wait(self._sim_done, timeout):
+                        # Its simulated work is over and it holds nothing; wait (real time) for the thread to
+                        # exit too, so is_alive() is False after a join as with threading (moto reads it).
+                        super().join()
                 else:
                     super().join(timeout)
 
