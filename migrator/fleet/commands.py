@@ -133,7 +133,9 @@ def audit(args) -> int:
     clients = session_clients(args)
     sfn, dynamodb = clients("stepfunctions"), clients("dynamodb")
     try:
-        report = build_report(sfn, dynamodb, _find_table(dynamodb, args.table), args.execution_arn)
+        # CloudTrail names who answered a gate with its raw task token (the history cannot)
+        report = build_report(sfn, dynamodb, _find_table(dynamodb, args.table), args.execution_arn,
+                              cloudtrail=clients("cloudtrail"))
     except sfn.exceptions.ExecutionDoesNotExist:
         raise CommandError(f"no execution {args.execution_arn}") from None
     except ClientError as error:

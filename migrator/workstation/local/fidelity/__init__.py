@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from migrator.workstation.local.clock import SimClock
 from migrator.workstation.local.fidelity.autoscaling import AutoScaling
+from migrator.workstation.local.fidelity.cloudtrail import CloudTrail
 from migrator.workstation.local.fidelity.awslambda import Lambda, LambdaContext
 from migrator.workstation.local.fidelity.context import Context
 from migrator.workstation.local.fidelity.ec2 import EC2
@@ -53,7 +54,8 @@ class Fidelity:
         self.throttling = Throttling(ctx)
         self.writes = self.ec2.writes = Writes(ctx, self.ec2)
         self.stepfunctions = StepFunctions(ctx)
-        self.services = [self.stepfunctions, Lambda(ctx, handlers), self.ec2, self.autoscaling, ELBv2(ctx, self.ec2),
+        self.cloudtrail = CloudTrail(ctx)  # after Step Functions: it records the calls that module answers
+        self.services = [self.stepfunctions, self.cloudtrail, Lambda(ctx, handlers), self.ec2, self.autoscaling, ELBv2(ctx, self.ec2),
                          self.ssm, Route53(ctx, self.ec2), self.eks, self.throttling, self.writes]
         self.observations = ctx.observations
         # what the summary and the workflow tests read, under the names they use
