@@ -21,24 +21,10 @@ import time
 
 from migrator.config import SCENARIOS_DIR
 from migrator.workstation.local.demo import run_scenario
+from migrator.workstation.local.estimate import target_lower_bound
 from migrator.workstation.local.scenario import Scenario, load_scenario
 
 REFERENCE = SCENARIOS_DIR / "reference-200.yaml"
-
-
-def target_lower_bound(scenario: Scenario, target: str) -> float:
-    """The simulated seconds AWS itself needs for one target on its own: boots,
-    health checks, bakes, snapshots, node group creation, approvals, retention."""
-    t, approve = scenario.timings, scenario.approvals.after
-    kind, name = target.split("/", 1)
-    if kind == "asg":
-        size = next(g.size for g in scenario.auto_scaling_groups if g.name == name)
-        per_batch = max(1, math.floor((size + 1) * (100 - 90) / 100))  # the default 90 % min healthy
-        batches = math.ceil(size / per_batch)
-        return t.instance_boot + t.health_grace + t.canary_bake + approve + batches * (t.instance_boot + t.refresh_warmup)
-    if kind == "standalone":
-        return t.snapshot_complete + t.instance_boot + t.health_grace + 2 * approve + t.retention
-    return t.nodegroup_create + t.instance_boot + 2 * approve + t.pod_termination + t.nodegroup_delete
 
 
 # Where CPU time goes, by the file a function lives in (first match wins).

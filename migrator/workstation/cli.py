@@ -11,7 +11,7 @@ import sys
 from migrator.config import SCENARIOS_DIR
 from migrator.fleet.plan import DEFAULT_MAX_INSTANCES_PER_WAVE
 from migrator.workstation.local.scenario import DEFAULT_SEED
-from migrator.tables import format_table
+from migrator.tables import format_clock, format_table
 
 DEFAULT_SCENARIO = SCENARIOS_DIR / "reference-200.yaml"
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE = 0, 1, 2
@@ -167,23 +167,18 @@ def _load(path: str):
     return scenario, None
 
 
-def _format_sim(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 def print_table(summary: dict, out=sys.stdout) -> None:
     rows = [("target", "instances", "outcome", "expected", "transitions", "sim time", "error")]
     for t in summary["targets"]:
         error = textwrap.shorten(t["error"] or "", width=70, placeholder=" …")  # whole words
         rows.append((t["target"], str(t["instances"]), t["outcome"], t["expected"],
-                     str(t["state_transitions"]), _format_sim(t["sim_seconds"]), error))
+                     str(t["state_transitions"]), format_clock(t["sim_seconds"]), error))
     print(format_table(rows), file=out)
     i = summary["instances"]
     print(
         f"\n{i['total']} instances: {i['migrated']} migrated, {i['rolled_back']} rolled back, {i['failed']} failed"
         f" | {summary['state_transitions']} state transitions, {summary['aws_api_calls']} AWS calls"
-        f" | simulated {_format_sim(summary['sim_seconds'])}, wall {summary['wall_seconds']}s",
+        f" | simulated {format_clock(summary['sim_seconds'])}, wall {summary['wall_seconds']}s",
         file=out,
     )
     expectations, invariants = summary["expectations"], summary["invariants"]
@@ -214,7 +209,7 @@ class _LiveWaves:
 
     def update(self, wave) -> None:
         detail = (f"{wave.instances} instances, {wave.running} running, {wave.failed} failed, "
-                  f"simulated {_format_sim(wave.sim_seconds)}")
+                  f"simulated {format_clock(wave.sim_seconds)}, ETA >= {format_clock(wave.eta_seconds)}")
         if wave.wave not in self.tasks:
             self.tasks[wave.wave] = self.progress.add_task(wave.wave, total=wave.targets, detail=detail)
         self.progress.update(self.tasks[wave.wave], completed=wave.done + wave.failed, detail=detail)
@@ -229,7 +224,7 @@ def demo(args) -> int:
 
     def progress(runtime, run, status):
         if not args.json:
-            print(f"[{_format_sim(runtime.clock.elapsed())}] {run.target}: {status}", flush=True)
+            print(f"[{format_clock(runtime.clock.elapsed())}] {run.target}: {status}", flush=True)
 
     if not args.json:
         nodegroups = sum(len(c.nodegroups) for c in scenario.eks_clusters)

@@ -98,6 +98,23 @@ def test_demo_json_reports_the_faulted_group_rolled_back_and_the_others_migrated
     assert summary["expectations"] == {"ok": True, "mismatches": []}
 
 
+def _clock_seconds(text: str) -> int:
+    hours, minutes, seconds = (int(part) for part in text.split(":"))
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def test_demo_progress_in_a_pipe_has_an_eta_that_is_a_lower_bound_and_counts_down(capsys):
+    """In a pipe, one line per change with the simulated clock and an ETA from the plan's
+    lower bounds: never rising, 0 at the end, and never promising less than the run took."""
+    assert main(["demo", "--scenario", str(SCENARIOS_DIR / "fleet-mixed.yaml")]) == 0
+    lines = re.findall(r"^\[(\d+:\d\d:\d\d)\] .* ETA >= (\d+:\d\d:\d\d)$", capsys.readouterr().out, re.M)
+    clock = [_clock_seconds(at) for at, _ in lines]
+    eta = [_clock_seconds(left) for _, left in lines]
+    assert len(lines) >= 4 and clock == sorted(clock)
+    assert eta == sorted(eta, reverse=True) and eta[0] > 0 and eta[-1] == 0
+    assert all(clock[-1] - at >= left for at, left in zip(clock, eta))  # a lower bound: the run took at least that
+
+
 def test_an_unmet_expect_is_an_expectation_not_an_invariant_and_exits_1(tmp_path, capsys):
     path = tmp_path / "scenario.yaml"
     path.write_text("version: 1\nname: expect\nauto_scaling_groups: [{name: web, size: 1, expect: rolled_back}]\n")

@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from migrator.fleet.plan import build_plan, discover, latest_al2023_images
 from migrator.fleet.waves import store_plan
+from migrator.tables import format_clock
+from migrator.workstation.local.estimate import remaining_lower_bound
 from migrator.workstation.local.fleet import BuiltInstance, BuiltNodegroup
 from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime, Run
 from migrator.workstation.local.scenario import DEFAULT_SEED, AutoScalingGroupSpec, Scenario
@@ -113,17 +115,17 @@ def _run_wave(runtime: LocalRuntime, plan: dict, wave: dict, waves, sfn, on_prog
                     runtime.execution_arn(WORKFLOWS_BY_NAME[t["state_machine"]], t["execution_name"]),
                     runtime.clock.now(), wave=wave["wave"]) for t in wave["targets"]]
     runtime.runs.extend(children)
-    shown = None
+    shown, started = None, runtime.clock.elapsed()
     while runtime.status(fleet)["status"] == "RUNNING":
         if on_progress:
-            progress = _progress(sfn, wave, children, runtime)
-            if shown is None or replace(progress, sim_seconds=0) != replace(shown, sim_seconds=0):  # not just the clock
+            progress = _progress(sfn, plan, wave, children, runtime, started)
+            if shown is None or _counts(progress) != _counts(shown):  # a change, not just the clock moving
                 on_progress(progress)
                 shown = progress
         runtime.clock.wait_holding(runtime.fidelity.stepfunctions.execution_ended)
     runtime.wait([fleet])
     if on_progress:
-        on_progress(_progress(sfn, wave, children, runtime))
+        on_progress(_progress(sfn, plan, wave, children, runtime, started))
 
 
 @dataclass(frozen=True)
@@ -137,33 +139,42 @@ class WaveProgress:
     running: int
     failed: int
     sim_seconds: float
+    eta_seconds: float  # simulated seconds left at the least (the plan's lower bounds)
 
     def line(self) -> str:
         ended = self.done + self.failed
         filled = int(30 * ended / max(1, self.targets))
-        seconds = int(self.sim_seconds)
-        return (f"[{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}] {self.wave:>8} "
+        return (f"[{format_clock(self.sim_seconds)}] {self.wave:>8} "
                 f"[{'#' * filled}{'.' * (30 - filled)}] {ended}/{self.targets} targets ({self.instances} instances), "
-                f"{self.running} running, {self.failed} failed")
+                f"{self.running} running, {self.failed} failed, ETA >= {format_clock(self.eta_seconds)}")
 
 
-def _progress(sfn, wave: dict, children: list[Run], runtime: LocalRuntime) -> WaveProgress:
+def _counts(progress: WaveProgress) -> WaveProgress:
+    return replace(progress, sim_seconds=0, eta_seconds=0)
+
+
+def _progress(sfn, plan: dict, wave: dict, children: list[Run], runtime: LocalRuntime,
+              started: float) -> WaveProgress:
     done = failed = running = 0
+    still_open = []
     for child in children:
         try:
             status = sfn.describe_execution(executionArn=child.execution_arn)["status"]
-        except sfn.exceptions.ExecutionDoesNotExist:
+        except sfn.exceptions.ExecutionDoesNotExist:  # not started yet: still to do
+            still_open.append(child.target)
             continue
         done += status == "SUCCEEDED"
         failed += status in ("FAILED", "TIMED_OUT", "ABORTED")
         running += status == "RUNNING"
-    return WaveProgress(wave["name"], len(children), wave["instances"], done, running, failed,
-                        runtime.clock.elapsed())
+        if status == "RUNNING":
+            still_open.append(child.target)
+    now = runtime.clock.elapsed()
+    eta = remaining_lower_bound(runtime.scenario, plan, plan["waves"].index(wave), now - started, still_open)
+    return WaveProgress(wave["name"], len(children), wave["instances"], done, running, failed, now, eta)
 
 
 def _clock(runtime: LocalRuntime) -> str:
-    seconds = int(runtime.clock.elapsed())
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    return format_clock(runtime.clock.elapsed())
 
 
 def run_scenario(scenario: Scenario, on_change: Callable[[LocalRuntime, Run, str], None] | None = None,
