@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from migrator.fleet.plan import (DEFAULT_MAX_INSTANCES_PER_WAVE, build_plan, discover, latest_al2023_images,
                                   plan_table)
-from migrator.fleet.report import build_report, render_html, render_text
+from migrator.fleet.report import build_report, iso, render_html, render_text
 from migrator.fleet.waves import store_plan
 from migrator.tables import format_table
 
@@ -120,11 +120,11 @@ def status(args) -> int:
     clients = session_clients(args)
     sfn = clients("stepfunctions")
     machine = _find_state_machine(sfn, args.state_machine_arn)
-    rows = [("execution", "status", "started", "stopped")]
+    rows = [("execution", "status", "started (UTC)", "stopped (UTC)")]
     for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine):
         for execution in page["executions"]:
-            rows.append((execution["name"], execution["status"], str(execution["startDate"])[:19],
-                         str(execution.get("stopDate") or "")[:19]))
+            rows.append((execution["name"], execution["status"], iso(execution["startDate"]),
+                         iso(execution.get("stopDate"))))  # UTC, as audit prints them, whatever the local zone
     print(format_table(rows))
     return 0
 

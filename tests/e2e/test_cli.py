@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -174,6 +175,55 @@ def test_local_serve_runs_a_rollout_driven_over_http(aws_cli):
         assert [e["type"] for e in newest["events"]][0] == "ExecutionSucceeded" and len(newest["events"]) == 2
         unnamed = subprocess.run(aws + ["list-executions"], env=env, capture_output=True, text=True)
         assert unnamed.returncode != 0 and "ValidationException" in unnamed.stderr
+    finally:
+        server.stop()
+
+
+def _utc(moment) -> str:
+    """A timestamp as the AWS CLI prints it (epoch seconds or ISO text) or boto3 gives it, in UTC."""
+    if isinstance(moment, (int, float)):
+        moment = dt.datetime.fromtimestamp(moment, dt.UTC)
+    elif isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_one_clock_describe_execution_history_status_and_audit_agree(aws_cli, capsys):
+    """Under local serve every timestamp is on the simulated clock: describe-execution
+    (through the real AWS CLI), the history's first and last events, `status` and `audit`
+    say the same start and stop, and the approval lies inside its gate's step."""
+    scenario = parse_scenario({"version": 1, "name": "one-clock", "approvals": {"default": "approve", "after": 600},
+                               "auto_scaling_groups": [{"name": "web", "size": 2}]})
+    server = LocalServer(scenario, _free_port())
+    server.start()
+    try:
+        sfn = boto3.client("stepfunctions", endpoint_url=server.endpoint, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        machine = server.runtime.state_machines["asg-rollout"]
+        arn = sfn.start_execution(stateMachineArn=machine, name="one-clock-1",
+                                  input=json.dumps({"group_name": "web", "canary_bake_seconds": 60}))["executionArn"]
+        eventually(lambda: sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED", "the execution's end",
+                   poll=0.1)
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+        aws = [aws_cli, "--endpoint-url", server.endpoint, "stepfunctions"]
+        described = json.loads(subprocess.run(aws + ["describe-execution", "--execution-arn", arn], env=env,
+                                              capture_output=True, text=True, check=True).stdout)
+        events = json.loads(subprocess.run(aws + ["get-execution-history", "--execution-arn", arn], env=env,
+                                           capture_output=True, text=True, check=True).stdout)["events"]
+        start, stop = _utc(described["startDate"]), _utc(described["stopDate"])
+        assert (_utc(events[0]["timestamp"]), _utc(events[-1]["timestamp"])) == (start, stop)
+        assert start.startswith("2026-01-01") and start < stop  # the simulated epoch, not the wall clock
+
+        assert main(["status", "--endpoint-url", server.endpoint, "--state-machine-arn", machine]) == 0
+        row = next(line for line in capsys.readouterr().out.splitlines() if "one-clock-1" in line)
+        assert start in row and stop in row
+        assert main(["audit", "--endpoint-url", server.endpoint, arn]) == 0
+        audit = capsys.readouterr().out
+        assert f"started {start}, stopped {stop}" in audit
+        gate = re.search(r"^  (\S+)\s+\S+\s+ApproveRefresh", audit, re.M)  # started, took, step
+        approved = re.search(r"approval asg/web/before-refresh: approve by \S+ at (\S+)", audit)
+        assert gate and approved and start <= gate[1] <= approved[1] <= stop
     finally:
         server.stop()
 
