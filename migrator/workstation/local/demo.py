@@ -125,7 +125,9 @@ def _run_wave(runtime: LocalRuntime, plan: dict, wave: dict, waves, sfn, on_prog
         runtime.clock.wait_holding(runtime.fidelity.stepfunctions.execution_ended)
     runtime.wait([fleet])
     if on_progress:
-        on_progress(_progress(sfn, plan, wave, children, runtime, started))
+        progress = _progress(sfn, plan, wave, children, runtime, started)
+        if shown is None or _counts(progress) != _counts(shown) or progress.sim_seconds != shown.sim_seconds:
+            on_progress(progress)  # the wave's end, unless the last line already said it
 
 
 @dataclass(frozen=True)
