@@ -77,6 +77,17 @@ def test_bad_arguments_exit_2_with_one_line(capsys):
     assert "ACTION" in one_line_usage_error(capsys, ["approvals"])  # no internal names
 
 
+@pytest.mark.parametrize("argv", [["status"], ["audit", "arn:aws:states:us-east-1:123456789012:execution:fleet:w"],
+                                  ["approvals", "list"], ["approvals", "approve", "abc"], ["plan"]])
+def test_an_unreachable_endpoint_is_one_line_and_exit_2_for_every_command(capsys, monkeypatch, argv):
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # the answer, not botocore's retries, is under test
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    error = one_line_usage_error(capsys, [*argv, "--endpoint-url", f"http://127.0.0.1:{_free_port()}"])
+    assert "Could not connect" in error and "Traceback" not in error
+
+
 def test_version_and_help_say_what_each_command_does(capsys):
     assert main(["--version"]) == 0
     assert re.fullmatch(r"al2023-migrate \d+\.\d+\.\d+\n", capsys.readouterr().out)
