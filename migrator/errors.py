@@ -82,3 +82,8 @@ class QuiesceFailed(MigrationError):
 
 class SyncFailed(MigrationError):
     """The data volumes could not be moved to the replacement, or are not what the old server had."""
+
+
+class UpdateFailed(MigrationError):
+    """EKS's update of a managed node group ended Failed or Cancelled (e.g. PodEvictionFailure,
+    NodeCreationFailure): the error names EKS's own error codes and messages."""

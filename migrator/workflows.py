@@ -42,6 +42,7 @@ class Access(str, Enum):
     HEALTH_SCRIPT_READ = "health-script-read"
     EKS_READ = "eks-read"
     NODEGROUP_WRITE = "nodegroup-write"
+    NODEGROUP_UPDATE = "nodegroup-update"  # UpdateNodegroupVersion and the new launch-template version it names
     PLAN_READ = "plan-read"
     EXECUTION_READ = "execution-read"
     APPROVALS = "approvals"
@@ -115,6 +116,7 @@ class Workflow:
     tasks: tuple[LambdaTask, ...]
     gates: tuple[str, ...] = ()  # approval gates, named as in the ASL's approval messages
     children: tuple["Workflow", ...] = ()  # state machines it starts, as ${<Name>StateMachineArn}
+    kind: str = ""  # the summary's and the plan's `kind` of its targets, when not the target's first word
 
     @property
     def arn_substitution(self) -> str:
@@ -232,6 +234,27 @@ EKS_NODEGROUP = Workflow(
     ),
 )
 
+EKS_IN_PLACE = Workflow(
+    name="eks-in-place",
+    asl_file="eks_in_place.asl.json",
+    gates=(gates.BEFORE_UPDATE,),
+    kind="eks-in-place",
+    tasks=(
+        _validate_input("eks_in_place", "in-place node group update"),
+        LambdaTask("eks_in_place.preflight", "The path a node group takes and why; AMI, VPC CNI, runtime, budgets",
+                   _KUBE | {Access.AMI_READ}),
+        LambdaTask("eks_in_place.create_version", "New launch-template version: AL2023 AMI, nodeadm, IMDSv2",
+                   _KUBE | {Access.NODEGROUP_UPDATE, Access.IDEMPOTENCY}),
+        LambdaTask("eks_in_place.start_update", "UpdateNodegroupVersion to the new launch-template version",
+                   _KUBE | {Access.NODEGROUP_UPDATE, Access.IDEMPOTENCY}),
+        LambdaTask("eks_in_place.follow_update", "Poll EKS's update until it ends", _KUBE | {Access.NODEGROUP_UPDATE}),
+        LambdaTask("eks_in_place.validate", "Nodes Ready on AL2023, DaemonSets, budgets met", _KUBE),
+        LambdaTask("eks_in_place.rollback", "Update back to the previous version, uncordon what EKS cordoned",
+                   _KUBE | {Access.NODEGROUP_UPDATE, Access.KUBERNETES_NODE_PATCH}),
+        REQUEST_APPROVAL,
+    ),
+)
+
 FLEET = Workflow(
     name="fleet",
     asl_file="fleet.asl.json",
@@ -246,7 +269,7 @@ FLEET = Workflow(
 )
 
 # Children before the workflows that start them: the stack creates them in this order.
-WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, FLEET)
+WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE, FLEET)
 
 
 _SUBSTITUTION = re.compile(r"\$\{(\w+)\}")

@@ -331,6 +331,16 @@ class TaskPermissions:
                       why="the new node group's launch template, named after the cluster and group at run time"),
                 _tag_on_create("CreateLaunchTemplate", [LAUNCH_TEMPLATES]),
             ]
+        if access is Access.NODEGROUP_UPDATE:
+            # No ec2:RunInstances: EKS replaces the nodes with its service-linked role.
+            return [
+                # Only opted-in node groups, and only templates carrying the tag (pre-flight checks both).
+                _stmt(["eks:UpdateNodegroupVersion"], nodegroups, conditions=self._tagged, why=eks_why),
+                _stmt(["eks:DescribeUpdate"], clusters + nodegroups, why=eks_why),
+                _stmt(["eks:ListUpdates"], clusters, why=eks_why),
+                _stmt(["ec2:CreateLaunchTemplateVersion"], [LAUNCH_TEMPLATES], conditions=self._tagged,
+                      why="only launch templates carrying the migration tag; their ids come from the node group"),
+            ]
         if access is Access.EXECUTION_READ:
             # The child state machines are created after the functions: stacks/state_machines.py grants
             # states:DescribeExecution on their executions to the tasks of the workflow that starts them.

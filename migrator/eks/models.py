@@ -9,12 +9,13 @@ from migrator.fields import ApprovalTimeout
 AmiType = Literal["AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD", "AL2023_x86_64_NVIDIA",
                   "AL2023_x86_64_NEURON", "AL2023_ARM_64_NVIDIA"]
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
+CLUSTER_NAME = r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$"
 
 
 class NodegroupInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cluster_name: str = Field(pattern=r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$", description="the EKS cluster")
+    cluster_name: str = Field(pattern=CLUSTER_NAME, description="the EKS cluster")
     nodegroup_name: str = Field(pattern=NAME, description="the AL2 managed node group")
     ami_type: AmiType = Field(default="AL2023_x86_64_STANDARD", description="the new node group's AMI type")
     new_nodegroup_name: str | None = Field(default=None, pattern=NAME,

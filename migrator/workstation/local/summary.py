@@ -36,7 +36,7 @@ def outcome_of(described: dict, history: list[dict]) -> str:
 
 
 def target_summary(runtime: LocalRuntime, run: Run, described: dict | None) -> dict:
-    kind = run.target.split("/", 1)[0]
+    kind = run.workflow.kind or run.target.split("/", 1)[0]
     expected = runtime.scenario.expected_outcome(run.target, run.workflow.gates, run.wave)
     if described is None:  # its wave was never approved: nothing touched it
         return {"target": run.target, "kind": kind, "instances": runtime.fleet.instance_count(run.target),
