@@ -88,3 +88,83 @@ def test_success_updates_every_node_to_al2023_in_place_within_the_budget():
         assert _check_workloads(cluster) == []
         assert trail(rt, run) == ["preflight-passed", "launch-template-version-created", "approval-requested",
                                   "approval-approved", "update-started", "update-ended", "migrated"]
+
+
+def test_new_nodes_that_never_turn_ready_fail_the_update_and_it_is_rolled_back():
+    with eks(faults=[{"target": TARGET, "at": "update", "kind": "unhealthy"}]) as rt:
+        run, result = execute(rt)
+        assert result["status"] == "FAILED" and result["error"] == "UpdateFailed", result
+        assert "NodeCreationFailure" in result["cause"]
+        assert "Validate" not in entered(rt, run) and "Rollback" in entered(rt, run)
+        updates = rt.fidelity.eks.updates.updates[("prod", "ng-custom")]
+        assert [(u.version, u.status) for u in updates] == [("2", "Failed"), ("1", "Successful")]
+        assert_restored(rt)
+        assert trail(rt, run)[-1] == "rolled-back"
+
+
+def test_a_budget_that_blocks_eks_drain_fails_after_15_minutes_and_is_rolled_back():
+    with eks(faults=[{"target": TARGET, "at": "update", "kind": "pdb-blocked"}]) as rt:
+        run, result = execute(rt)
+        assert result["status"] == "FAILED" and result["error"] == "UpdateFailed", result
+        assert "PodEvictionFailure" in result["cause"] and "default/api-" in result["cause"]
+        failed = rt.fidelity.eks.updates.updates[("prod", "ng-custom")][0]
+        started = min(failed.drain_started.values())
+        assert failed.status == "Failed" and rt.clock.now() >= started + 900
+        assert_restored(rt)  # nothing left cordoned: the nodes EKS cordoned serve again
+
+
+def test_force_deletes_what_a_budget_blocks_after_15_minutes():
+    with eks(faults=[{"target": TARGET, "at": "update", "kind": "pdb-blocked"}]) as rt:
+        run, result = execute(rt, force=True)
+        assert result["status"] == "SUCCEEDED", result
+        assert all(n.os_image.startswith("Amazon Linux 2023") for n in nodes(rt))
+
+
+def test_a_rejected_gate_changes_no_node_and_keeps_the_version():
+    with eks(approvals={"default": "reject"}) as rt:
+        run, result = execute(rt)
+        assert result["status"] == "FAILED" and result["error"] == "Rejected", result
+        assert "StartUpdate" not in entered(rt, run)
+        assert ("prod", "ng-custom") not in rt.fidelity.eks.updates.updates  # EKS never asked
+        assert_restored(rt)
+        versions = rt.client("ec2").describe_launch_template_versions(
+            LaunchTemplateId=group(rt)["launchTemplate"]["id"])["LaunchTemplateVersions"]
+        assert len(versions) == 2  # the new version is kept, unused
+
+
+def test_a_failed_validation_after_a_successful_update_updates_back(monkeypatch):
+    """The update succeeded but the AL2023 nodes do not hold (a budget never met): back to version 1."""
+    from migrator.eks import in_place
+
+    def never_healthy(c, request, started):
+        from migrator.errors import DeadlineExceeded
+        raise DeadlineExceeded("api 2/3 healthy (simulated)")
+
+    monkeypatch.setattr(in_place, "validate", never_healthy)
+    with eks() as rt:
+        run, result = execute(rt)
+        assert result["status"] == "FAILED" and result["error"] == "DeadlineExceeded", result
+        updates = rt.fidelity.eks.updates.updates[("prod", "ng-custom")]
+        assert [(u.version, u.status) for u in updates] == [("2", "Successful"), ("1", "Successful")]
+        assert_restored(rt)
+        assert sim(rt).min_available["api"] >= 3  # both updates kept the budget
+
+
+def test_bad_input_fails_in_the_first_state_naming_the_field():
+    with eks() as rt:
+        run, result = execute(rt, {"cluster_name": "prod", "nodegroup_name": "ng-custom", "imds_hop_limit": 3})
+        assert result["status"] == "FAILED" and result["error"] == "InvalidInput"
+        assert "imds_hop_limit" in result["cause"]
+        assert entered(rt, run) == ["ValidateInput"]
+        run, result = execute(rt, {"cluster_name": "prod", "nodegroup_name": "ng-custom", "force": "yes"})
+        assert result["error"] == "InvalidInput" and "force" in result["cause"]
+
+
+def test_a_group_without_a_custom_ami_is_refused_naming_the_blue_green_path():
+    with running([], eks_clusters=[{"name": "prod", "nodegroups": [{"name": "ng-custom", "size": 2,
+                                                                    "launch_template": "custom"}],
+                                    "workloads": WORKLOADS}]) as rt:
+        run, result = execute(rt, {"cluster_name": "prod", "nodegroup_name": "ng-custom"})
+        assert result["status"] == "FAILED" and result["error"] == "PreflightFailed"
+        assert "blue/green" in result["cause"] and "names no AMI" in result["cause"]
+        assert ("prod", "ng-custom") not in rt.fidelity.eks.updates.updates
