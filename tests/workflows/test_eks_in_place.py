@@ -168,3 +168,17 @@ def test_a_group_without_a_custom_ami_is_refused_naming_the_blue_green_path():
         assert result["status"] == "FAILED" and result["error"] == "PreflightFailed"
         assert "blue/green" in result["cause"] and "names no AMI" in result["cause"]
         assert ("prod", "ng-custom") not in rt.fidelity.eks.updates.updates
+
+
+def test_the_scenarios_end_as_they_expect_with_every_invariant():
+    """The rehearsal's own audit: no pod below its budget, nothing cordoned after a rollback, versions as the
+    outcome says (summary._check_in_place)."""
+    from migrator.config import SCENARIOS_DIR
+    from migrator.workstation.local.demo import run_scenario
+    from migrator.workstation.local.scenario import load_scenario
+
+    for name in ("eks-in-place-pdb-blocked", "eks-in-place-rejected"):
+        summary = run_scenario(load_scenario(SCENARIOS_DIR / f"{name}.yaml"))
+        assert summary["invariants"] == {"ok": True, "violations": []}, name
+        assert summary["expectations"]["ok"], summary["expectations"]
+        assert {t["kind"] for t in summary["targets"]} == {"eks-in-place"}
