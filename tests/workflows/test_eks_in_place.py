@@ -182,3 +182,23 @@ def test_the_scenarios_end_as_they_expect_with_every_invariant():
         assert summary["invariants"] == {"ok": True, "violations": []}, name
         assert summary["expectations"]["ok"], summary["expectations"]
         assert {t["kind"] for t in summary["targets"]} == {"eks-in-place"}
+
+
+def test_plan_routes_custom_ami_groups_in_place_and_a_wave_starts_them_as_children():
+    from migrator.workstation.local.demo import run_scenario
+    from migrator.workstation.local.scenario import parse_scenario
+
+    plans = []
+    scenario = parse_scenario({
+        "version": 1, "name": "in-place-waves", "waves": {"max_instances": 50},
+        "eks_clusters": [{"name": "prod", "workloads": WORKLOADS, "nodegroups": [
+            {"name": "ng-custom", "size": 2, "ami": "custom"}, {"name": "ng-general", "size": 2}]}]})
+    summary = run_scenario(scenario, on_plan=plans.append)
+    targets = {t["target"]: t for w in plans[0]["waves"] for t in w["targets"]}
+    assert targets[TARGET]["kind"] == "eks-in-place" and targets[TARGET]["state_machine"] == EKS_IN_PLACE.name
+    assert "custom AMI" in targets[TARGET]["path_reason"]
+    assert targets["eks/prod/ng-general"]["kind"] == "eks" and "blue/green" in targets["eks/prod/ng-general"][
+        "path_reason"]
+    assert {t["target"]: (t["kind"], t["outcome"]) for t in summary["targets"]} == {
+        TARGET: ("eks-in-place", "migrated"), "eks/prod/ng-general": ("eks", "migrated")}
+    assert summary["invariants"]["ok"], summary["invariants"]

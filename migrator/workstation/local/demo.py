@@ -101,9 +101,10 @@ def plan_fleet(runtime: LocalRuntime) -> dict:
                 "instance_warmup_seconds": int(scenario.timings.refresh_warmup)},
         "standalone": {**timeout, "retention_seconds": int(scenario.timings.retention)},
         "eks": timeout,
+        EKS_IN_PLACE.kind: timeout,
     }
     ec2 = runtime.client("ec2")
-    plan = build_plan(discover(ec2), runtime.region, scenario.waves.max_instances, defaults,
+    plan = build_plan(discover(ec2, runtime.client("eks")), runtime.region, scenario.waves.max_instances, defaults,
                       al2023_images=latest_al2023_images(runtime.client("ssm"), ec2))
     store_plan(runtime.client("dynamodb"), AUDIT_TABLE, plan)
     return plan
