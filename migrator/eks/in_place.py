@@ -36,6 +36,7 @@ from migrator.eks.nodegroup import (
     is_ready,
     node_checks,
     nodes_of,
+    opted_in_nodegroup,
     refusal_checks,
     require_daemonsets,
     set_node,
@@ -81,12 +82,7 @@ def update_path(ec2, group: dict) -> tuple[str, str, dict | None]:
 def preflight(c: Clients, request: InPlaceInput, execution: str, tag_key: str, tag_value: str) -> InPlacePreflight:
     """Every check runs; all failures are reported together, before any change."""
     cluster = c.eks.describe_cluster(name=request.cluster_name)["cluster"]
-    group = describe_nodegroup(c.eks, request.cluster_name, request.nodegroup_name)
-    if group is None:
-        raise PreflightFailed(f"node group {request.nodegroup_name} not found in cluster {request.cluster_name}")
-    if (group.get("tags") or {}).get(tag_key) != tag_value:
-        raise PreflightFailed(f"node group {request.nodegroup_name} is not tagged {tag_key}={tag_value}; "
-                              "the migration may only change tagged node groups")
+    group = opted_in_nodegroup(c, request.cluster_name, request.nodegroup_name, tag_key, tag_value)
     path, reason, data = update_path(c.ec2, group)
     if path != IN_PLACE:
         raise PreflightFailed(f"{request.target} takes the blue/green path, not this one: {reason}; "

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from migrator.eks.models import CLUSTER_NAME, NAME
+from migrator.eks.models import CLUSTER_NAME, NAME, DeleteBarePods, DeleteEmptyDirData, ImdsHopLimit, PdbBlocks
 from migrator.eks.results import Check, Rollback
 from migrator.failures import Caught
 from migrator.fields import ApprovalTimeout
@@ -17,18 +17,13 @@ class InPlaceInput(BaseModel):
     cluster_name: str = Field(pattern=CLUSTER_NAME, description="the EKS cluster")
     nodegroup_name: str = Field(pattern=NAME, description="the managed node group whose launch template names a "
                                                           "custom AL2 AMI")
-    imds_hop_limit: Literal[1, 2] = Field(
-        default=1, description="1 keeps pods off the node's credentials; 2 only for pods that need IMDS "
-                               "(prefer EKS Pod Identity or IRSA)")
+    imds_hop_limit: ImdsHopLimit
     force: bool = Field(default=False, description="EKS's `force`: pods a disruption budget keeps are deleted "
                                                    "after EKS's 15 minutes instead of failing the update "
                                                    "(the budget is then not respected)")
-    delete_bare_pods: bool = Field(default=False, description="the update evicts pods no controller recreates: "
-                                                               "they are gone for good (kubectl drain `--force`)")
-    delete_empty_dir_data: bool = Field(default=False, description="the update evicts pods with `emptyDir` "
-                                                                   "volumes: their data is lost")
-    pdb_blocks: bool = Field(default=True, description="a PodDisruptionBudget that allows no disruption at "
-                                                       "pre-flight fails the run before any change")
+    delete_bare_pods: DeleteBarePods  # EKS's update evicts them as a drain would
+    delete_empty_dir_data: DeleteEmptyDirData
+    pdb_blocks: PdbBlocks
     update_deadline_seconds: int = Field(default=7_200, ge=600, le=86_400,
                                          description="how long EKS's update (and a rollback's) may take")
     validate_deadline_seconds: int = Field(default=900, ge=60, le=86_400,

@@ -86,12 +86,7 @@ def _version(text: str) -> tuple[int, ...]:
 def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str, tag_value: str) -> Preflight:
     """Every check runs; all failures are reported together, before any change."""
     cluster = c.eks.describe_cluster(name=request.cluster_name)["cluster"]
-    old = describe_nodegroup(c.eks, request.cluster_name, request.nodegroup_name)
-    if old is None:
-        raise PreflightFailed(f"node group {request.nodegroup_name} not found in cluster {request.cluster_name}")
-    if (old.get("tags") or {}).get(tag_key) != tag_value:
-        raise PreflightFailed(f"node group {request.nodegroup_name} is not tagged {tag_key}={tag_value}; "
-                              "the migration may only change tagged node groups")
+    old = opted_in_nodegroup(c, request.cluster_name, request.nodegroup_name, tag_key, tag_value)
     base = {"cluster_version": cluster["version"], "old": request.nodegroup_name, "new": request.new_name}
     if old.get("amiType", "").startswith("AL2023"):
         return Preflight(**base, already_migrated=True, checks={"ami_type": old["amiType"]})
@@ -140,6 +135,17 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
         kubelet=kubelet_settings(user_data),
         old_launch_template=template,
     )
+
+
+def opted_in_nodegroup(c: Clients, cluster: str, name: str, tag_key: str, tag_value: str) -> dict:
+    """The node group, refused in pre-flight when it does not exist or does not carry the opt-in tag."""
+    group = describe_nodegroup(c.eks, cluster, name)
+    if group is None:
+        raise PreflightFailed(f"node group {name} not found in cluster {cluster}")
+    if (group.get("tags") or {}).get(tag_key) != tag_value:
+        raise PreflightFailed(f"node group {name} is not tagged {tag_key}={tag_value}; "
+                              "the migration may only change tagged node groups")
+    return group
 
 
 def node_checks(c: Clients, cluster: str, nodes: list, pdb_blocks: bool, check) -> None:
