@@ -21,6 +21,11 @@ def target_lower_bound(scenario: Scenario, target: str) -> float:
         return t.instance_boot + t.health_grace + t.canary_bake + approve + batches * (t.instance_boot + t.refresh_warmup)
     if kind == "standalone":
         return t.snapshot_complete + t.instance_boot + t.health_grace + 2 * approve + t.retention
+    spec = scenario.targets().get(target)
+    if getattr(spec, "ami", None) == "custom":  # in place: one gate, then EKS replaces the nodes (surge first)
+        from migrator.workstation.local.fidelity.eks_update import TERMINATE_AFTER_DRAIN_SECONDS
+
+        return approve + t.instance_boot + spec.size * (t.pod_termination + TERMINATE_AFTER_DRAIN_SECONDS)
     return t.nodegroup_create + t.instance_boot + 2 * approve + t.pod_termination + t.nodegroup_delete
 
 
