@@ -20,6 +20,7 @@ from migrator.config import EXECUTION_TAG
 from migrator.eks import drain as draining
 from migrator.eks.kube import Kube
 from migrator.eks.models import NodegroupInput
+from migrator.eks.paths import BLUE_GREEN, update_path
 from migrator.eks.results import (
     Check,
     Created,
@@ -104,6 +105,9 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
         check("kubernetes_version", False, f"no EKS-optimized AL2023 AMI for Kubernetes {cluster['version']}")
     ami_type = old.get("amiType", "")
     check("al2_node_group", ami_type.startswith("AL2_") or ami_type == "CUSTOM", f"amiType {ami_type}")
+    path, reason, _ = update_path(c.ec2, old)  # informs only: a custom-AMI group may also go blue/green
+    check("path", True, reason if path == BLUE_GREEN else f"{reason}; blue/green as asked (eks-in-place would "
+                                                          "keep the group)")
     nodes = nodes_of(c.kube, request.nodegroup_name)
     node_checks(c, request.cluster_name, nodes, request.pdb_blocks, check)
     _check_new_name(c, request, execution, check)
