@@ -40,6 +40,7 @@ class Access(str, Enum):
     DNS_READ = "dns-read"
     HEALTH_SCRIPT = "health-script"
     HEALTH_SCRIPT_READ = "health-script-read"
+    HOST_SCAN_READ = "host-scan-read"  # the scan's static side: user data, the MetadataNoToken metric
     EKS_READ = "eks-read"
     NODEGROUP_WRITE = "nodegroup-write"
     PLAN_READ = "plan-read"
@@ -143,6 +144,16 @@ APPROVALS_API = LambdaTask("approvals.api",
 APPROVALS_REMINDER = LambdaTask("approvals.reminder", "Remind once of each pending approval that expires soon",
                                 frozenset({Access.APPROVALS}))
 
+# The compatibility scan and the parity check: the same three functions in the standalone and group workflows.
+START_SCAN = LambdaTask("compat.start_scan", "Send the read-only host scan through SSM Run Command",
+                        _BASE | {Access.ASG_READ, Access.HEALTH_SCRIPT, Access.IDEMPOTENCY})  # a group's oldest
+CHECK_COMPATIBILITY = LambdaTask(
+    "compat.check_compatibility", "The old host's AL2023 findings; blockers refuse the run before any change",
+    _BASE | {Access.ASG_READ, Access.HEALTH_SCRIPT_READ, Access.HOST_SCAN_READ})  # the template's user data
+CHECK_PARITY = LambdaTask("compat.check_parity", "The new host against the old: services, ports, cron, mounts",
+                          _BASE | {Access.HEALTH_SCRIPT_READ})
+COMPATIBILITY_TASKS = (START_SCAN, CHECK_COMPATIBILITY, CHECK_PARITY)
+
 ASG_ROLLOUT = Workflow(
     name="asg-rollout",
     asl_file="asg_rollout.asl.json",
@@ -167,6 +178,7 @@ ASG_ROLLOUT = Workflow(
                    _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.CANARY_RELEASE, Access.REFRESH_WRITE}),
         LambdaTask("asg.check_rollback", "Wait until every instance runs the old version again",
                    _BASE | {Access.ASG_READ}),
+        *COMPATIBILITY_TASKS,
         REQUEST_APPROVAL,
     ),
 )
@@ -204,6 +216,7 @@ STANDALONE_EC2 = Workflow(
                    _BASE | {Access.INSTANCE_READ, Access.INSTANCE_WRITE, Access.SNAPSHOT_WRITE, Access.IDEMPOTENCY}),
         LambdaTask("standalone.keep_old_instance", "Decommission unanswered: keep the old instance stopped, ask",
                    _BASE | {Access.INSTANCE_READ, Access.INSTANCE_WRITE, Access.IDEMPOTENCY}),
+        *COMPATIBILITY_TASKS,
         REQUEST_APPROVAL,
     ),
 )

@@ -298,6 +298,14 @@ class TaskPermissions:
             ]
         if access is Access.HEALTH_SCRIPT_READ:
             return [_stmt(["ssm:GetCommandInvocation"], [ANY], why=NO_RESOURCE_LEVEL)]
+        if access is Access.HOST_SCAN_READ:
+            return [
+                _stmt(["ec2:DescribeInstanceAttribute"], [INSTANCES], conditions=tagged,
+                      why="the user data of instances carrying the migration tag"),
+                _stmt(["cloudwatch:GetMetricStatistics"], [ANY],
+                      why="the MetadataNoToken metric of the scanned instance (IMDSv1 calls); "
+                          "GetMetricStatistics has no resource-level permissions"),
+            ]
         clusters, nodegroups = self._eks_clusters(), self._eks_nodegroups()
         # Cluster and node group names come from the execution input; cdk.json eks_clusters narrows the clusters.
         eks_why = "clusters and node groups are named in the execution input; node group ARNs end in an ID"

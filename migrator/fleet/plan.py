@@ -308,6 +308,12 @@ def plan_table(plan: dict) -> str:
                                                        else " (default)"),
                          target.get("wave_reason", "")))
     lines.append(format_table(rows))
+    scanned = [t for wave in plan["waves"] for t in wave["targets"] if "compatibility" in t]
+    if scanned:  # plan --compatibility
+        rows = [("target", "blockers", "warnings")]
+        rows += [(t["target"], "; ".join(t["compatibility"]["blockers"]) or "none",
+                  str(len(t["compatibility"]["warnings"]))) for t in scanned]
+        lines += ["", "AL2023 compatibility (a blocker refuses the target in pre-flight):", format_table(rows)]
     s = plan["summary"]
     lines.append(f"\n{s['to_migrate']} AL2 instances to migrate in {s['waves']} waves; "
                  f"{s['already_al2023']} already on AL2023, {s['excluded']} excluded, "

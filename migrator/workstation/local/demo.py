@@ -30,6 +30,7 @@ def rollout_input(spec: AutoScalingGroupSpec, scenario: Scenario) -> dict:
         "canary_bake_seconds": int(scenario.timings.canary_bake),
         "instance_warmup_seconds": int(scenario.timings.refresh_warmup),
         "approval_timeout_seconds": int(scenario.approvals.timeout),
+        **spec.input,  # the scenario's rehearsal of operator choices
     }
 
 
@@ -53,7 +54,7 @@ def migration_input(built: BuiltInstance, scenario: Scenario) -> dict:
     }
     if built.spec.health_script:
         payload["health_script"] = HEALTH_SCRIPT
-    return payload
+    return {**payload, **built.spec.input}  # the scenario's rehearsal of operator choices
 
 
 def start_targets(runtime: LocalRuntime) -> list[Run]:

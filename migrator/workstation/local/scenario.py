@@ -37,6 +37,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _known_input_fields(given: dict, model: type[BaseModel], what: str) -> None:
+    """A target's `input:` names fields of its workflow's input; their values are the workflow's to judge
+    (a rehearsed mistake fails in its first state)."""
+    unknown = sorted(set(given) - set(model.model_fields))
+    if unknown:
+        raise ValueError(f"input: {unknown[0]} is not a field of the {what}'s input")
+
+
 class Clock(_Strict):
     """Kept so version-1 scenarios still load: simulated time no longer follows real
     time (docs/scenarios.md), so `speed` has no effect."""
@@ -80,6 +88,7 @@ class HostSpec(_Strict):
     ports: list[int] = Field(default_factory=list)  # listening TCP
     cron: list[str] = Field(default_factory=list)
     imds_v1_calls: float = Field(default=0, ge=0)  # MetadataNoToken per hour
+    ssm: bool = True  # false: no SSM agent or no instance profile for it, Run Command cannot reach the host
 
 
 class AutoScalingGroupSpec(_Strict):
@@ -95,9 +104,13 @@ class AutoScalingGroupSpec(_Strict):
     expect: Outcome | None = None  # overrides the default rule of expected_outcome
     min_size: int | None = Field(default=None, ge=0, le=1000)  # default: size
     max_size: int | None = Field(default=None, ge=1, le=1000)  # default: size
+    input: dict[str, Any] = Field(default_factory=dict)  # merged into the execution input the runtime sends
 
     @model_validator(mode="after")
     def _bounds(self):
+        from migrator.asg.models import RolloutInput
+
+        _known_input_fields(self.input, RolloutInput, "group rollout")
         self.min_size = self.size if self.min_size is None else self.min_size
         self.max_size = self.size if self.max_size is None else self.max_size
         if self.min_size > self.size:
@@ -129,9 +142,13 @@ class StandaloneSpec(_Strict):
     os: Literal["al2", "al2023"] = "al2"
     host: HostSpec | None = None
     expect: Outcome | None = None  # overrides the default rule of expected_outcome
+    input: dict[str, Any] = Field(default_factory=dict)  # merged into the execution input the runtime sends
 
     @model_validator(mode="after")
     def _one_address(self):
+        from migrator.standalone.models import MigrationInput
+
+        _known_input_fields(self.input, MigrationInput, "standalone migration")
         if self.elastic_ip and self.dns:
             raise ValueError("an instance is cut over by elastic_ip or by dns, not both")
         if self.dns_public and not self.dns:
@@ -158,12 +175,9 @@ class NodegroupSpec(_Strict):
 
     @model_validator(mode="after")
     def _input_fields_exist(self):
-        # values are the workflow's to judge (a rehearsed mistake fails in its first state); names are checked here
         from migrator.eks.models import NodegroupInput
 
-        unknown = sorted(set(self.input) - set(NodegroupInput.model_fields))
-        if unknown:
-            raise ValueError(f"input: {unknown[0]} is not a field of the node group migration's input")
+        _known_input_fields(self.input, NodegroupInput, "node group migration")
         return self
 
 

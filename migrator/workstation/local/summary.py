@@ -83,6 +83,8 @@ def summarize(runtime: LocalRuntime, results: dict[str, dict], wall_seconds: flo
         if target["kind"] == "standalone":  # how long its address answered no writes, by design
             freezes = runtime.fidelity.observations.write_freezes.get(target["target"], [])
             target["write_freeze_seconds"] = round(sum(freezes), 1)
+        if target["kind"] in ("standalone", "asg"):
+            target.update(_host_checks(runtime, target["execution_arn"]))
     instances = {"total": 0, "migrated": 0, "rolled_back": 0, "failed": 0}
     for target in targets:
         instances["total"] += target["instances"]
@@ -106,6 +108,19 @@ def summarize(runtime: LocalRuntime, results: dict[str, dict], wall_seconds: flo
         "expectations": {"ok": not mismatches, "mismatches": mismatches},
         "invariants": {"ok": not violations, "violations": violations},
     }
+
+
+def _host_checks(runtime: LocalRuntime, execution_arn: str) -> dict:
+    """`compatibility` {blockers, warnings} once the scan read the old host, and `parity` {missing}
+    once a replacement was compared with it, as the workflow recorded them in the audit trail."""
+    found = {}
+    for record in read_trail(runtime.client("dynamodb"), AUDIT_TABLE, execution_arn):
+        detail = record["detail"]
+        if record["action"] == "compatibility-checked":
+            found["compatibility"] = {"blockers": detail["blockers"], "warnings": detail["warnings"]}
+        elif record["action"] == "parity-checked":
+            found["parity"] = {"missing": detail["missing"]}
+    return found
 
 
 def _desired(runtime: LocalRuntime, target: str) -> dict:
