@@ -43,6 +43,7 @@ class Access(str, Enum):
     HOST_SCAN_READ = "host-scan-read"  # the scan's static side: user data, the MetadataNoToken metric
     EKS_READ = "eks-read"
     NODEGROUP_WRITE = "nodegroup-write"
+    NODEGROUP_UPDATE = "nodegroup-update"  # UpdateNodegroupVersion and the new launch-template version it names
     PLAN_READ = "plan-read"
     EXECUTION_READ = "execution-read"
     APPROVALS = "approvals"
@@ -116,6 +117,7 @@ class Workflow:
     tasks: tuple[LambdaTask, ...]
     gates: tuple[str, ...] = ()  # approval gates, named as in the ASL's approval messages
     children: tuple["Workflow", ...] = ()  # state machines it starts, as ${<Name>StateMachineArn}
+    kind: str = ""  # the summary's and the plan's `kind` of its targets, when not the target's first word
 
     @property
     def arn_substitution(self) -> str:
@@ -245,11 +247,32 @@ EKS_NODEGROUP = Workflow(
     ),
 )
 
+EKS_IN_PLACE = Workflow(
+    name="eks-in-place",
+    asl_file="eks_in_place.asl.json",
+    gates=(gates.BEFORE_UPDATE,),
+    kind="eks-in-place",
+    tasks=(
+        _validate_input("eks_in_place", "in-place node group update"),
+        LambdaTask("eks_in_place.preflight", "The path a node group takes and why; AMI, VPC CNI, runtime, budgets",
+                   _KUBE),
+        LambdaTask("eks_in_place.create_version", "New launch-template version: AL2023 AMI, nodeadm, IMDSv2",
+                   _KUBE | {Access.NODEGROUP_UPDATE, Access.IDEMPOTENCY}),
+        LambdaTask("eks_in_place.start_update", "UpdateNodegroupVersion to the new launch-template version",
+                   _KUBE | {Access.NODEGROUP_UPDATE, Access.IDEMPOTENCY}),
+        LambdaTask("eks_in_place.follow_update", "Poll EKS's update until it ends", _KUBE),
+        LambdaTask("eks_in_place.validate", "Nodes Ready on AL2023, DaemonSets, budgets met", _KUBE),
+        LambdaTask("eks_in_place.rollback", "Update back to the previous version, uncordon what EKS cordoned",
+                   _KUBE | {Access.NODEGROUP_UPDATE, Access.KUBERNETES_NODE_PATCH}),
+        REQUEST_APPROVAL,
+    ),
+)
+
 FLEET = Workflow(
     name="fleet",
     asl_file="fleet.asl.json",
     gates=(gates.START,),
-    children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP),
+    children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE),
     tasks=(
         LambdaTask("fleet.load_wave", "Validate a wave's input and read its targets from the plan",
                    frozenset({Access.PLAN_READ, Access.EXECUTION_READ})),
@@ -259,7 +282,7 @@ FLEET = Workflow(
 )
 
 # Children before the workflows that start them: the stack creates them in this order.
-WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, FLEET)
+WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE, FLEET)
 
 
 _SUBSTITUTION = re.compile(r"\$\{(\w+)\}")

@@ -17,14 +17,16 @@ from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family
 from migrator.config import AL2023_AMI_PARAMETER, DEFAULT_MIGRATION_TAG
 from migrator.tables import format_table
-from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, STANDALONE_EC2
+from migrator.workflows import ASG_ROLLOUT, EKS_IN_PLACE, EKS_NODEGROUP, STANDALONE_EC2
 
 WAVE_TAG = "al2023-migration:wave"  # an explicit wave number (0 is the canary wave)
 CRITICALITY_TAG = "al2023-migration:criticality"  # low | medium | high
 DNS_TAG = "al2023-migration:dns"  # "<hosted zone id>/<record name>" for a DNS cutover
 ALARMS_TAG = "al2023-migration:alarms"  # comma-separated CloudWatch alarms that must stay OK
 EXCLUDE_VALUE = "exclude"  # the migration tag's value that keeps an instance out of every plan
-KIND_WORKFLOW = {"asg": ASG_ROLLOUT.name, "standalone": STANDALONE_EC2.name, "eks": EKS_NODEGROUP.name}
+KIND_WORKFLOW = {"asg": ASG_ROLLOUT.name, "standalone": STANDALONE_EC2.name, "eks": EKS_NODEGROUP.name,
+                 EKS_IN_PLACE.kind: EKS_IN_PLACE.name}
+KIND_ORDER = ("standalone", "asg", "eks", EKS_IN_PLACE.kind)  # the canary wave's and the plan table's order
 CRITICALITY_RANK = {"low": 0, "medium": 1, "high": 2}
 DEFAULT_MAX_INSTANCES_PER_WAVE = 50
 
@@ -43,6 +45,7 @@ class Target:
     images: dict[str, str] = field(default_factory=dict)  # current AMI id -> name
     wave_reason: str = ""  # set by make_waves
     architecture: str = "x86_64"
+    path_reason: str = ""  # a node group's: why it takes its workflow (in place or blue/green)
 
     def as_dict(self, plan_id: str, wave: int) -> dict:
         slug = re.sub(r"[^A-Za-z0-9-]", "-", self.target)
@@ -61,6 +64,7 @@ class Target:
             "current_ami": [{"id": i, "name": n} for i, n in sorted(self.images.items())],
             "criticality_from": f"tag {CRITICALITY_TAG}" if self.criticality_tagged else "default (no tag)",
             "wave_reason": self.wave_reason,
+            **({"path_reason": self.path_reason} if self.path_reason else {}),
         }
 
 
@@ -108,7 +112,25 @@ def discover(ec2, eks=None, tag_key: str = DEFAULT_MIGRATION_TAG["key"]) -> Inve
     inventory.api_calls["describe_addresses"] += 1
     for instance in instances:
         _classify(instance, images, addresses, inventory, tag_key)
+    if eks is not None:
+        _route_nodegroups(ec2, eks, inventory)
     return inventory
+
+
+def _route_nodegroups(ec2, eks, inventory: Inventory) -> None:
+    """A managed node group whose launch template names a custom AMI is updated in place (eks-in-place);
+    any other takes the blue/green workflow. Each target says why."""
+    from migrator.eks.in_place import IN_PLACE, update_path
+
+    for target in inventory.targets.values():
+        if target.kind != "eks":
+            continue
+        group = eks.describe_nodegroup(clusterName=target.input["cluster_name"],
+                                       nodegroupName=target.input["nodegroup_name"])["nodegroup"]
+        inventory.api_calls["describe_nodegroup"] += 1
+        path, target.path_reason, _ = update_path(ec2, group)
+        if path == IN_PLACE:
+            target.kind = EKS_IN_PLACE.kind
 
 
 def _classify(instance: dict, images: dict, addresses: dict, inventory: Inventory, tag_key: str) -> None:
@@ -202,7 +224,7 @@ def make_waves(targets: list[Target], max_instances: int = DEFAULT_MAX_INSTANCES
     order = sorted(untagged, key=lambda t: (CRITICALITY_RANK.get(t.criticality, 1), t.instances, t.target))
     canary = []
     if not tagged.get(0):
-        for kind in ("standalone", "asg", "eks"):
+        for kind in KIND_ORDER:
             first = next((t for t in order if t.kind == kind), None)
             if first:
                 canary.append(first)
@@ -237,6 +259,8 @@ def build_plan(inventory: Inventory, region: str, max_instances: int = DEFAULT_M
     def target_ami(target: Target):
         if target.kind == "eks":
             return "the EKS-optimized AL2023 AMI of the cluster's version (AMI type AL2023_*)"
+        if target.kind == EKS_IN_PLACE.kind:
+            return "the EKS-optimized AL2023 AMI of the cluster's version, in a new launch-template version"
         return al2023_images.get(target.architecture) or (
             f"the value of {AL2023_AMI_PARAMETER.get(target.architecture, '?')} when the target starts")
     created = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
@@ -284,7 +308,7 @@ def build_plan(inventory: Inventory, region: str, max_instances: int = DEFAULT_M
 
 def plan_table(plan: dict) -> str:
     """Instances per kind and wave, then every target with what a reviewer needs."""
-    kinds = ("standalone", "asg", "eks")
+    kinds = KIND_ORDER
     rows = [("wave", "targets", *(f"{k} instances" for k in kinds), "instances")]
     for wave in plan["waves"]:
         per_kind = Counter()
@@ -298,8 +322,8 @@ def plan_table(plan: dict) -> str:
         for target in wave["targets"]:
             current = ", ".join(f"{a['name'] or '?'} ({a['id']})" for a in target.get("current_ami", []))
             new = target.get("target_ami")
-            new = f"{new['name']} ({new['id']})" if isinstance(new, dict) else "at start (SSM)" if target[
-                "kind"] != "eks" else "EKS AL2023 AMI type"
+            new = f"{new['name']} ({new['id']})" if isinstance(new, dict) else "at start (SSM)" if not target[
+                "kind"].startswith("eks") else "EKS AL2023 AMI type" if target["kind"] == "eks" else "EKS AL2023 AMI"
             ids = target.get("instance_ids", [])
             rows.append((wave["name"], target["target"], target.get("name") or "-",
                          ", ".join(ids) if len(ids) <= 2 else f"{len(ids)} ({ids[0]}, ...)", current, new,

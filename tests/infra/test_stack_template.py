@@ -25,7 +25,7 @@ from stacks.permissions import VPC_ATTACH_ACTIONS, TaskPermissions
 ALL_TASKS = {task.name: task for workflow in WORKFLOWS for task in workflow.tasks}
 WRITE_BUNDLES = {Access.LAUNCH_TEMPLATE_WRITE, Access.ASG_WRITE, Access.REFRESH_WRITE, Access.SNAPSHOT_WRITE,
                  Access.INSTANCE_LAUNCH, Access.INSTANCE_WRITE, Access.ADDRESS_WRITE, Access.HEALTH_SCRIPT,
-                 Access.NODEGROUP_WRITE}
+                 Access.NODEGROUP_WRITE, Access.NODEGROUP_UPDATE}
 # Changes a role may hold only when one of these bundles of its task asks for them.
 GRANTED_ONLY_BY = {
     "eks:CreateNodegroup": {Access.NODEGROUP_WRITE},
@@ -34,7 +34,8 @@ GRANTED_ONLY_BY = {
     "ec2:CreateLaunchTemplate": {Access.NODEGROUP_WRITE},
     "ec2:RunInstances": {Access.INSTANCE_LAUNCH, Access.ASG_WRITE, Access.REFRESH_WRITE},
     "ec2:TerminateInstances": {Access.INSTANCE_WRITE, Access.CANARY_RELEASE},
-    "ec2:CreateLaunchTemplateVersion": {Access.LAUNCH_TEMPLATE_WRITE},
+    "ec2:CreateLaunchTemplateVersion": {Access.LAUNCH_TEMPLATE_WRITE, Access.NODEGROUP_UPDATE},
+    "eks:UpdateNodegroupVersion": {Access.NODEGROUP_UPDATE},
     "autoscaling:StartInstanceRefresh": {Access.REFRESH_WRITE},
     "ssm:SendCommand": {Access.HEALTH_SCRIPT},
 }
@@ -495,7 +496,9 @@ def eks_statements(statements: list[dict]) -> dict[str, list[dict]]:
 
 EKS_RESOURCE_KINDS = {"eks:DescribeCluster": {"cluster"}, "eks:DescribeNodegroup": {"nodegroup"},
                       "eks:DescribeAddon": {"addon"}, "eks:CreateNodegroup": {"cluster", "nodegroup"},
-                      "eks:DeleteNodegroup": {"nodegroup"}, "eks:TagResource": {"nodegroup"}}
+                      "eks:DeleteNodegroup": {"nodegroup"}, "eks:TagResource": {"nodegroup"},
+                      "eks:UpdateNodegroupVersion": {"nodegroup"}, "eks:DescribeUpdate": {"cluster", "nodegroup"},
+                      "eks:ListUpdates": {"cluster"}}
 
 
 def assert_eks_statements_on(statements: list[dict], clusters: list[str], tag: dict) -> None:
@@ -511,7 +514,7 @@ def assert_eks_statements_on(statements: list[dict], clusters: list[str], tag: d
                 assert statement["Condition"] == {"Null": {f"aws:RequestTag/{config.EXECUTION_TAG}": "false"}}
             elif action == "eks:CreateNodegroup":  # only groups that get the opt-in tag
                 assert statement["Condition"] == {"StringEquals": {f"aws:RequestTag/{tag['key']}": tag["value"]}}
-            elif action == "eks:DeleteNodegroup":  # only groups that carry it: never another team's
+            elif action in ("eks:DeleteNodegroup", "eks:UpdateNodegroupVersion"):  # only groups that carry it
                 assert statement["Condition"] == {"StringEquals": {f"aws:ResourceTag/{tag['key']}": tag["value"]}}
             else:
                 assert "Condition" not in statement, statement
@@ -525,7 +528,8 @@ def test_eks_actions_without_configured_clusters_cover_the_accounts_clusters():
     stack = Stack(App(), "Eks")
     role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     TaskPermissions(key=EncryptionKey(stack, "Key"), tables=None, notifications=None, tag_key="k", tag_value="v",
-                    ).apply(role, frozenset({Access.EKS_READ, Access.NODEGROUP_WRITE, Access.KUBERNETES}))
+                    ).apply(role, frozenset({Access.EKS_READ, Access.NODEGROUP_WRITE, Access.NODEGROUP_UPDATE,
+                                             Access.KUBERNETES}))
     (policy,) = Template.from_stack(stack).find_resources("AWS::IAM::Policy").values()
     assert_eks_statements_on(policy["Properties"]["PolicyDocument"]["Statement"], ["*"], {"key": "k", "value": "v"})
 
@@ -571,7 +575,7 @@ def test_one_access_entry_per_cluster_and_kubernetes_task_role_in_the_groups_of_
     groups = {name: kubernetes_groups(t.access) for name, t in ALL_TASKS.items() if Access.KUBERNETES in t.access}
     assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_EVICT] in g} == {"eks_drain"}
     assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_NODE_PATCH] in g} == {
-        "eks_taint_old", "eks_drain", "eks_rollback"}
+        "eks_taint_old", "eks_drain", "eks_rollback", "eks_in_place_rollback"}
     assert all(g[0] == KUBERNETES_GROUP for g in groups.values())
 
 

@@ -4,13 +4,14 @@ import json
 import re
 
 from migrator.asg.results import RolloutState
+from migrator.eks.in_place_models import InPlaceState
 from migrator.eks.results import NodegroupState
 from migrator.fleet.waves import TargetRun, WaveState
 from migrator.standalone.results import MigrationState
-from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, FLEET, STANDALONE_EC2, WORKFLOWS
+from migrator.workflows import ASG_ROLLOUT, EKS_IN_PLACE, EKS_NODEGROUP, FLEET, STANDALONE_EC2, WORKFLOWS
 
 STATE_MODELS = {ASG_ROLLOUT.name: RolloutState, STANDALONE_EC2.name: MigrationState,
-                EKS_NODEGROUP.name: NodegroupState, FLEET.name: WaveState}
+                EKS_NODEGROUP.name: NodegroupState, EKS_IN_PLACE.name: InPlaceState, FLEET.name: WaveState}
 # A Map's iterations have their own state: what its ItemSelector builds.
 ITERATION_MODELS = {(FLEET.name, "RunTargets"): TargetRun}
 

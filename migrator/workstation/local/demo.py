@@ -16,7 +16,7 @@ from migrator.workstation.local.fleet import BuiltInstance, BuiltNodegroup
 from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime, Run
 from migrator.workstation.local.scenario import DEFAULT_SEED, AutoScalingGroupSpec, Scenario
 from migrator.workstation.local.summary import summarize
-from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, FLEET, STANDALONE_EC2, WORKFLOWS
+from migrator.workflows import ASG_ROLLOUT, EKS_IN_PLACE, EKS_NODEGROUP, FLEET, STANDALONE_EC2, WORKFLOWS
 
 WORKFLOWS_BY_NAME = {workflow.name: workflow for workflow in WORKFLOWS}
 
@@ -44,6 +44,22 @@ def nodegroup_input(built: BuiltNodegroup, scenario: Scenario) -> dict:
     }
 
 
+def in_place_input(built: BuiltNodegroup, scenario: Scenario) -> dict:
+    return {
+        "cluster_name": built.cluster.name,
+        "nodegroup_name": built.spec.name,
+        "approval_timeout_seconds": int(scenario.approvals.timeout),
+        **built.spec.input,  # the scenario's rehearsal of operator choices
+    }
+
+
+def nodegroup_run(built: BuiltNodegroup, scenario: Scenario) -> tuple:
+    """The workflow a node group takes and its input: in place when its launch template names a custom AMI."""
+    if built.spec.ami == "custom":
+        return EKS_IN_PLACE, in_place_input(built, scenario)
+    return EKS_NODEGROUP, nodegroup_input(built, scenario)
+
+
 def migration_input(built: BuiltInstance, scenario: Scenario) -> dict:
     payload = {
         "instance_id": built.instance_id,
@@ -63,10 +79,9 @@ def start_targets(runtime: LocalRuntime) -> list[Run]:
 
 
 def _start_targets(runtime: LocalRuntime) -> list[Run]:
-    runs = [
-        runtime.start_execution(EKS_NODEGROUP, built.target, nodegroup_input(built, runtime.scenario))
-        for built in runtime.fleet.nodegroups.values()
-    ]
+    runs = [runtime.start_execution(workflow, built.target, payload)
+            for built in runtime.fleet.nodegroups.values()
+            for workflow, payload in [nodegroup_run(built, runtime.scenario)]]
     runs += [
         runtime.start_execution(STANDALONE_EC2, built.spec.target, migration_input(built, runtime.scenario))
         for built in runtime.fleet.instances.values()
@@ -87,9 +102,10 @@ def plan_fleet(runtime: LocalRuntime) -> dict:
                 "instance_warmup_seconds": int(scenario.timings.refresh_warmup)},
         "standalone": {**timeout, "retention_seconds": int(scenario.timings.retention)},
         "eks": timeout,
+        EKS_IN_PLACE.kind: timeout,
     }
     ec2 = runtime.client("ec2")
-    plan = build_plan(discover(ec2), runtime.region, scenario.waves.max_instances, defaults,
+    plan = build_plan(discover(ec2, runtime.client("eks")), runtime.region, scenario.waves.max_instances, defaults,
                       al2023_images=latest_al2023_images(runtime.client("ssm"), ec2))
     store_plan(runtime.client("dynamodb"), AUDIT_TABLE, plan)
     return plan

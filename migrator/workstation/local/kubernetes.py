@@ -38,6 +38,7 @@ class Node:
     created_at: float
     unschedulable: bool = False
     annotations: dict = field(default_factory=dict)
+    ready: bool = True  # the kubelet reports Ready
 
 
 @dataclass
@@ -90,6 +91,8 @@ class NodegroupNodes:
     runtime: str
     registered_at: float | None  # instances booted and joined
     removed_at: float | None = None  # instances terminated (group deleted)
+    names: list[str] | None = None  # these nodes by name (a group whose nodes are replaced one by one), not `size`
+    ready: bool = True  # False: they join but never turn Ready
 
 
 class SimCluster:
@@ -154,9 +157,8 @@ class SimCluster:
                 continue
             if group.removed_at is not None and now >= group.removed_at:
                 continue
-            for index in range(group.size):
-                digest = hashlib.sha256(f"{self.name}/{group.name}/{index}".encode()).hexdigest()
-                name = f"ip-10-{int(digest[:2], 16)}-{int(digest[2:4], 16)}-{int(digest[4:6], 16)}.ec2.internal"
+            for index, name in enumerate(group.names if group.names is not None
+                                         else [node_name(self.name, group.name, i) for i in range(group.size)]):
                 wanted[name] = (group, index)
         for name in set(self.nodes) - set(wanted):
             del self.nodes[name]
@@ -170,7 +172,7 @@ class SimCluster:
                 labels = {**group.labels, "eks.amazonaws.com/nodegroup": group.name,
                           "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
                 self.nodes[name] = Node(name, group.name, labels, [dict(t) for t in group.taints],
-                                        group.os_image, group.runtime, now)
+                                        group.os_image, group.runtime, now, ready=group.ready)
 
     def _new_pod(self, workload: Workload, now: float, node: str | None = None) -> Pod:
         self._sequence += 1
@@ -182,8 +184,8 @@ class SimCluster:
 
     def _sync_daemonset(self, workload: Workload, now: float) -> None:
         covered = {p.node for p in self.pods.values() if p.workload == workload.name}
-        for name in self.nodes:
-            if name not in covered:
+        for name, node in self.nodes.items():
+            if name not in covered and node.ready:
                 self._new_pod(workload, now, node=name)  # DaemonSet pods tolerate every taint
 
     def _sync_deployment(self, workload: Workload, now: float) -> None:
@@ -201,7 +203,7 @@ class SimCluster:
         return all(node.labels.get(k) == v for k, v in wanted.items())
 
     def schedulable(self, node: Node) -> bool:
-        return not node.unschedulable and not any(
+        return node.ready and not node.unschedulable and not any(
             t.get("effect") in ("NoSchedule", "NoExecute") for t in node.taints)
 
     def _schedule(self, now: float) -> None:
@@ -274,6 +276,20 @@ class SimCluster:
             self.reconcile()
             return 201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201, "metadata": {}}
 
+    def delete_pod(self, namespace: str, name: str) -> None:
+        """A DELETE of the pod (no budget check), as a forced drain does: it terminates over its grace period."""
+        with self.lock:
+            pod = self.pods.get((namespace, name))
+            if pod is None or pod.deleting_at is not None:
+                return
+            pod.deleting_at = self.clock.now() + self.pod_termination
+            workload = self.workloads[pod.workload]
+            if workload.bare:
+                self.evicted_bare.append(f"{pod.namespace}/{pod.name}")
+            if workload.empty_dir:
+                self.evicted_empty_dir.append(f"{pod.namespace}/{pod.name}")
+            self.reconcile()
+
     # --- Kubernetes objects ------------------------------------------------------------
 
     def node_object(self, node: Node) -> dict:
@@ -284,7 +300,8 @@ class SimCluster:
             "spec": {"taints": node.taints or None, "unschedulable": node.unschedulable or None,
                      "providerID": f"aws:///us-east-1a/i-{uid(node.name)[:17]}"},
             "status": {
-                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                "conditions": [{"type": "Ready", "status": "True" if node.ready else "False",
+                                "reason": "KubeletReady" if node.ready else "KubeletNotReady",
                                 "lastHeartbeatTime": iso(self.clock.now()), "lastTransitionTime": iso(node.created_at)}],
                 "nodeInfo": {"osImage": node.os_image, "containerRuntimeVersion": node.runtime,
                              "kubeletVersion": f"v{self.version}.0-eks", "kubeProxyVersion": f"v{self.version}.0-eks",
@@ -342,6 +359,12 @@ class SimCluster:
 
 
 TAINT_FIELDS = ("key", "value", "effect", "timeAdded")
+
+
+def node_name(cluster: str, nodegroup: str, index: int) -> str:
+    """The name of a node group's `index`th node, as EC2 private DNS names look."""
+    digest = hashlib.sha256(f"{cluster}/{nodegroup}/{index}".encode()).hexdigest()
+    return f"ip-10-{int(digest[:2], 16)}-{int(digest[2:4], 16)}-{int(digest[4:6], 16)}.ec2.internal"
 
 
 def _stored_taint(taint: dict) -> dict:

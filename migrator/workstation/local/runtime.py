@@ -146,6 +146,7 @@ class LocalRuntime:
         if self.scenario.eks_clusters:
             self.kubernetes = KubernetesApi()
             self.kubernetes.start()
+            self.fidelity.eks.updates.clusters = self.kubernetes.clusters  # EKS's own update drains through it
             self.fidelity.ssm.publish_eks_ami_parameters({c.version for c in self.scenario.eks_clusters})
         with self.fidelity.ec2.launching_at(self.clock.now() - PRE_EXISTING_AGE):  # long running, booted and healthy
             self.fleet = build_fleet(self.scenario, self.client, config.DEFAULT_MIGRATION_TAG, self._make_cluster)

@@ -17,6 +17,9 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 ASG_STEPS = {"canary": {"unhealthy", "alarm"}, "refresh": {"unhealthy", "alarm", "error"}}
 ASG_EVENT_POINTS = ("canary", "before-refresh", "refresh")  # a group's steps and its gate
 EKS_STEPS = {"create": {"error"}, "drain": {"pdb-blocked"}}
+# a group updated in place (`ami: custom`): EKS's own update (new nodes never Ready, a budget blocks its drain,
+# the update fails at once)
+IN_PLACE_STEPS = {"update": {"unhealthy", "pdb-blocked", "error"}}
 STANDALONE_STEPS = {"snapshot": {"error"}, "validate": {"unhealthy", "alarm"}, "cutover": {"error", "unhealthy", "alarm"},
                     # the final sync at the cutover: quiesce commands fail, moving the data volumes
                     # fails, the verification on the replacement fails
@@ -166,6 +169,8 @@ class NodegroupSpec(_Strict):
     name: str = Field(pattern=NAME)
     size: int = Field(ge=1, le=450)
     launch_template: Literal["custom", "none"] = "none"
+    # custom: its launch template names a custom AL2 AMI (AMI type CUSTOM), so it is updated in place
+    ami: Literal["eks", "custom"] = "eks"
     container_runtime: Literal["containerd", "docker"] = "containerd"  # docker: rehearses a failed pre-flight
     os: Literal["al2", "al2023"] = "al2"
     instance_type: str = "m5.large"
@@ -175,9 +180,11 @@ class NodegroupSpec(_Strict):
 
     @model_validator(mode="after")
     def _input_fields_exist(self):
+        from migrator.eks.in_place_models import InPlaceInput
         from migrator.eks.models import NodegroupInput
 
-        _known_input_fields(self.input, NodegroupInput, "node group migration")
+        model = InPlaceInput if self.ami == "custom" else NodegroupInput
+        _known_input_fields(self.input, model, "node group migration")
         return self
 
 
@@ -275,6 +282,8 @@ class Scenario(_Strict):
             if spec is None:
                 raise ValueError(f"{where}.target: {fault.target} is not a target of this scenario")
             steps = {StandaloneSpec: STANDALONE_STEPS, NodegroupSpec: EKS_STEPS}.get(type(spec), ASG_STEPS)
+            if isinstance(spec, NodegroupSpec) and spec.ami == "custom":
+                steps = IN_PLACE_STEPS
             allowed = steps.get(fault.at or "")
             if allowed is None:
                 raise ValueError(f"{where}.at: a fault of {fault.target} is at one of {sorted(steps)}")
@@ -337,13 +346,14 @@ def _preflight_refuses(cluster: EksClusterSpec, group: NodegroupSpec) -> bool:
         return False
     consent = group.input
     pods = [w for w in cluster.workloads if not w.daemonset and w.replicas > 0]
+    blue_green = group.ami != "custom"  # an update in place keeps the group: no new name, pinned pods follow
     return (group.container_runtime == "docker"
             or _version(cluster.addons.get("vpc-cni", "v1.18.3")) < (1, 16, 2)
-            or group.input.get("new_nodegroup_name") in {g.name for g in cluster.nodegroups}
+            or blue_green and group.input.get("new_nodegroup_name") in {g.name for g in cluster.nodegroups}
             or any(w.extra_pdb for w in pods)
             or any(w.controller == "none" for w in pods) and not consent.get("delete_bare_pods")
             or any(w.empty_dir for w in pods) and not consent.get("delete_empty_dir_data")
-            or any(w.node_selector.get("eks.amazonaws.com/nodegroup") == group.name for w in pods))
+            or blue_green and any(w.node_selector.get("eks.amazonaws.com/nodegroup") == group.name for w in pods))
 
 
 def _unanswered_ok(target: str, gate: str) -> tuple[str, ...]:

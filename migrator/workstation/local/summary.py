@@ -36,7 +36,7 @@ def outcome_of(described: dict, history: list[dict]) -> str:
 
 
 def target_summary(runtime: LocalRuntime, run: Run, described: dict | None) -> dict:
-    kind = run.target.split("/", 1)[0]
+    kind = run.workflow.kind or run.target.split("/", 1)[0]
     expected = runtime.scenario.expected_outcome(run.target, run.workflow.gates, run.wave)
     if described is None:  # its wave was never approved: nothing touched it
         return {"target": run.target, "kind": kind, "instances": runtime.fleet.instance_count(run.target),
@@ -147,7 +147,8 @@ def check_invariants(runtime: LocalRuntime, targets: list[dict]) -> list[str]:
     for built in runtime.fleet.nodegroups.values():
         summary = outcomes.get(built.target)
         if summary is not None:
-            violations += _check_nodegroup(runtime, built, summary)
+            check = _check_in_place if built.spec.ami == "custom" else _check_nodegroup
+            violations += check(runtime, built, summary)
     for sim in (runtime.kubernetes.clusters.values() if runtime.kubernetes else []):
         consent = [b.spec.input for b in runtime.fleet.nodegroups.values() if b.cluster.name == sim.name]
         violations += _check_workloads(sim, bare_pods=any(i.get("delete_bare_pods") for i in consent),
@@ -330,6 +331,34 @@ def _check_nodegroup(runtime: LocalRuntime, built, summary: dict) -> list[str]:
             stuck = sorted(n.name for n in old_nodes if n.unschedulable or any(t.get("key") == "os" for t in n.taints))
             if stuck:
                 problems.append(f"{target}: nodes left cordoned or tainted after {summary['outcome']}: {stuck}")
+    return problems
+
+
+def _check_in_place(runtime: LocalRuntime, built, summary: dict) -> list[str]:
+    """A group updated in place keeps its name: migrated, every node on AL2023 from a new launch-template
+    version; otherwise on its original version, every node AL2; either way its size and nothing cordoned."""
+    target, spec = built.target, built.spec
+    if not spec.opt_in:
+        return _check_untouched(runtime, built)
+    group = runtime.client("eks").describe_nodegroup(clusterName=built.cluster.name,
+                                                     nodegroupName=spec.name)["nodegroup"]
+    migrated = summary["outcome"] == "migrated" and spec.os == "al2"
+    with built.sim.lock:
+        built.sim.reconcile()
+        nodes = [n for n in built.sim.nodes.values() if n.nodegroup == spec.name]
+        wrong_os = sorted(n.name for n in nodes if n.os_image.startswith("Amazon Linux 2023") != (
+            migrated or spec.os == "al2023"))
+        cordoned = sorted(n.name for n in nodes if n.unschedulable or not n.ready)
+    problems = []
+    version = str(group["launchTemplate"]["version"])
+    if (version != "1") != migrated:
+        problems.append(f"{target}: {summary['outcome']} but the group runs launch-template version {version}")
+    if group["status"] != "ACTIVE" or len(nodes) != spec.size:
+        problems.append(f"{target}: {group['status']} with {len(nodes)} nodes, expected ACTIVE with {spec.size}")
+    if wrong_os:
+        problems.append(f"{target}: {summary['outcome']} but nodes run the other Amazon Linux: {wrong_os[:5]}")
+    if cordoned:
+        problems.append(f"{target}: nodes left cordoned or not Ready after {summary['outcome']}: {cordoned[:5]}")
     return problems
 
 
