@@ -82,3 +82,8 @@ class QuiesceFailed(MigrationError):
 
 class SyncFailed(MigrationError):
     """The data volumes could not be moved to the replacement, or are not what the old server had."""
+
+
+class ConcurrentChange(MigrationError):
+    """Someone else changed an object the run changes (or changed back) since the run read it: nothing of
+    theirs is overwritten; an operator decides."""

@@ -12,11 +12,11 @@ from migrator.fleet.plan import build_plan, discover, latest_al2023_images
 from migrator.fleet.waves import store_plan
 from migrator.tables import format_clock
 from migrator.workstation.local.estimate import remaining_lower_bound
-from migrator.workstation.local.fleet import BuiltInstance, BuiltNodegroup
+from migrator.workstation.local.fleet import BuiltInstance, BuiltNodegroup, BuiltPool
 from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime, Run
 from migrator.workstation.local.scenario import DEFAULT_SEED, AutoScalingGroupSpec, Scenario
 from migrator.workstation.local.summary import summarize
-from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, FLEET, STANDALONE_EC2, WORKFLOWS
+from migrator.workflows import ASG_ROLLOUT, EKS_KARPENTER, EKS_NODEGROUP, FLEET, STANDALONE_EC2, WORKFLOWS
 
 WORKFLOWS_BY_NAME = {workflow.name: workflow for workflow in WORKFLOWS}
 
@@ -38,6 +38,15 @@ def nodegroup_input(built: BuiltNodegroup, scenario: Scenario) -> dict:
         "cluster_name": built.cluster.name,
         "nodegroup_name": built.spec.name,
         "launch_template": built.spec.launch_template,
+        "approval_timeout_seconds": int(scenario.approvals.timeout),
+        **built.spec.input,  # the scenario's rehearsal of operator choices
+    }
+
+
+def karpenter_input(built: BuiltPool, scenario: Scenario) -> dict:
+    return {
+        "cluster_name": built.cluster.name,
+        "nodepool_name": built.spec.nodepool,
         "approval_timeout_seconds": int(scenario.approvals.timeout),
         **built.spec.input,  # the scenario's rehearsal of operator choices
     }
@@ -65,6 +74,10 @@ def _start_targets(runtime: LocalRuntime) -> list[Run]:
     runs = [
         runtime.start_execution(EKS_NODEGROUP, built.target, nodegroup_input(built, runtime.scenario))
         for built in runtime.fleet.nodegroups.values()
+    ]
+    runs += [
+        runtime.start_execution(EKS_KARPENTER, built.target, karpenter_input(built, runtime.scenario))
+        for built in runtime.fleet.karpenter.values()
     ]
     runs += [
         runtime.start_execution(STANDALONE_EC2, built.spec.target, migration_input(built, runtime.scenario))

@@ -38,6 +38,7 @@ class Node:
     created_at: float
     unschedulable: bool = False
     annotations: dict = field(default_factory=dict)
+    ready: bool = True  # the kubelet reports Ready
 
 
 @dataclass
@@ -90,6 +91,8 @@ class NodegroupNodes:
     runtime: str
     registered_at: float | None  # instances booted and joined
     removed_at: float | None = None  # instances terminated (group deleted)
+    ready: bool = True  # False: the kubelet joined but never reports Ready
+    nodegroup_label: bool = True  # False: not a managed node group's node (e.g. Karpenter's)
 
 
 class SimCluster:
@@ -116,6 +119,9 @@ class SimCluster:
         self.daemonset_images = {"aws-node": "602401143452.dkr.ecr.us-east-1.amazonaws.com/amazon-k8s-cni:v1.18.3"}
         self._sequence = 0
         self.lock = threading.RLock()
+        # controllers running in the cluster besides the scheduler (Karpenter: local/karpenter.py); each may
+        # provide nodes() -> list[NodegroupNodes], step(now), and serve(method, path, body, headers) -> answer | None
+        self.controllers: list = []
 
     # --- the world ---------------------------------------------------------------
 
@@ -139,6 +145,8 @@ class SimCluster:
                 if pod.deleting_at is not None and now >= pod.deleting_at:
                     del self.pods[key]  # the kubelet finished the graceful shutdown
             self._sync_nodes(now)
+            for controller in self.controllers:
+                controller.step(now)
             for workload in self.workloads.values():
                 (self._sync_daemonset if workload.daemonset else self._sync_deployment)(workload, now)
             self._schedule(now)
@@ -149,15 +157,14 @@ class SimCluster:
 
     def _sync_nodes(self, now: float) -> None:
         wanted = {}
-        for group in self.nodegroups():
+        extra = [group for controller in self.controllers for group in controller.nodes()]
+        for group in [*self.nodegroups(), *extra]:
             if group.registered_at is None or now < group.registered_at:
                 continue
             if group.removed_at is not None and now >= group.removed_at:
                 continue
             for index in range(group.size):
-                digest = hashlib.sha256(f"{self.name}/{group.name}/{index}".encode()).hexdigest()
-                name = f"ip-10-{int(digest[:2], 16)}-{int(digest[2:4], 16)}-{int(digest[4:6], 16)}.ec2.internal"
-                wanted[name] = (group, index)
+                wanted[node_name(self.name, group.name, index)] = (group, index)
         for name in set(self.nodes) - set(wanted):
             del self.nodes[name]
             for key, pod in list(self.pods.items()):
@@ -167,10 +174,11 @@ class SimCluster:
                     del self.pods[key]
         for name, (group, _) in wanted.items():
             if name not in self.nodes:
-                labels = {**group.labels, "eks.amazonaws.com/nodegroup": group.name,
-                          "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+                labels = {**group.labels, "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+                if group.nodegroup_label:
+                    labels["eks.amazonaws.com/nodegroup"] = group.name
                 self.nodes[name] = Node(name, group.name, labels, [dict(t) for t in group.taints],
-                                        group.os_image, group.runtime, now)
+                                        group.os_image, group.runtime, now, ready=group.ready)
 
     def _new_pod(self, workload: Workload, now: float, node: str | None = None) -> Pod:
         self._sequence += 1
@@ -201,7 +209,7 @@ class SimCluster:
         return all(node.labels.get(k) == v for k, v in wanted.items())
 
     def schedulable(self, node: Node) -> bool:
-        return not node.unschedulable and not any(
+        return node.ready and not node.unschedulable and not any(
             t.get("effect") in ("NoSchedule", "NoExecute") for t in node.taints)
 
     def _schedule(self, now: float) -> None:
@@ -284,7 +292,8 @@ class SimCluster:
             "spec": {"taints": node.taints or None, "unschedulable": node.unschedulable or None,
                      "providerID": f"aws:///us-east-1a/i-{uid(node.name)[:17]}"},
             "status": {
-                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                "conditions": [{"type": "Ready", "status": "True" if node.ready else "False",
+                                "reason": "KubeletReady" if node.ready else "KubeletNotReady",
                                 "lastHeartbeatTime": iso(self.clock.now()), "lastTransitionTime": iso(node.created_at)}],
                 "nodeInfo": {"osImage": node.os_image, "containerRuntimeVersion": node.runtime,
                              "kubeletVersion": f"v{self.version}.0-eks", "kubeProxyVersion": f"v{self.version}.0-eks",
@@ -352,6 +361,12 @@ def _stored_taint(taint: dict) -> dict:
         parsed = dt.datetime.fromisoformat(stored["timeAdded"].replace("Z", "+00:00"))
         stored["timeAdded"] = iso(parsed.timestamp())
     return stored
+
+
+def node_name(cluster: str, group: str, index: int) -> str:
+    """A node's name as EC2 names its private DNS, stable for (cluster, group, index)."""
+    digest = hashlib.sha256(f"{cluster}/{group}/{index}".encode()).hexdigest()
+    return f"ip-10-{int(digest[:2], 16)}-{int(digest[2:4], 16)}-{int(digest[4:6], 16)}.ec2.internal"
 
 
 def iso(seconds: float) -> str:
@@ -499,6 +514,12 @@ class KubernetesApi:
                     code, payload = getattr(self, "_" + name)(cluster, body=body, query=query,
                                                                **{k: unquote(v) for k, v in found.groupdict().items()})
                 return self._send(request, code, payload)
+        with cluster.lock:
+            cluster.reconcile()
+            for controller in cluster.controllers:
+                answer = controller.serve(method, match.group("rest"), body, request.headers)
+                if answer is not None:
+                    return self._send(request, *answer)
         return self._send(request, 404, status_body(404, "NotFound", f"{method} {match.group('rest')} not served"))
 
     @staticmethod

@@ -10,7 +10,7 @@ from migrator.config import EXECUTION_TAG, GROUP_TAG, PURPOSE_TAG, SOURCE_INSTAN
 from migrator.failures import error_message
 from migrator.workstation.local.fleet import BuiltGroup, BuiltInstance
 from migrator.workstation.local.runtime import ACCOUNT, AUDIT_TABLE, LocalRuntime, Run
-from migrator.workflows import FLEET
+from migrator.workflows import EKS_KARPENTER, FLEET
 
 
 
@@ -35,8 +35,12 @@ def outcome_of(described: dict, history: list[dict]) -> str:
     return "rolled_back" if "RolledBack" in entered else "failed"
 
 
+# the summary's `kind` of a workflow's targets where the target's prefix does not say it
+KINDS = {EKS_KARPENTER.name: "eks-karpenter"}
+
+
 def target_summary(runtime: LocalRuntime, run: Run, described: dict | None) -> dict:
-    kind = run.target.split("/", 1)[0]
+    kind = KINDS.get(run.workflow.name, run.target.split("/", 1)[0])
     expected = runtime.scenario.expected_outcome(run.target, run.workflow.gates, run.wave)
     if described is None:  # its wave was never approved: nothing touched it
         return {"target": run.target, "kind": kind, "instances": runtime.fleet.instance_count(run.target),
