@@ -13,7 +13,7 @@ from migrator.eks.karpenter import CHANGED
 from migrator.workstation.local.demo import karpenter_input
 from migrator.workstation.local.karpenter import SimKarpenter
 from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime
-from migrator.workstation.local.summary import _check_workloads
+from migrator.workstation.local.summary import _check_karpenter, _check_workloads
 from migrator.workflows import EKS_KARPENTER
 from tests.conftest import eventually, running
 
@@ -78,6 +78,7 @@ def assert_restored(rt, size: int = 4):
     assert all(n.os_image == "Amazon Linux 2" and n.ready and not n.taints and not n.unschedulable for n in nodes)
     assert len(pool_instances(rt)) == size
     assert _check_workloads(rt.kubernetes.clusters["prod"]) == []
+    assert _check_karpenter(rt.fleet.karpenter[TARGET], {"outcome": "rolled_back"}) == []
 
 
 def test_success_drifts_every_node_to_al2023_within_the_budgets():
@@ -108,6 +109,8 @@ def test_success_drifts_every_node_to_al2023_within_the_budgets():
         sim = rt.kubernetes.clusters["prod"]
         assert sim.min_available["api"] >= 3  # never below its budget while Karpenter drained
         assert _check_workloads(sim) == []
+        assert _check_karpenter(rt.fleet.karpenter[TARGET], {"outcome": "migrated"}) == []
+        assert _check_karpenter(rt.fleet.karpenter[TARGET], {"outcome": "rolled_back"}) != []  # it does look
         actions = [r["action"] for r in read_trail(rt.client("dynamodb"), AUDIT_TABLE, run.execution_arn)]
         assert actions == ["preflight-passed", "approval-requested", "approval-approved", "nodeclass-changed",
                            "drifted"]
