@@ -258,7 +258,7 @@ FLEET = Workflow(
     name="fleet",
     asl_file="fleet.asl.json",
     gates=(gates.START,),
-    children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP),
+    children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_KARPENTER),
     tasks=(
         LambdaTask("fleet.load_wave", "Validate a wave's input and read its targets from the plan",
                    frozenset({Access.PLAN_READ, Access.EXECUTION_READ})),

@@ -216,3 +216,28 @@ def test_invalid_input_fails_in_the_first_state_naming_the_field(payload, field)
         assert result["error"] == "InvalidInput"
         assert field in json.loads(result["cause"])["errorMessage"]
         assert entered(rt, run) == ["ValidateInput"]
+
+
+# --- the fleet: plan and waves ------------------------------------------------------------
+
+
+def test_the_plan_routes_an_opted_in_pool_to_this_workflow_and_a_wave_runs_it_as_a_child():
+    from migrator.fleet.plan import discover
+    from migrator.workstation.local.demo import run_scenario
+    from migrator.workstation.local.scenario import parse_scenario
+
+    data = {"version": 1, "name": "karpenter-waves", "clock": {"speed": 1000},
+            "waves": {"max_instances": 10, "max_concurrency": 4},
+            "eks_clusters": [{"name": "prod", "nodegroups": [{"name": "system", "size": 1, "os": "al2023"}],
+                              "karpenter": [pool()], "workloads": WORKLOADS}]}
+    with running([], eks_clusters=data["eks_clusters"]) as rt:
+        inventory = discover(rt.client("ec2"))
+        target = inventory.targets[TARGET]
+        assert (target.kind, target.instances) == ("eks-karpenter", 4)
+        assert target.input == {"cluster_name": "prod", "nodepool_name": "default"}
+        assert inventory.karpenter == []  # opted in through the EC2NodeClass's tags: nothing left to do by hand
+    summary = run_scenario(parse_scenario(data))
+    (pool_target,) = [t for t in summary["targets"] if t["target"] == TARGET]
+    assert (pool_target["kind"], pool_target["outcome"], pool_target["instances"]) == ("eks-karpenter", "migrated", 4)
+    assert summary["invariants"] == {"ok": True, "violations": []}
+    assert {w["status"] for w in summary["waves"]} == {"SUCCEEDED"}

@@ -99,6 +99,7 @@ def plan_fleet(runtime: LocalRuntime) -> dict:
                 "instance_warmup_seconds": int(scenario.timings.refresh_warmup)},
         "standalone": {**timeout, "retention_seconds": int(scenario.timings.retention)},
         "eks": timeout,
+        "eks-karpenter": timeout,
     }
     ec2 = runtime.client("ec2")
     plan = build_plan(discover(ec2), runtime.region, scenario.waves.max_instances, defaults,
