@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from migrator.eks.results import Check
 from migrator.failures import Caught
-from migrator.fields import ApprovalTimeout
+from migrator.fields import ApprovalTimeout, DeleteBarePods, DeleteEmptyDirData, PdbBlocks
 
 NAME = r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$"  # a Kubernetes object name (RFC 1123 label)
 
@@ -20,12 +20,9 @@ class KarpenterInput(BaseModel):
     drift_deadline_seconds: int = Field(default=3_600, ge=300, le=28_800,
                                         description="how long Karpenter's drift may take to replace every AL2 "
                                                     "node of the pool, from the EC2NodeClass change")
-    delete_bare_pods: bool = Field(default=False, description="pods no controller recreates may be evicted by the "
-                                                               "drift: they are gone for good")
-    delete_empty_dir_data: bool = Field(default=False, description="pods with `emptyDir` volumes may be evicted by "
-                                                                   "the drift: their data is lost")
-    pdb_blocks: bool = Field(default=True, description="a PodDisruptionBudget over the pool's pods that allows no "
-                                                       "disruption at pre-flight fails the run before any change")
+    delete_bare_pods: DeleteBarePods  # Karpenter's drain evicts them: consent is asked here
+    delete_empty_dir_data: DeleteEmptyDirData
+    pdb_blocks: PdbBlocks
     approval_timeout_seconds: ApprovalTimeout
 
     @property

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from migrator.fields import ApprovalTimeout
+from migrator.fields import ApprovalTimeout, DeleteBarePods, DeleteEmptyDirData, PdbBlocks
 
 AmiType = Literal["AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD", "AL2023_x86_64_NVIDIA",
                   "AL2023_x86_64_NEURON", "AL2023_ARM_64_NVIDIA"]
@@ -30,12 +30,9 @@ class NodegroupInput(BaseModel):
     drain_deadline_seconds: int = Field(default=900, ge=60, le=86_400,
                                         description="per node, from its first eviction, like EKS's own "
                                                     "managed drain")
-    delete_bare_pods: bool = Field(default=False, description="evict pods no controller recreates: they are gone "
-                                                               "for good (kubectl drain `--force`)")
-    delete_empty_dir_data: bool = Field(default=False, description="evict pods with `emptyDir` volumes: their data "
-                                                                   "is lost (kubectl drain `--delete-emptydir-data`)")
-    pdb_blocks: bool = Field(default=True, description="a PodDisruptionBudget that allows no disruption at "
-                                                       "pre-flight fails the run before any change")
+    delete_bare_pods: DeleteBarePods
+    delete_empty_dir_data: DeleteEmptyDirData
+    pdb_blocks: PdbBlocks
     nodegroup_deadline_seconds: int = Field(default=3_600, ge=300, le=86_400,
                                             description="how long the new group may take to be ACTIVE with every "
                                                         "node Ready")

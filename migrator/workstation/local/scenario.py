@@ -147,6 +147,15 @@ class StandaloneSpec(_Strict):
         return f"standalone/{self.name}"
 
 
+def _known_input(spec, model: type[BaseModel], what: str):
+    """A target's `input:` names only fields of its workflow's input; values are the workflow's to judge
+    (a rehearsed mistake fails in its first state)."""
+    unknown = sorted(set(spec.input) - set(model.model_fields))
+    if unknown:
+        raise ValueError(f"input: {unknown[0]} is not a field of {what}")
+    return spec
+
+
 class NodegroupSpec(_Strict):
     name: str = Field(pattern=NAME)
     size: int = Field(ge=1, le=450)
@@ -160,13 +169,9 @@ class NodegroupSpec(_Strict):
 
     @model_validator(mode="after")
     def _input_fields_exist(self):
-        # values are the workflow's to judge (a rehearsed mistake fails in its first state); names are checked here
         from migrator.eks.models import NodegroupInput
 
-        unknown = sorted(set(self.input) - set(NodegroupInput.model_fields))
-        if unknown:
-            raise ValueError(f"input: {unknown[0]} is not a field of the node group migration's input")
-        return self
+        return _known_input(self, NodegroupInput, "the node group migration's input")
 
 
 class KarpenterPoolSpec(_Strict):
@@ -185,10 +190,7 @@ class KarpenterPoolSpec(_Strict):
     def _input_fields_exist(self):
         from migrator.eks.karpenter_models import KarpenterInput
 
-        unknown = sorted(set(self.input) - set(KarpenterInput.model_fields))
-        if unknown:
-            raise ValueError(f"input: {unknown[0]} is not a field of the Karpenter pool migration's input")
-        return self
+        return _known_input(self, KarpenterInput, "the Karpenter pool migration's input")
 
     @property
     def name(self) -> str:
