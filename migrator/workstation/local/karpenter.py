@@ -14,8 +14,8 @@ What real Karpenter does, and what is reproduced here:
   `al2023@latest` since 1.0), v1beta1 with `amiFamily` (`AL2023` only in the releases whose CRD enum lists it).
 - **Drift.** When the EC2NodeClass's AMI selection no longer selects the AMI a node was launched from, its
   NodeClaim is `Drifted`. The disruption controller replaces drifted nodes within the NodePool's
-  `disruption.budgets` (`nodes: "10%"` by default; a percentage of the pool's nodes rounded up; nodes being
-  deleted or not Ready count against it): it taints the candidate `karpenter.sh/disrupted:NoSchedule`
+  `disruption.budgets` (`nodes: "10%"` by default; a percentage of the nodes the pool has at that moment,
+  joined replacements included, rounded up; nodes being deleted or not Ready count against it): it taints the candidate `karpenter.sh/disrupted:NoSchedule`
   (v1beta1: `karpenter.sh/disruption=disrupting:NoSchedule`), pre-spins a replacement and waits for it to be
   initialized (Ready); a replacement that does not initialize within 10 minutes is deleted and the candidate
   untainted (the disruption is retried later). Then it deletes the candidate's NodeClaim: the termination
@@ -323,9 +323,10 @@ class SimKarpenter:
         if stored is None:
             return 404, status_body(404, "NotFound", f'{plural}.{group} "{name}" not found')
         document = copy.deepcopy(stored)
-        if "merge-patch" in content_type and isinstance(body, dict):
+        media = content_type.split(";", 1)[0].strip()
+        if media == "application/merge-patch+json" and isinstance(body, dict):
             _merge_patch(document, body)
-        elif "json-patch" in content_type and isinstance(body, list):
+        elif media == "application/json-patch+json" and isinstance(body, list):
             _json_patch(document, body)
         else:
             return 415, status_body(415, "UnsupportedMediaType",
