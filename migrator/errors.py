@@ -97,3 +97,8 @@ class ParityMissing(MigrationError):
 class UpdateFailed(MigrationError):
     """EKS's update of a managed node group ended Failed or Cancelled (e.g. PodEvictionFailure,
     NodeCreationFailure): the error names EKS's own error codes and messages."""
+
+
+class ConcurrentChange(MigrationError):
+    """Someone else changed an object the run changes (or changed back) since the run read it: nothing of
+    theirs is overwritten; an operator decides."""

@@ -50,6 +50,8 @@ class Access(str, Enum):
     KUBERNETES = "kubernetes"  # read-only Kubernetes RBAC: nodes, pods, budgets, DaemonSets
     KUBERNETES_NODE_PATCH = "kubernetes-node-patch"  # + patch nodes: taint, cordon, the drain's start annotation
     KUBERNETES_EVICT = "kubernetes-evict"  # + create pod evictions: the drain
+    KUBERNETES_KARPENTER_READ = "kubernetes-karpenter-read"  # + read NodePools, EC2NodeClasses and their CRD
+    KUBERNETES_NODECLASS_PATCH = "kubernetes-nodeclass-patch"  # + patch EC2NodeClasses: the change and its rollback
     CANARY_LAUNCH = "canary-launch"
     CANARY_RELEASE = "canary-release"
 
@@ -268,11 +270,32 @@ EKS_IN_PLACE = Workflow(
     ),
 )
 
+_KARPENTER = _KUBE | {Access.KUBERNETES_KARPENTER_READ}
+
+EKS_KARPENTER = Workflow(
+    name="eks-karpenter",
+    asl_file="eks_karpenter.asl.json",
+    gates=(gates.BEFORE_CHANGE,),
+    kind="eks-karpenter",
+    tasks=(
+        _validate_input("eks_karpenter", "Karpenter pool migration"),
+        LambdaTask("eks_karpenter.preflight", "Karpenter version, the pool's budgets, PDBs and pods its drift meets",
+                   _KARPENTER),
+        LambdaTask("eks_karpenter.change_nodeclass", "EC2NodeClass to AL2023, previous values recorded on it",
+                   _KARPENTER | {Access.KUBERNETES_NODECLASS_PATCH, Access.IDEMPOTENCY}),
+        LambdaTask("eks_karpenter.check_drift", "Follow Karpenter's drift: AL2 nodes left, PDB-blocked nodes",
+                   _KARPENTER),
+        LambdaTask("eks_karpenter.rollback", "Restore the EC2NodeClass (fields still ours), follow the drift back",
+                   _KARPENTER | {Access.KUBERNETES_NODECLASS_PATCH}),
+        REQUEST_APPROVAL,
+    ),
+)
+
 FLEET = Workflow(
     name="fleet",
     asl_file="fleet.asl.json",
     gates=(gates.START,),
-    children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE),
+    children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE, EKS_KARPENTER),
     tasks=(
         LambdaTask("fleet.load_wave", "Validate a wave's input and read its targets from the plan",
                    frozenset({Access.PLAN_READ, Access.EXECUTION_READ})),
@@ -282,7 +305,7 @@ FLEET = Workflow(
 )
 
 # Children before the workflows that start them: the stack creates them in this order.
-WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE, FLEET)
+WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE, EKS_KARPENTER, FLEET)
 
 
 _SUBSTITUTION = re.compile(r"\$\{(\w+)\}")

@@ -355,7 +355,8 @@ class TaskPermissions:
             # The child state machines are created after the functions: stacks/state_machines.py grants
             # states:DescribeExecution on their executions to the tasks of the workflow that starts them.
             return []
-        if access in (Access.KUBERNETES, Access.KUBERNETES_NODE_PATCH, Access.KUBERNETES_EVICT):
+        if access in (Access.KUBERNETES, Access.KUBERNETES_NODE_PATCH, Access.KUBERNETES_EVICT,
+                      Access.KUBERNETES_KARPENTER_READ, Access.KUBERNETES_NODECLASS_PATCH):
             # No IAM statement: the EKS token is a presigned sts:GetCallerIdentity, which needs no permission.
             # Kubernetes access is an EKS access entry per role and cluster (stacks/kubernetes.py).
             return []

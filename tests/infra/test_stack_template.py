@@ -576,6 +576,12 @@ def test_one_access_entry_per_cluster_and_kubernetes_task_role_in_the_groups_of_
     assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_EVICT] in g} == {"eks_drain"}
     assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_NODE_PATCH] in g} == {
         "eks_taint_old", "eks_drain", "eks_rollback", "eks_in_place_rollback"}
+    # Karpenter: every task reads its objects, only the change and its rollback patch the EC2NodeClass
+    assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_KARPENTER_READ] in g} == {
+        "eks_karpenter_preflight", "eks_karpenter_change_nodeclass", "eks_karpenter_check_drift",
+        "eks_karpenter_rollback"}
+    assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_NODECLASS_PATCH] in g} == {
+        "eks_karpenter_change_nodeclass", "eks_karpenter_rollback"}
     assert all(g[0] == KUBERNETES_GROUP for g in groups.values())
 
 
@@ -600,7 +606,17 @@ def test_rbac_manifest_binds_each_group_to_exactly_what_its_tasks_call():
         },
         KUBERNETES_GROUPS[Access.KUBERNETES_NODE_PATCH]: {("", "nodes"): ["patch"]},
         KUBERNETES_GROUPS[Access.KUBERNETES_EVICT]: {("", "pods/eviction"): ["create"]},
+        KUBERNETES_GROUPS[Access.KUBERNETES_KARPENTER_READ]: {
+            ("karpenter.sh", "nodepools"): ["get", "list"],
+            ("karpenter.k8s.aws", "ec2nodeclasses"): ["get"],
+            ("apiextensions.k8s.io", "customresourcedefinitions"): ["get"],
+        },
+        KUBERNETES_GROUPS[Access.KUBERNETES_NODECLASS_PATCH]: {("karpenter.k8s.aws", "ec2nodeclasses"): ["patch"]},
     }
+    # the CRD read is of Karpenter's EC2NodeClass CRD only
+    (crd_rule,) = [rule for d in documents if d["kind"] == "ClusterRole" for rule in d["rules"]
+                   if "customresourcedefinitions" in rule["resources"]]
+    assert crd_rule["resourceNames"] == ["ec2nodeclasses.karpenter.k8s.aws"]
     assert not any(group.startswith("system:") for group in by_group)
 
 

@@ -12,11 +12,11 @@ from migrator.fleet.plan import build_plan, discover, latest_al2023_images
 from migrator.fleet.waves import store_plan
 from migrator.tables import format_clock
 from migrator.workstation.local.estimate import remaining_lower_bound
-from migrator.workstation.local.fleet import BuiltInstance, BuiltNodegroup
+from migrator.workstation.local.fleet import BuiltInstance, BuiltNodegroup, BuiltPool
 from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime, Run
 from migrator.workstation.local.scenario import DEFAULT_SEED, AutoScalingGroupSpec, Scenario
 from migrator.workstation.local.summary import summarize
-from migrator.workflows import ASG_ROLLOUT, EKS_IN_PLACE, EKS_NODEGROUP, FLEET, STANDALONE_EC2, WORKFLOWS
+from migrator.workflows import ASG_ROLLOUT, EKS_IN_PLACE, EKS_KARPENTER, EKS_NODEGROUP, FLEET, STANDALONE_EC2, WORKFLOWS
 
 WORKFLOWS_BY_NAME = {workflow.name: workflow for workflow in WORKFLOWS}
 
@@ -53,6 +53,15 @@ def in_place_input(built: BuiltNodegroup, scenario: Scenario) -> dict:
     }
 
 
+def karpenter_input(built: BuiltPool, scenario: Scenario) -> dict:
+    return {
+        "cluster_name": built.cluster.name,
+        "nodepool_name": built.spec.nodepool,
+        "approval_timeout_seconds": int(scenario.approvals.timeout),
+        **built.spec.input,  # the scenario's rehearsal of operator choices
+    }
+
+
 def nodegroup_run(built: BuiltNodegroup, scenario: Scenario) -> tuple:
     """The workflow a node group takes and its input: in place when its launch template names a custom AMI."""
     if built.spec.ami == "custom":
@@ -83,6 +92,10 @@ def _start_targets(runtime: LocalRuntime) -> list[Run]:
             for built in runtime.fleet.nodegroups.values()
             for workflow, payload in [nodegroup_run(built, runtime.scenario)]]
     runs += [
+        runtime.start_execution(EKS_KARPENTER, built.target, karpenter_input(built, runtime.scenario))
+        for built in runtime.fleet.karpenter.values()
+    ]
+    runs += [
         runtime.start_execution(STANDALONE_EC2, built.spec.target, migration_input(built, runtime.scenario))
         for built in runtime.fleet.instances.values()
     ]
@@ -103,6 +116,7 @@ def plan_fleet(runtime: LocalRuntime) -> dict:
         "standalone": {**timeout, "retention_seconds": int(scenario.timings.retention)},
         "eks": timeout,
         EKS_IN_PLACE.kind: timeout,
+        EKS_KARPENTER.kind: timeout,
     }
     ec2 = runtime.client("ec2")
     plan = build_plan(discover(ec2, runtime.client("eks")), runtime.region, scenario.waves.max_instances, defaults,

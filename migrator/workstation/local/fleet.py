@@ -11,7 +11,14 @@ from migrator import clock as domain_clock
 from migrator.config import AL2_AMI_PARAMETER, AL2023_AMI_PARAMETER
 from migrator.fleet.plan import ALARMS_TAG, DNS_TAG
 from migrator.workstation.local.kubernetes import SimCluster, Workload
-from migrator.workstation.local.scenario import AutoScalingGroupSpec, EksClusterSpec, NodegroupSpec, Scenario, StandaloneSpec
+from migrator.workstation.local.scenario import (
+    AutoScalingGroupSpec,
+    EksClusterSpec,
+    KarpenterPoolSpec,
+    NodegroupSpec,
+    Scenario,
+    StandaloneSpec,
+)
 
 # A kubelet setting an AL2 launch template typically passes to bootstrap.sh.
 AL2_BOOTSTRAP = ("#!/bin/bash\nset -e\n/etc/eks/bootstrap.sh {cluster} "
@@ -63,6 +70,19 @@ class BuiltNodegroup:
 
 
 @dataclass
+class BuiltPool:
+    """A Karpenter NodePool of a scenario cluster (its objects and nodes live in local/karpenter.py)."""
+
+    cluster: EksClusterSpec
+    spec: KarpenterPoolSpec
+    sim: SimCluster
+
+    @property
+    def target(self) -> str:
+        return self.cluster.target(self.spec)
+
+
+@dataclass
 class Fleet:
     al2_image: str
     al2023_image: str
@@ -70,10 +90,13 @@ class Fleet:
     groups: dict[str, BuiltGroup] = field(default_factory=dict)
     instances: dict[str, BuiltInstance] = field(default_factory=dict)
     nodegroups: dict[str, BuiltNodegroup] = field(default_factory=dict)  # by target
+    karpenter: dict[str, BuiltPool] = field(default_factory=dict)  # by target
     bystanders: dict[str, str] = field(default_factory=dict)  # instance id -> image, never to be touched
 
     def instance_count(self, target: str) -> int:
         kind, name = target.split("/", 1)
+        if target in self.karpenter:
+            return self.karpenter[target].spec.size
         if kind == "eks":
             return self.nodegroups[target].spec.size
         return self.groups[name].spec.size if kind == "asg" else 1
@@ -100,6 +123,7 @@ def build_fleet(scenario: Scenario, clients, tag: dict, make_cluster=None) -> Fl
             sim = make_cluster(spec)
             for group in _build_cluster(spec, clients, fleet, roles, tag, sim):
                 fleet.nodegroups[group.target] = group
+            fleet.karpenter |= {spec.target(pool): BuiltPool(spec, pool, sim) for pool in spec.karpenter}
     if scenario.standalone:
         shared = _standalone_shared(clients, vpc)
         for spec in scenario.standalone:

@@ -92,7 +92,8 @@ class NodegroupNodes:
     registered_at: float | None  # instances booted and joined
     removed_at: float | None = None  # instances terminated (group deleted)
     names: list[str] | None = None  # these nodes by name (a group whose nodes are replaced one by one), not `size`
-    ready: bool = True  # False: they join but never turn Ready
+    ready: bool = True  # False: the kubelet joined but never reports Ready
+    nodegroup_label: bool = True  # False: not a managed node group's node (e.g. Karpenter's)
 
 
 class SimCluster:
@@ -119,6 +120,9 @@ class SimCluster:
         self.daemonset_images = {"aws-node": "602401143452.dkr.ecr.us-east-1.amazonaws.com/amazon-k8s-cni:v1.18.3"}
         self._sequence = 0
         self.lock = threading.RLock()
+        # controllers running in the cluster besides the scheduler (Karpenter: local/karpenter.py); each may
+        # provide nodes() -> list[NodegroupNodes], step(now), and serve(method, path, body, headers) -> answer | None
+        self.controllers: list = []
 
     # --- the world ---------------------------------------------------------------
 
@@ -142,6 +146,8 @@ class SimCluster:
                 if pod.deleting_at is not None and now >= pod.deleting_at:
                     del self.pods[key]  # the kubelet finished the graceful shutdown
             self._sync_nodes(now)
+            for controller in self.controllers:
+                controller.step(now)
             for workload in self.workloads.values():
                 (self._sync_daemonset if workload.daemonset else self._sync_deployment)(workload, now)
             self._schedule(now)
@@ -152,7 +158,8 @@ class SimCluster:
 
     def _sync_nodes(self, now: float) -> None:
         wanted = {}
-        for group in self.nodegroups():
+        extra = [group for controller in self.controllers for group in controller.nodes()]
+        for group in [*self.nodegroups(), *extra]:
             if group.registered_at is None or now < group.registered_at:
                 continue
             if group.removed_at is not None and now >= group.removed_at:
@@ -169,8 +176,9 @@ class SimCluster:
                     del self.pods[key]
         for name, (group, _) in wanted.items():
             if name not in self.nodes:
-                labels = {**group.labels, "eks.amazonaws.com/nodegroup": group.name,
-                          "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+                labels = {**group.labels, "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+                if group.nodegroup_label:
+                    labels["eks.amazonaws.com/nodegroup"] = group.name
                 self.nodes[name] = Node(name, group.name, labels, [dict(t) for t in group.taints],
                                         group.os_image, group.runtime, now, ready=group.ready)
 
@@ -377,6 +385,12 @@ def _stored_taint(taint: dict) -> dict:
     return stored
 
 
+def node_name(cluster: str, group: str, index: int) -> str:
+    """A node's name as EC2 names its private DNS, stable for (cluster, group, index)."""
+    digest = hashlib.sha256(f"{cluster}/{group}/{index}".encode()).hexdigest()
+    return f"ip-10-{int(digest[:2], 16)}-{int(digest[2:4], 16)}-{int(digest[4:6], 16)}.ec2.internal"
+
+
 def iso(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -522,6 +536,12 @@ class KubernetesApi:
                     code, payload = getattr(self, "_" + name)(cluster, body=body, query=query,
                                                                **{k: unquote(v) for k, v in found.groupdict().items()})
                 return self._send(request, code, payload)
+        with cluster.lock:
+            cluster.reconcile()
+            for controller in cluster.controllers:
+                answer = controller.serve(method, match.group("rest"), body, request.headers)
+                if answer is not None:
+                    return self._send(request, *answer)
         return self._send(request, 404, status_body(404, "NotFound", f"{method} {match.group('rest')} not served"))
 
     @staticmethod

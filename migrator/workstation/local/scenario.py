@@ -20,6 +20,8 @@ EKS_STEPS = {"create": {"error"}, "drain": {"pdb-blocked"}}
 # a group updated in place (`ami: custom`): EKS's own update (new nodes never Ready, a budget blocks its drain,
 # the update fails at once)
 IN_PLACE_STEPS = {"update": {"unhealthy", "pdb-blocked", "error"}}
+# a Karpenter pool's drift: budgets allow no eviction while it runs, or the replacement nodes never turn Ready
+KARPENTER_STEPS = {"drift": {"pdb-blocked", "unhealthy"}}
 STANDALONE_STEPS = {"snapshot": {"error"}, "validate": {"unhealthy", "alarm"}, "cutover": {"error", "unhealthy", "alarm"},
                     # the final sync at the cutover: quiesce commands fail, moving the data volumes
                     # fails, the verification on the replacement fails
@@ -186,6 +188,32 @@ class NodegroupSpec(_Strict):
         model = InPlaceInput if self.ami == "custom" else NodegroupInput
         _known_input_fields(self.input, model, "node group migration")
         return self
+        from migrator.eks.models import NodegroupInput
+
+        return _known_input(self, NodegroupInput, "the node group migration's input")
+
+
+class KarpenterPoolSpec(_Strict):
+    """A Karpenter NodePool and its EC2NodeClass (same name) on AL2, with `size` nodes it launched and one
+    disruption budget of `budget_percent` of its nodes (0: Karpenter may disrupt none)."""
+
+    nodepool: str = Field(pattern=NAME)
+    size: int = Field(ge=1, le=1000)
+    budget_percent: int = Field(default=10, ge=0, le=100)
+    instance_type: str = "m5.large"
+    user_data: str = "#!/bin/bash\necho 'vm.max_map_count=262144' > /etc/sysctl.d/99-app.conf\n"
+    expect: Outcome | None = None  # overrides the default rule of expected_outcome
+    input: dict[str, Any] = Field(default_factory=dict)  # merged into the execution input the runtime sends
+
+    @model_validator(mode="after")
+    def _input_fields_exist(self):
+        from migrator.eks.karpenter_models import KarpenterInput
+
+        return _known_input(self, KarpenterInput, "the Karpenter pool migration's input")
+
+    @property
+    def name(self) -> str:
+        return self.nodepool
 
 
 class WorkloadSpec(_Strict):
@@ -216,6 +244,18 @@ class EksClusterSpec(_Strict):
     addons: dict[str, str] = Field(default_factory=lambda: {"vpc-cni": "v1.18.3-eksbuild.1"})
     nodegroups: list[NodegroupSpec] = Field(min_length=1)
     workloads: list[WorkloadSpec] = Field(default_factory=list)
+    karpenter: list[KarpenterPoolSpec] = Field(default_factory=list)
+    # the Karpenter API the cluster serves: v1 (amiSelectorTerms alias al2023@latest), v1beta1 (amiFamily AL2023),
+    # or v1beta1 from a release whose EC2NodeClass knows no AL2023 (the pre-flight refuses it)
+    karpenter_api: Literal["v1", "v1beta1", "v1beta1-no-al2023"] = "v1"
+
+    @model_validator(mode="after")
+    def _names_unique(self):
+        names = [g.name for g in self.nodegroups] + [p.nodepool for p in self.karpenter]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"karpenter: {duplicates[0]} names a node group or another pool of the cluster")
+        return self
 
     def target(self, nodegroup: NodegroupSpec) -> str:
         return f"eks/{self.name}/{nodegroup.name}"
@@ -281,9 +321,8 @@ class Scenario(_Strict):
             spec = targets.get(fault.target)
             if spec is None:
                 raise ValueError(f"{where}.target: {fault.target} is not a target of this scenario")
-            steps = {StandaloneSpec: STANDALONE_STEPS, NodegroupSpec: EKS_STEPS}.get(type(spec), ASG_STEPS)
-            if isinstance(spec, NodegroupSpec) and spec.ami == "custom":
-                steps = IN_PLACE_STEPS
+            steps = {StandaloneSpec: STANDALONE_STEPS, NodegroupSpec: EKS_STEPS,
+                     KarpenterPoolSpec: KARPENTER_STEPS}.get(type(spec), ASG_STEPS)
             allowed = steps.get(fault.at or "")
             if allowed is None:
                 raise ValueError(f"{where}.at: a fault of {fault.target} is at one of {sorted(steps)}")
@@ -306,10 +345,10 @@ class Scenario(_Strict):
                 raise ValueError(f"approvals.gates: {gate} names no target of this scenario")
         return self
 
-    def targets(self) -> dict[str, AutoScalingGroupSpec | StandaloneSpec | NodegroupSpec]:
+    def targets(self) -> dict[str, AutoScalingGroupSpec | StandaloneSpec | NodegroupSpec | KarpenterPoolSpec]:
         specs = {spec.target: spec for spec in [*self.auto_scaling_groups, *self.standalone]}
         for cluster in self.eks_clusters:
-            specs |= {cluster.target(group): group for group in cluster.nodegroups}
+            specs |= {cluster.target(group): group for group in [*cluster.nodegroups, *cluster.karpenter]}
         return specs
 
     def expected_outcome(self, target: str, gates: tuple[str, ...], wave: int | None = None) -> str:
@@ -322,6 +361,8 @@ class Scenario(_Strict):
             return spec.expect
         for cluster in self.eks_clusters:
             if any(cluster.target(g) == target and _preflight_refuses(cluster, g) for g in cluster.nodegroups):
+                return "failed"
+            if any(cluster.target(p) == target and _karpenter_preflight_refuses(cluster, p) for p in cluster.karpenter):
                 return "failed"
         faulted = any(f.target == target and f.kind != "throttle" for f in self.faults)
         # An unanswered standalone `decommission` keeps the replacement serving: migrated.
@@ -354,6 +395,18 @@ def _preflight_refuses(cluster: EksClusterSpec, group: NodegroupSpec) -> bool:
             or any(w.controller == "none" for w in pods) and not consent.get("delete_bare_pods")
             or any(w.empty_dir for w in pods) and not consent.get("delete_empty_dir_data")
             or blue_green and any(w.node_selector.get("eks.amazonaws.com/nodegroup") == group.name for w in pods))
+
+
+def _karpenter_preflight_refuses(cluster: EksClusterSpec, pool: KarpenterPoolSpec) -> bool:
+    """What the Karpenter pool pre-flight must refuse: a Karpenter that knows no AL2023, a budget of 0 %
+    (drift could never progress), or pods a drift would destroy without consent."""
+    consent = pool.input
+    pods = [w for w in cluster.workloads if not w.daemonset and w.replicas > 0
+            and w.node_selector.get("karpenter.sh/nodepool") == pool.nodepool]
+    return (cluster.karpenter_api == "v1beta1-no-al2023" or pool.budget_percent == 0
+            or any(w.extra_pdb for w in pods)
+            or any(w.controller == "none" for w in pods) and not consent.get("delete_bare_pods")
+            or any(w.empty_dir for w in pods) and not consent.get("delete_empty_dir_data"))
 
 
 def _unanswered_ok(target: str, gate: str) -> tuple[str, ...]:

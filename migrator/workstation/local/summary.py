@@ -149,8 +149,13 @@ def check_invariants(runtime: LocalRuntime, targets: list[dict]) -> list[str]:
         if summary is not None:
             check = _check_in_place if built.spec.ami == "custom" else _check_nodegroup
             violations += check(runtime, built, summary)
+    for built in runtime.fleet.karpenter.values():
+        summary = outcomes.get(built.target)
+        if summary is not None:
+            violations += _check_karpenter(built, summary)
     for sim in (runtime.kubernetes.clusters.values() if runtime.kubernetes else []):
-        consent = [b.spec.input for b in runtime.fleet.nodegroups.values() if b.cluster.name == sim.name]
+        consent = [b.spec.input for b in [*runtime.fleet.nodegroups.values(), *runtime.fleet.karpenter.values()]
+                   if b.cluster.name == sim.name]
         violations += _check_workloads(sim, bare_pods=any(i.get("delete_bare_pods") for i in consent),
                                        empty_dir=any(i.get("delete_empty_dir_data") for i in consent))
     violations += runtime.fidelity.address_violations
@@ -359,6 +364,32 @@ def _check_in_place(runtime: LocalRuntime, built, summary: dict) -> list[str]:
         problems.append(f"{target}: {summary['outcome']} but nodes run the other Amazon Linux: {wrong_os[:5]}")
     if cordoned:
         problems.append(f"{target}: nodes left cordoned or not Ready after {summary['outcome']}: {cordoned[:5]}")
+    return problems
+
+
+def _check_karpenter(built, summary: dict) -> list[str]:
+    """Migrated: the EC2NodeClass selects AL2023 and every node of the pool runs it. Otherwise: the
+    EC2NodeClass selects AL2 as before and Karpenter has drifted the pool back. Either way `size` nodes,
+    every one Ready, none tainted by a disruption or cordoned."""
+    from migrator.workstation.local.karpenter import SimKarpenter
+
+    sim, target, pool = built.sim, built.target, built.spec.nodepool
+    karpenter = next(c for c in sim.controllers if isinstance(c, SimKarpenter))
+    wanted = "AL2023" if summary["outcome"] == "migrated" else "AL2"
+    problems = []
+    with sim.lock:
+        sim.reconcile()
+        if karpenter.wanted_family(pool) != wanted:
+            problems.append(f"{target}: {summary['outcome']} but its EC2NodeClass selects {karpenter.wanted_family(pool)}")
+        nodes = [n for n in sim.nodes.values() if n.labels.get("karpenter.sh/nodepool") == pool]
+        wrong = sorted(n.name for n in nodes if n.os_image.startswith("Amazon Linux 2023") != (wanted == "AL2023"))
+        if wrong:
+            problems.append(f"{target}: {summary['outcome']} but nodes are not on {wanted}: {wrong[:5]}")
+        if len(nodes) != built.spec.size:
+            problems.append(f"{target}: {len(nodes)} nodes at the end, {built.spec.size} at the start")
+        stuck = sorted(n.name for n in nodes if n.unschedulable or n.taints or not n.ready)
+        if stuck:
+            problems.append(f"{target}: nodes left tainted, cordoned or not Ready after {summary['outcome']}: {stuck}")
     return problems
 
 
