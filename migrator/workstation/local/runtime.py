@@ -223,8 +223,9 @@ class LocalRuntime:
     def _make_cluster(self, spec) -> SimCluster:
         timings = self.scenario.timings
         sim = SimCluster(spec.name, spec.version, self.clock, timings.pod_termination,
-                         nodegroups=lambda: self.fidelity.eks.nodegroup_nodes(spec.name), pod_start=timings.pod_start)
-        sim.blocked_pdbs = lambda: self.fidelity.eks.blocked_pdbs(sim)
+                         nodegroups=lambda: self.fidelity.eks.nodegroup_nodes(spec.name), pod_start=timings.pod_start,
+                         instance_nodes=lambda: self.fidelity.node_join.instance_nodes(spec.name))
+        sim.blocked_pdbs = lambda: self.fidelity.eks.blocked_pdbs(sim) | self.fidelity.node_join.blocked_pdbs(sim)
         self.kubernetes.clusters[spec.name] = sim
         return sim
 

@@ -17,6 +17,8 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 ASG_STEPS = {"canary": {"unhealthy", "alarm"}, "refresh": {"unhealthy", "alarm", "error"}}
 ASG_EVENT_POINTS = ("canary", "before-refresh", "refresh")  # a group's steps and its gate
 EKS_STEPS = {"create": {"error"}, "drain": {"pdb-blocked"}}
+# a self-managed group: its canary node never turns Ready; a PDB blocks the drain of its old nodes
+SELF_MANAGED_STEPS = {"canary": {"unhealthy"}, "drain": {"pdb-blocked"}}
 STANDALONE_STEPS = {"snapshot": {"error"}, "validate": {"unhealthy", "alarm"}, "cutover": {"error", "unhealthy", "alarm"},
                     # the final sync at the cutover: quiesce commands fail, moving the data volumes
                     # fails, the verification on the replacement fails
@@ -53,6 +55,7 @@ class Timings(_Strict):
     nodegroup_create: float = Field(default=240, ge=0)
     nodegroup_delete: float = Field(default=180, ge=0)
     pod_start: float = Field(default=15, ge=0)
+    node_ready: float = Field(default=20, ge=0)  # a self-managed node: registered to Ready
     refresh_warmup: float = Field(default=120, ge=0)
     pod_termination: float = Field(default=10, ge=0)
     retention: float = Field(default=3600, ge=0)
@@ -167,6 +170,27 @@ class NodegroupSpec(_Strict):
         return self
 
 
+class SelfManagedSpec(_Strict):
+    """An Auto Scaling group whose AL2 instances join the cluster through bootstrap.sh
+    (docs/scenarios.md, "More kinds of Kubernetes nodes")."""
+
+    name: str = Field(pattern=NAME)
+    size: int = Field(ge=1, le=450)
+    instance_type: str = "m5.large"
+    expect: Outcome | None = None  # overrides the default rule of expected_outcome
+    opt_in: bool = True  # false: no opt-in tag on the group (someone else's)
+    input: dict[str, Any] = Field(default_factory=dict)  # merged into the execution input the runtime sends
+
+    @model_validator(mode="after")
+    def _input_fields_exist(self):
+        from migrator.eks.self_managed_models import SelfManagedInput
+
+        unknown = sorted(set(self.input) - set(SelfManagedInput.model_fields))
+        if unknown:
+            raise ValueError(f"input: {unknown[0]} is not a field of the self-managed group migration's input")
+        return self
+
+
 class WorkloadSpec(_Strict):
     name: str = Field(pattern=NAME)
     namespace: str = Field(default="default", pattern=NAME)
@@ -193,10 +217,21 @@ class EksClusterSpec(_Strict):
     name: str = Field(pattern=NAME)
     version: str = Field(default="1.30", pattern=r"^1\.\d{2}$")
     addons: dict[str, str] = Field(default_factory=lambda: {"vpc-cni": "v1.18.3-eksbuild.1"})
-    nodegroups: list[NodegroupSpec] = Field(min_length=1)
+    nodegroups: list[NodegroupSpec] = Field(default_factory=list)
+    self_managed: list[SelfManagedSpec] = Field(default_factory=list)
     workloads: list[WorkloadSpec] = Field(default_factory=list)
 
-    def target(self, nodegroup: NodegroupSpec) -> str:
+    @model_validator(mode="after")
+    def _has_nodes(self):
+        if not self.nodegroups and not self.self_managed:
+            raise ValueError("nodegroups: a cluster needs nodegroups or self_managed groups")
+        names = [g.name for g in [*self.nodegroups, *self.self_managed]]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"self_managed: {duplicates[0]} names a node group of the cluster too")
+        return self
+
+    def target(self, nodegroup: NodegroupSpec | SelfManagedSpec) -> str:
         return f"eks/{self.name}/{nodegroup.name}"
 
 
@@ -260,7 +295,8 @@ class Scenario(_Strict):
             spec = targets.get(fault.target)
             if spec is None:
                 raise ValueError(f"{where}.target: {fault.target} is not a target of this scenario")
-            steps = {StandaloneSpec: STANDALONE_STEPS, NodegroupSpec: EKS_STEPS}.get(type(spec), ASG_STEPS)
+            steps = {StandaloneSpec: STANDALONE_STEPS, NodegroupSpec: EKS_STEPS,
+                     SelfManagedSpec: SELF_MANAGED_STEPS}.get(type(spec), ASG_STEPS)
             allowed = steps.get(fault.at or "")
             if allowed is None:
                 raise ValueError(f"{where}.at: a fault of {fault.target} is at one of {sorted(steps)}")
@@ -283,10 +319,10 @@ class Scenario(_Strict):
                 raise ValueError(f"approvals.gates: {gate} names no target of this scenario")
         return self
 
-    def targets(self) -> dict[str, AutoScalingGroupSpec | StandaloneSpec | NodegroupSpec]:
+    def targets(self) -> dict[str, AutoScalingGroupSpec | StandaloneSpec | NodegroupSpec | SelfManagedSpec]:
         specs = {spec.target: spec for spec in [*self.auto_scaling_groups, *self.standalone]}
         for cluster in self.eks_clusters:
-            specs |= {cluster.target(group): group for group in cluster.nodegroups}
+            specs |= {cluster.target(group): group for group in [*cluster.nodegroups, *cluster.self_managed]}
         return specs
 
     def expected_outcome(self, target: str, gates: tuple[str, ...], wave: int | None = None) -> str:
@@ -299,6 +335,8 @@ class Scenario(_Strict):
             return spec.expect
         for cluster in self.eks_clusters:
             if any(cluster.target(g) == target and _preflight_refuses(cluster, g) for g in cluster.nodegroups):
+                return "failed"
+            if any(cluster.target(g) == target and _self_managed_refused(cluster, g) for g in cluster.self_managed):
                 return "failed"
         faulted = any(f.target == target and f.kind != "throttle" for f in self.faults)
         # An unanswered standalone `decommission` keeps the replacement serving: migrated.
@@ -321,15 +359,27 @@ def _preflight_refuses(cluster: EksClusterSpec, group: NodegroupSpec) -> bool:
         return True
     if group.os == "al2023":
         return False
-    consent = group.input
     pods = [w for w in cluster.workloads if not w.daemonset and w.replicas > 0]
     return (group.container_runtime == "docker"
-            or _version(cluster.addons.get("vpc-cni", "v1.18.3")) < (1, 16, 2)
+            or _cluster_refused(cluster, group.input)
             or group.input.get("new_nodegroup_name") in {g.name for g in cluster.nodegroups}
+            or any(w.node_selector.get("eks.amazonaws.com/nodegroup") == group.name for w in pods))
+
+
+def _cluster_refused(cluster: EksClusterSpec, consent: dict) -> bool:
+    """What any drain of the cluster's nodes must refuse: a VPC CNI below 1.16.2, two budgets
+    over a pod, bare or emptyDir pods without the input's consent."""
+    pods = [w for w in cluster.workloads if not w.daemonset and w.replicas > 0]
+    return (_version(cluster.addons.get("vpc-cni", "v1.18.3")) < (1, 16, 2)
             or any(w.extra_pdb for w in pods)
             or any(w.controller == "none" for w in pods) and not consent.get("delete_bare_pods")
-            or any(w.empty_dir for w in pods) and not consent.get("delete_empty_dir_data")
-            or any(w.node_selector.get("eks.amazonaws.com/nodegroup") == group.name for w in pods))
+            or any(w.empty_dir for w in pods) and not consent.get("delete_empty_dir_data"))
+
+
+def _self_managed_refused(cluster: EksClusterSpec, group: SelfManagedSpec) -> bool:
+    """The self-managed pre-flight refuses what the node group one does (but Docker: the
+    scenario's self-managed nodes run containerd), and a group without the opt-in tag."""
+    return not group.opt_in or _cluster_refused(cluster, group.input)
 
 
 def _unanswered_ok(target: str, gate: str) -> tuple[str, ...]:
