@@ -8,7 +8,6 @@ reads the current state first, so a retry changes nothing twice.
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
@@ -18,6 +17,15 @@ from migrator import clock
 from migrator.aws import client_token, error_code, execution_name
 from migrator.config import EXECUTION_TAG
 from migrator.eks import drain as draining
+from migrator.eks.checks import (
+    AL2023_AMI_PARAMETER,
+    daemonsets_missing,
+    docker_nodes,
+    vpc_cni_ok,
+    vpc_cni_version,
+    zero_budgets,
+)
+from migrator.eks.checks import ready as _ready
 from migrator.eks.kube import Kube
 from migrator.eks.models import NodegroupInput
 from migrator.eks.results import (
@@ -39,9 +47,7 @@ from migrator.failures import CaughtError, explain_failure
 
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 AL2_TAINT = {"key": "os", "value": "al2", "effect": "NoSchedule"}
-MIN_VPC_CNI = (1, 16, 2)
 SOURCE_NODEGROUP_TAG = "al2023-migration:source-nodegroup"
-AL2023_AMI_PARAMETER = "/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/x86_64/standard/recommended/image_id"
 
 
 @dataclass(frozen=True)
@@ -75,11 +81,6 @@ def nodes_of(kube: Kube, nodegroup: str) -> list:
     return kube.core.list_node(label_selector=f"{NODEGROUP_LABEL}={nodegroup}").items
 
 
-def _version(text: str) -> tuple[int, ...]:
-    found = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text or "")
-    return tuple(int(x) for x in found.groups()) if found else (0, 0, 0)
-
-
 # --- pre-flight ---------------------------------------------------------------------
 
 
@@ -109,16 +110,11 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
         check("kubernetes_version", False, f"no EKS-optimized AL2023 AMI for Kubernetes {cluster['version']}")
     ami_type = old.get("amiType", "")
     check("al2_node_group", ami_type.startswith("AL2_") or ami_type == "CUSTOM", f"amiType {ami_type}")
-    cni = _vpc_cni_version(c, request.cluster_name)
-    check("vpc_cni", _version(cni) >= MIN_VPC_CNI,
-          f"VPC CNI {cni or 'unknown'} (needs >= {'.'.join(map(str, MIN_VPC_CNI))})")
+    check("vpc_cni", *vpc_cni_ok(vpc_cni_version(c.eks, c.kube, request.cluster_name)))
     nodes = nodes_of(c.kube, request.nodegroup_name)
-    docker = sorted(n.metadata.name for n in nodes
-                    if (n.status.node_info.container_runtime_version or "").startswith("docker"))
+    docker = docker_nodes(nodes)
     check("container_runtime", not docker, f"Docker on {docker}" if docker else "containerd on every node")
-    zero = sorted(f"{p.metadata.namespace}/{p.metadata.name}"
-                  for p in c.kube.policy.list_pod_disruption_budget_for_all_namespaces().items
-                  if p.status and p.status.disruptions_allowed == 0)
+    zero = zero_budgets(c.kube)
     check("disruption_budgets", not (zero and request.pdb_blocks),
           f"allow no disruption: {zero}" if zero else "every budget allows a disruption")
     _check_new_name(c, request, execution, check)
@@ -194,20 +190,6 @@ def _pinned_to(pod) -> set[str]:
             if expression.key == NODEGROUP_LABEL and expression.operator == "In":
                 groups.update(expression.values or [])
     return groups
-
-
-def _vpc_cni_version(c: Clients, cluster: str) -> str:
-    """The vpc-cni add-on's version, else the aws-node DaemonSet's image tag."""
-    try:
-        return c.eks.describe_addon(clusterName=cluster, addonName="vpc-cni")["addon"]["addonVersion"]
-    except ClientError as error:
-        if error_code(error) != "ResourceNotFoundException":
-            raise
-    try:
-        daemonset = c.kube.apps.read_namespaced_daemon_set("aws-node", "kube-system")
-        return daemonset.spec.template.spec.containers[0].image.rsplit(":", 1)[-1]
-    except Exception:  # no aws-node: an unusual CNI, reported as unknown
-        return ""
 
 
 # --- the new group --------------------------------------------------------------------
@@ -286,10 +268,6 @@ def wait_nodegroup(c: Clients, request: NodegroupInput, created: Created) -> Rea
     return Ready(nodes=sorted(ready))
 
 
-def _ready(node) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
-
-
 # --- taint, validate, drain, delete -----------------------------------------------------
 
 
@@ -333,13 +311,7 @@ def validate_new(c: Clients, request: NodegroupInput, pre: Preflight) -> Validat
         extra = [t.key for t in (node.spec.taints or []) if (t.key, t.effect) not in copied]
         if node.spec.unschedulable or extra or not _ready(node):
             raise NotReadyYet(f"node {node.metadata.name} cannot take workloads yet ({extra or 'not ready'})")
-    missing = []
-    pods = c.kube.core.list_pod_for_all_namespaces().items
-    for daemonset in c.kube.apps.list_daemon_set_for_all_namespaces().items:
-        running = {p.spec.node_name for p in pods if p.status.phase == "Running"
-                   and any(o.kind == "DaemonSet" and o.name == daemonset.metadata.name
-                           for o in (p.metadata.owner_references or []))}
-        missing += [f"{daemonset.metadata.name} on {n}" for n in names if n not in running]
+    missing = daemonsets_missing(c.kube, names)
     if missing:
         raise NotReadyYet("DaemonSet pods not running yet: " + ", ".join(missing[:5]))
     return Validated(nodes=names, daemonsets_everywhere=True)

@@ -3,6 +3,8 @@ state they add up to."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from migrator.eks.models import NodegroupInput
@@ -20,7 +22,7 @@ class SelfManagedInput(BaseModel):
     cluster_name: str = _SHARED["cluster_name"]
     group_name: str = Field(min_length=1, max_length=255, pattern=r"^[^:]+$",
                             description="the Auto Scaling group whose AL2 instances join the cluster")
-    imds_hop_limit: int = _SHARED["imds_hop_limit"]
+    imds_hop_limit: Literal[1, 2] = _SHARED["imds_hop_limit"]
     canary_deadline_seconds: int = Field(default=1_800, ge=60, le=86_400,
                                          description="how long the canary node may take to join the cluster, turn "
                                                      "Ready and run every DaemonSet")
@@ -48,6 +50,7 @@ class CanaryCapacity(BaseModel):
 
 
 class Preflight(BaseModel):
+    cluster_name: str
     cluster_version: str
     already_migrated: bool
     checks: dict[str, Check | str]

@@ -17,14 +17,15 @@ from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family
 from migrator.config import AL2023_AMI_PARAMETER, DEFAULT_MIGRATION_TAG
 from migrator.tables import format_table
-from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, STANDALONE_EC2
+from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, EKS_SELF_MANAGED, STANDALONE_EC2
 
 WAVE_TAG = "al2023-migration:wave"  # an explicit wave number (0 is the canary wave)
 CRITICALITY_TAG = "al2023-migration:criticality"  # low | medium | high
 DNS_TAG = "al2023-migration:dns"  # "<hosted zone id>/<record name>" for a DNS cutover
 ALARMS_TAG = "al2023-migration:alarms"  # comma-separated CloudWatch alarms that must stay OK
 EXCLUDE_VALUE = "exclude"  # the migration tag's value that keeps an instance out of every plan
-KIND_WORKFLOW = {"asg": ASG_ROLLOUT.name, "standalone": STANDALONE_EC2.name, "eks": EKS_NODEGROUP.name}
+KIND_WORKFLOW = {"asg": ASG_ROLLOUT.name, "standalone": STANDALONE_EC2.name, "eks": EKS_NODEGROUP.name,
+                 "eks-self-managed": EKS_SELF_MANAGED.name}
 CRITICALITY_RANK = {"low": 0, "medium": 1, "high": 2}
 DEFAULT_MAX_INSTANCES_PER_WAVE = 50
 
@@ -151,10 +152,15 @@ def _classify(instance: dict, images: dict, addresses: dict, inventory: Inventor
         # The workflows change only what carries the opt-in tag (IAM enforces it too).
         inventory.not_opted_in.append({"instance_id": iid, "name": tags.get("Name")})
         return
-    if group and cluster:
+    if group and cluster and tags.get(tag_key) is None:
         inventory.self_managed.append({"instance_id": iid, "cluster": cluster, "group": group,
-                                       "change": "self-managed node group: move it to a managed node group, "
-                                                 "or roll its launch template with a drain lifecycle hook"})
+                                       "change": f"self-managed node group without the opt-in tag: tag the group "
+                                                 f"{tag_key}={DEFAULT_MIGRATION_TAG['value']} (propagated to its "
+                                                 "instances) and the eks-self-managed workflow migrates it"})
+        return
+    if group and cluster:  # a self-managed node group: its own workflow
+        _add(inventory, f"eks/{cluster}/{group}", "eks-self-managed", {"cluster_name": cluster, "group_name": group},
+             criticality, wave, seen, tagged)
         return
     if group:
         _add(inventory, f"asg/{group}", "asg", {"group_name": group, **alarms}, criticality, wave, seen, tagged)
@@ -202,7 +208,7 @@ def make_waves(targets: list[Target], max_instances: int = DEFAULT_MAX_INSTANCES
     order = sorted(untagged, key=lambda t: (CRITICALITY_RANK.get(t.criticality, 1), t.instances, t.target))
     canary = []
     if not tagged.get(0):
-        for kind in ("standalone", "asg", "eks"):
+        for kind in ("standalone", "asg", "eks", "eks-self-managed"):
             first = next((t for t in order if t.kind == kind), None)
             if first:
                 canary.append(first)
@@ -237,6 +243,8 @@ def build_plan(inventory: Inventory, region: str, max_instances: int = DEFAULT_M
     def target_ami(target: Target):
         if target.kind == "eks":
             return "the EKS-optimized AL2023 AMI of the cluster's version (AMI type AL2023_*)"
+        if target.kind == "eks-self-managed":
+            return "the EKS-optimized AL2023 AMI of the cluster's version (launch-template version, nodeadm)"
         return al2023_images.get(target.architecture) or (
             f"the value of {AL2023_AMI_PARAMETER.get(target.architecture, '?')} when the target starts")
     created = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
@@ -284,7 +292,7 @@ def build_plan(inventory: Inventory, region: str, max_instances: int = DEFAULT_M
 
 def plan_table(plan: dict) -> str:
     """Instances per kind and wave, then every target with what a reviewer needs."""
-    kinds = ("standalone", "asg", "eks")
+    kinds = ("standalone", "asg", "eks", "eks-self-managed")
     rows = [("wave", "targets", *(f"{k} instances" for k in kinds), "instances")]
     for wave in plan["waves"]:
         per_kind = Counter()
@@ -299,7 +307,7 @@ def plan_table(plan: dict) -> str:
             current = ", ".join(f"{a['name'] or '?'} ({a['id']})" for a in target.get("current_ami", []))
             new = target.get("target_ami")
             new = f"{new['name']} ({new['id']})" if isinstance(new, dict) else "at start (SSM)" if target[
-                "kind"] != "eks" else "EKS AL2023 AMI type"
+                "kind"] == "standalone" or target["kind"] == "asg" else "EKS AL2023 AMI type"
             ids = target.get("instance_ids", [])
             rows.append((wave["name"], target["target"], target.get("name") or "-",
                          ", ".join(ids) if len(ids) <= 2 else f"{len(ids)} ({ids[0]}, ...)", current, new,

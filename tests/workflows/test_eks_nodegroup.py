@@ -234,8 +234,11 @@ def test_a_bare_pod_started_on_an_old_node_after_preflight_is_refused_by_the_dra
                 node = sorted(n.name for n in cluster_sim.nodes.values() if n.nodegroup == "ng-a")[0]
                 cluster_sim.pods[("default", "debug")] = Pod("debug", "default", "debug", False, rt.clock.now(),
                                                              node=node, ready_at=rt.clock.now())
-        rt.clock.call_later(400, start_debug_pod)  # after pre-flight, before the drain
-        run, result = execute(rt, "eks/prod/ng-a")
+        with rt.clock.busy():  # the run starts before the timer's time may come
+            rt.clock.call_later(400, start_debug_pod)  # after pre-flight, before the drain
+            run = rt.start_execution(EKS_NODEGROUP, "eks/prod/ng-a",
+                                     nodegroup_input(rt.fleet.nodegroups["eks/prod/ng-a"], rt.scenario))
+        result = rt.wait([run], timeout=300)[run.execution_arn]
         assert result["error"] == "DrainRefused" and "bare_pods: default/debug" in result["cause"]
         assert_restored(rt, "ng-a", 2)
         assert ("default", "debug") in sim(rt).pods and sim(rt).evicted_bare == []

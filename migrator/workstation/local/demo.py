@@ -12,11 +12,11 @@ from migrator.fleet.plan import build_plan, discover, latest_al2023_images
 from migrator.fleet.waves import store_plan
 from migrator.tables import format_clock
 from migrator.workstation.local.estimate import remaining_lower_bound
-from migrator.workstation.local.fleet import BuiltInstance, BuiltNodegroup
+from migrator.workstation.local.fleet import BuiltInstance, BuiltNodegroup, BuiltSelfManaged
 from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime, Run
 from migrator.workstation.local.scenario import DEFAULT_SEED, AutoScalingGroupSpec, Scenario
 from migrator.workstation.local.summary import summarize
-from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, FLEET, STANDALONE_EC2, WORKFLOWS
+from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, EKS_SELF_MANAGED, FLEET, STANDALONE_EC2, WORKFLOWS
 
 WORKFLOWS_BY_NAME = {workflow.name: workflow for workflow in WORKFLOWS}
 
@@ -38,6 +38,15 @@ def nodegroup_input(built: BuiltNodegroup, scenario: Scenario) -> dict:
         "cluster_name": built.cluster.name,
         "nodegroup_name": built.spec.name,
         "launch_template": built.spec.launch_template,
+        "approval_timeout_seconds": int(scenario.approvals.timeout),
+        **built.spec.input,  # the scenario's rehearsal of operator choices
+    }
+
+
+def self_managed_input(built: BuiltSelfManaged, scenario: Scenario) -> dict:
+    return {
+        "cluster_name": built.cluster.name,
+        "group_name": built.spec.name,
         "approval_timeout_seconds": int(scenario.approvals.timeout),
         **built.spec.input,  # the scenario's rehearsal of operator choices
     }
@@ -67,6 +76,10 @@ def _start_targets(runtime: LocalRuntime) -> list[Run]:
         for built in runtime.fleet.nodegroups.values()
     ]
     runs += [
+        runtime.start_execution(EKS_SELF_MANAGED, built.target, self_managed_input(built, runtime.scenario))
+        for built in runtime.fleet.self_managed.values()
+    ]
+    runs += [
         runtime.start_execution(STANDALONE_EC2, built.spec.target, migration_input(built, runtime.scenario))
         for built in runtime.fleet.instances.values()
     ]
@@ -86,6 +99,7 @@ def plan_fleet(runtime: LocalRuntime) -> dict:
                 "instance_warmup_seconds": int(scenario.timings.refresh_warmup)},
         "standalone": {**timeout, "retention_seconds": int(scenario.timings.retention)},
         "eks": timeout,
+        "eks-self-managed": timeout,
     }
     ec2 = runtime.client("ec2")
     plan = build_plan(discover(ec2), runtime.region, scenario.waves.max_instances, defaults,
