@@ -7,9 +7,9 @@ import base64
 
 from migrator.audit import read_trail
 from migrator.eks.userdata import parse_node_config, shell_parts
-from migrator.workstation.local.demo import self_managed_input
+from migrator.workstation.local.demo import plan_fleet, run_waves, self_managed_input
 from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime
-from migrator.workstation.local.summary import _check_workloads
+from migrator.workstation.local.summary import _check_self_managed, _check_workloads
 from migrator.workflows import EKS_SELF_MANAGED
 from tests.conftest import running
 
@@ -127,3 +127,26 @@ def test_bad_input_fails_in_the_first_state_naming_the_field():
         run, result = execute(rt, {"cluster_name": "prod", "group": "sm-ingress"})
         assert result["status"] == "FAILED" and "group" in result["cause"]
         assert images(rt) == {rt.fleet.al2_image}
+
+
+def test_the_invariants_name_a_node_left_cordoned_and_a_group_off_its_image():
+    with self_managed(size=2) as rt:
+        built = rt.fleet.self_managed[TARGET]
+        assert _check_self_managed(rt, built, {"outcome": "rolled_back"}) == []
+        node = nodes(rt)[0]
+        node.unschedulable = True
+        problems = _check_self_managed(rt, built, {"outcome": "migrated"})
+        assert any("cordoned" in p and node.name in p for p in problems)
+        assert any("not on" in p for p in problems)  # migrated, yet still on AL2
+
+
+def test_a_fleet_wave_starts_it_as_a_child_execution():
+    with self_managed(size=2, waves={"max_instances": 10}) as rt:
+        plan = plan_fleet(rt)
+        [target] = [t for wave in plan["waves"] for t in wave["targets"]]
+        assert (target["target"], target["kind"], target["state_machine"]) == (
+            TARGET, "eks-self-managed", EKS_SELF_MANAGED.name)
+        run_waves(rt, plan)
+        [child] = [r for r in rt.runs if r.workflow is EKS_SELF_MANAGED]
+        assert rt.status(child)["status"] == "SUCCEEDED"
+        assert_serving_on(rt, rt.fleet.al2023_image, 2)

@@ -161,13 +161,17 @@ class NodegroupSpec(_Strict):
 
     @model_validator(mode="after")
     def _input_fields_exist(self):
-        # values are the workflow's to judge (a rehearsed mistake fails in its first state); names are checked here
         from migrator.eks.models import NodegroupInput
 
-        unknown = sorted(set(self.input) - set(NodegroupInput.model_fields))
-        if unknown:
-            raise ValueError(f"input: {unknown[0]} is not a field of the node group migration's input")
+        _known_input_fields(self.input, NodegroupInput, "the node group migration's input")
         return self
+
+
+def _known_input_fields(given: dict, model: type[BaseModel], what: str) -> None:
+    """Values are the workflow's to judge (a rehearsed mistake fails in its first state); names are checked here."""
+    unknown = sorted(set(given) - set(model.model_fields))
+    if unknown:
+        raise ValueError(f"input: {unknown[0]} is not a field of {what}")
 
 
 class SelfManagedSpec(_Strict):
@@ -185,9 +189,7 @@ class SelfManagedSpec(_Strict):
     def _input_fields_exist(self):
         from migrator.eks.self_managed_models import SelfManagedInput
 
-        unknown = sorted(set(self.input) - set(SelfManagedInput.model_fields))
-        if unknown:
-            raise ValueError(f"input: {unknown[0]} is not a field of the self-managed group migration's input")
+        _known_input_fields(self.input, SelfManagedInput, "the self-managed group migration's input")
         return self
 
 
