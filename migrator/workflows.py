@@ -243,7 +243,7 @@ EKS_SELF_MANAGED = Workflow(
         _validate_input("eks_self_managed", "self-managed node group migration"),
         LambdaTask("eks_self_managed.preflight",
                    "Opt-in tag, bootstrap.sh, version, VPC CNI, container runtime, disruption budgets",
-                   _KUBE | {Access.ASG_READ, Access.AMI_READ}),
+                   _KUBE | {Access.ASG_READ, Access.INSTANCE_READ}),  # INSTANCE_READ: the template's image
         LambdaTask("eks_self_managed.create_version",
                    "New launch-template version: EKS AL2023 AMI, nodeadm NodeConfig user data, IMDSv2",
                    _KUBE | {Access.ASG_READ, Access.LAUNCH_TEMPLATE_WRITE, Access.IDEMPOTENCY}),
