@@ -150,3 +150,34 @@ def test_a_fleet_wave_starts_it_as_a_child_execution():
         [child] = [r for r in rt.runs if r.workflow is EKS_SELF_MANAGED]
         assert rt.status(child)["status"] == "SUCCEEDED"
         assert_serving_on(rt, rt.fleet.al2023_image, 2)
+
+
+def test_a_group_without_the_opt_in_tag_is_refused_before_any_change():
+    with self_managed(size=1, group_extra={"opt_in": False}) as rt:
+        assert rt.scenario.expected_outcome(TARGET, EKS_SELF_MANAGED.gates) == "failed"
+        run, result = execute(rt)
+        assert result["status"] == "FAILED" and result["error"] == "PreflightFailed"
+        assert "is not tagged al2023-migration=enabled" in result["cause"]
+        assert "CreateVersion" not in entered(rt, run)
+        assert len(rt.client("ec2").describe_launch_template_versions(
+            LaunchTemplateId=rt.fleet.self_managed[TARGET].template_id)["LaunchTemplateVersions"]) == 1
+
+
+def test_the_mutating_steps_twice_change_nothing_twice():
+    from migrator.eks import self_managed as domain
+    from migrator.eks.self_managed_events import clients
+    from migrator.eks.self_managed_models import SelfManagedInput
+
+    execution = "arn:aws:states:us-east-1:123456789012:execution:eks-self-managed:idempotency-1"
+    with self_managed(size=1) as rt:
+        c = clients("prod")
+        request = SelfManagedInput(cluster_name="prod", group_name="sm-ingress")
+        pre = domain.preflight(c, request, execution, "al2023-migration", "enabled")
+        first = domain.create_version(c, request, pre, execution)
+        again = domain.create_version(c, request, pre, execution)
+        assert (first.created, again.created, first.version) == (True, False, again.version)
+        canary = domain.start_canary(c, request, pre, first, execution)
+        assert not domain.start_canary(c, request, pre, first, execution).changed and canary.changed
+        current = group(rt)
+        assert (current["DesiredCapacity"], current["MaxSize"]) == (2, 2)  # one more, MaxSize raised for it
+        assert current["LaunchTemplate"]["Version"] == first.version
