@@ -225,24 +225,28 @@ def create_version(c: Clients, request: SelfManagedInput, pre: Preflight, execut
 def start_canary(c: Clients, request: SelfManagedInput, pre: Preflight, ver: LaunchVersion,
                  execution: str) -> Canary:
     """The group on the new version, one more instance: the group launches it from that version. The mark
-    (what the canary added) goes on the group first, so whatever happens next a later step knows what was ours."""
+    (what the canary adds) goes on the group first, so whatever happens next a later step knows what was ours;
+    a retry after a partial attempt finishes what the mark says."""
     name = request.group_name
     group = describe_group(c.autoscaling, name)
     mark = capacity_mark(group, execution)
-    if mark is not None:
-        return Canary(capacity=mark, started_at=clock.now(), changed=False)
-    full = group["DesiredCapacity"] + 1 > group["MaxSize"]
-    mark = CanaryCapacity(execution=execution_digest(execution), desired=group["DesiredCapacity"] + 1,
-                          raised_max_to=group["MaxSize"] + 1 if full else None)
-    c.autoscaling.create_or_update_tags(Tags=[{
-        "ResourceId": name, "ResourceType": "auto-scaling-group", "Key": CANARY_TAG,
-        "Value": mark.model_dump_json(), "PropagateAtLaunch": False}])
-    c.autoscaling.update_auto_scaling_group(
-        AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateId": pre.template_id, "Version": ver.version},
-        **({"MaxSize": mark.raised_max_to} if full else {}))
-    c.autoscaling.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=mark.desired,
-                                       HonorCooldown=False)
-    return Canary(capacity=mark, started_at=clock.now(), changed=True)
+    changed = mark is None
+    if mark is None:
+        full = group["DesiredCapacity"] + 1 > group["MaxSize"]
+        mark = CanaryCapacity(execution=execution_digest(execution), desired=group["DesiredCapacity"] + 1,
+                              raised_max_to=group["MaxSize"] + 1 if full else None)
+        c.autoscaling.create_or_update_tags(Tags=[{
+            "ResourceId": name, "ResourceType": "auto-scaling-group", "Key": CANARY_TAG,
+            "Value": mark.model_dump_json(), "PropagateAtLaunch": False}])
+    raise_max = mark.raised_max_to is not None and group["MaxSize"] < mark.raised_max_to
+    if str((group.get("LaunchTemplate") or {}).get("Version")) != ver.version or raise_max:
+        c.autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateId": pre.template_id, "Version": ver.version},
+            **({"MaxSize": mark.raised_max_to} if raise_max else {}))
+    if group["DesiredCapacity"] < mark.desired:
+        c.autoscaling.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=mark.desired,
+                                           HonorCooldown=False)
+    return Canary(capacity=mark, started_at=clock.now(), changed=changed)
 
 
 def check_canary(c: Clients, request: SelfManagedInput, pre: Preflight, ver: LaunchVersion,

@@ -181,3 +181,28 @@ def test_the_mutating_steps_twice_change_nothing_twice():
         current = group(rt)
         assert (current["DesiredCapacity"], current["MaxSize"]) == (2, 2)  # one more, MaxSize raised for it
         assert current["LaunchTemplate"]["Version"] == first.version
+
+
+def test_a_canary_start_cut_after_its_mark_is_finished_by_the_retry():
+    """Throttled after the mark went on the group: the retry finds the mark and does the rest of what it says."""
+    from migrator.aws import execution_digest
+    from migrator.config import CANARY_TAG
+    from migrator.eks import self_managed as domain
+    from migrator.eks.self_managed_events import clients
+    from migrator.eks.self_managed_models import CanaryCapacity, SelfManagedInput
+
+    execution = "arn:aws:states:us-east-1:123456789012:execution:eks-self-managed:partial-1"
+    with self_managed(size=1) as rt:
+        c = clients("prod")
+        request = SelfManagedInput(cluster_name="prod", group_name="sm-ingress")
+        pre = domain.preflight(c, request, execution, "al2023-migration", "enabled")
+        version = domain.create_version(c, request, pre, execution)
+        mark = CanaryCapacity(execution=execution_digest(execution), desired=2, raised_max_to=2)
+        c.autoscaling.create_or_update_tags(Tags=[{"ResourceId": "sm-ingress", "ResourceType": "auto-scaling-group",
+                                                   "Key": CANARY_TAG, "Value": mark.model_dump_json(),
+                                                   "PropagateAtLaunch": False}])
+        canary = domain.start_canary(c, request, pre, version, execution)
+        current = group(rt)
+        assert not canary.changed and canary.capacity == mark
+        assert (current["DesiredCapacity"], current["MaxSize"], current["LaunchTemplate"]["Version"]) == (
+            2, 2, version.version)
