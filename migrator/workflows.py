@@ -54,6 +54,7 @@ class Access(str, Enum):
     KUBERNETES_NODECLASS_PATCH = "kubernetes-nodeclass-patch"  # + patch EC2NodeClasses: the change and its rollback
     CANARY_LAUNCH = "canary-launch"
     CANARY_RELEASE = "canary-release"
+    CAPACITY_MARK = "capacity-mark"  # the canary's capacity mark, a tag on a self-managed node group's ASG
 
 
 def pascal_case(name: str) -> str:
@@ -291,11 +292,45 @@ EKS_KARPENTER = Workflow(
     ),
 )
 
+_SELF_MANAGED_WRITE = _KUBE | {Access.ASG_READ, Access.ASG_WRITE, Access.CAPACITY_MARK}
+
+EKS_SELF_MANAGED = Workflow(
+    name="eks-self-managed",
+    asl_file="eks_self_managed.asl.json",
+    gates=(gates.BEFORE_DRAIN,),
+    kind="eks-self-managed",
+    tasks=(
+        _validate_input("eks_self_managed", "self-managed node group migration"),
+        LambdaTask("eks_self_managed.preflight",
+                   "Opt-in tag, bootstrap.sh, version, VPC CNI, container runtime, disruption budgets",
+                   _KUBE | {Access.ASG_READ, Access.INSTANCE_READ}),  # INSTANCE_READ: the template's image
+        LambdaTask("eks_self_managed.create_version",
+                   "New launch-template version: EKS AL2023 AMI, nodeadm NodeConfig user data, IMDSv2",
+                   _KUBE | {Access.ASG_READ, Access.LAUNCH_TEMPLATE_WRITE, Access.IDEMPOTENCY}),
+        LambdaTask("eks_self_managed.start_canary", "The group on the new version, +1 desired capacity",
+                   _SELF_MANAGED_WRITE | {Access.IDEMPOTENCY}),
+        LambdaTask("eks_self_managed.check_canary", "Canary node joined, Ready, DaemonSets running",
+                   _KUBE | {Access.ASG_READ}),
+        LambdaTask("eks_self_managed.replace_next", "Cordon and drain an AL2 node, then terminate its instance",
+                   _SELF_MANAGED_WRITE | {Access.KUBERNETES_NODE_PATCH, Access.KUBERNETES_EVICT}),
+        LambdaTask("eks_self_managed.wait_settled", "Wait until the replacement node joined and is Ready",
+                   _KUBE | {Access.ASG_READ}),
+        LambdaTask("eks_self_managed.release_capacity",
+                   "Drain and remove the canary's extra instance; the new version becomes the default",
+                   _SELF_MANAGED_WRITE | {Access.LAUNCH_TEMPLATE_WRITE, Access.KUBERNETES_NODE_PATCH,
+                                          Access.KUBERNETES_EVICT}),
+        LambdaTask("eks_self_managed.rollback",
+                   "Previous version and capacity back, AL2023 nodes drained and replaced, cordons lifted",
+                   _SELF_MANAGED_WRITE | {Access.KUBERNETES_NODE_PATCH, Access.KUBERNETES_EVICT}),
+        REQUEST_APPROVAL,
+    ),
+)
+
 FLEET = Workflow(
     name="fleet",
     asl_file="fleet.asl.json",
     gates=(gates.START,),
-    children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE, EKS_KARPENTER),
+    children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE, EKS_KARPENTER, EKS_SELF_MANAGED),
     tasks=(
         LambdaTask("fleet.load_wave", "Validate a wave's input and read its targets from the plan",
                    frozenset({Access.PLAN_READ, Access.EXECUTION_READ})),
@@ -305,7 +340,8 @@ FLEET = Workflow(
 )
 
 # Children before the workflows that start them: the stack creates them in this order.
-WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE, EKS_KARPENTER, FLEET)
+WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE, EKS_KARPENTER,
+                                   EKS_SELF_MANAGED, FLEET)
 
 
 _SUBSTITUTION = re.compile(r"\$\{(\w+)\}")

@@ -216,6 +216,11 @@ class TaskPermissions:
                       conditions={**canary, "ForAllValues:StringEquals": {"aws:TagKeys": [GROUP_TAG]}},
                       why="only the group tag of a canary its owners keep"),
             ]
+        if access is Access.CAPACITY_MARK:
+            # A self-managed node group's canary is capacity, not an instance: what it added is a tag on the group.
+            return [_stmt(["autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags"], [AUTO_SCALING_GROUPS],
+                          conditions={**tagged, "ForAllValues:StringEquals": {"aws:TagKeys": [CANARY_TAG]}},
+                          why="only the canary's capacity mark, only on Auto Scaling groups carrying the migration tag")]
         if access is Access.REFRESH_WRITE:
             return [
                 _stmt(["autoscaling:StartInstanceRefresh", "autoscaling:CancelInstanceRefresh",
