@@ -40,6 +40,7 @@ class Access(str, Enum):
     DNS_READ = "dns-read"
     HEALTH_SCRIPT = "health-script"
     HEALTH_SCRIPT_READ = "health-script-read"
+    HOST_SCAN_READ = "host-scan-read"  # the scan's static side: user data, the MetadataNoToken metric
     EKS_READ = "eks-read"
     NODEGROUP_WRITE = "nodegroup-write"
     NODEGROUP_UPDATE = "nodegroup-update"  # UpdateNodegroupVersion and the new launch-template version it names
@@ -49,8 +50,11 @@ class Access(str, Enum):
     KUBERNETES = "kubernetes"  # read-only Kubernetes RBAC: nodes, pods, budgets, DaemonSets
     KUBERNETES_NODE_PATCH = "kubernetes-node-patch"  # + patch nodes: taint, cordon, the drain's start annotation
     KUBERNETES_EVICT = "kubernetes-evict"  # + create pod evictions: the drain
+    KUBERNETES_KARPENTER_READ = "kubernetes-karpenter-read"  # + read NodePools, EC2NodeClasses and their CRD
+    KUBERNETES_NODECLASS_PATCH = "kubernetes-nodeclass-patch"  # + patch EC2NodeClasses: the change and its rollback
     CANARY_LAUNCH = "canary-launch"
     CANARY_RELEASE = "canary-release"
+    CAPACITY_MARK = "capacity-mark"  # the canary's capacity mark, a tag on a self-managed node group's ASG
 
 
 def pascal_case(name: str) -> str:
@@ -145,6 +149,16 @@ APPROVALS_API = LambdaTask("approvals.api",
 APPROVALS_REMINDER = LambdaTask("approvals.reminder", "Remind once of each pending approval that expires soon",
                                 frozenset({Access.APPROVALS}))
 
+# The compatibility scan and the parity check: the same three functions in the standalone and group workflows.
+START_SCAN = LambdaTask("compat.start_scan", "Send the read-only host scan through SSM Run Command",
+                        _BASE | {Access.ASG_READ, Access.HEALTH_SCRIPT, Access.IDEMPOTENCY})  # a group's oldest
+CHECK_COMPATIBILITY = LambdaTask(
+    "compat.check_compatibility", "The old host's AL2023 findings; blockers refuse the run before any change",
+    _BASE | {Access.ASG_READ, Access.HEALTH_SCRIPT_READ, Access.HOST_SCAN_READ})  # the template's user data
+CHECK_PARITY = LambdaTask("compat.check_parity", "The new host against the old: services, ports, cron, mounts",
+                          _BASE | {Access.HEALTH_SCRIPT_READ})
+COMPATIBILITY_TASKS = (START_SCAN, CHECK_COMPATIBILITY, CHECK_PARITY)
+
 ASG_ROLLOUT = Workflow(
     name="asg-rollout",
     asl_file="asg_rollout.asl.json",
@@ -169,6 +183,7 @@ ASG_ROLLOUT = Workflow(
                    _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.CANARY_RELEASE, Access.REFRESH_WRITE}),
         LambdaTask("asg.check_rollback", "Wait until every instance runs the old version again",
                    _BASE | {Access.ASG_READ}),
+        *COMPATIBILITY_TASKS,
         REQUEST_APPROVAL,
     ),
 )
@@ -206,6 +221,7 @@ STANDALONE_EC2 = Workflow(
                    _BASE | {Access.INSTANCE_READ, Access.INSTANCE_WRITE, Access.SNAPSHOT_WRITE, Access.IDEMPOTENCY}),
         LambdaTask("standalone.keep_old_instance", "Decommission unanswered: keep the old instance stopped, ask",
                    _BASE | {Access.INSTANCE_READ, Access.INSTANCE_WRITE, Access.IDEMPOTENCY}),
+        *COMPATIBILITY_TASKS,
         REQUEST_APPROVAL,
     ),
 )
@@ -255,11 +271,66 @@ EKS_IN_PLACE = Workflow(
     ),
 )
 
+_KARPENTER = _KUBE | {Access.KUBERNETES_KARPENTER_READ}
+
+EKS_KARPENTER = Workflow(
+    name="eks-karpenter",
+    asl_file="eks_karpenter.asl.json",
+    gates=(gates.BEFORE_CHANGE,),
+    kind="eks-karpenter",
+    tasks=(
+        _validate_input("eks_karpenter", "Karpenter pool migration"),
+        LambdaTask("eks_karpenter.preflight", "Karpenter version, the pool's budgets, PDBs and pods its drift meets",
+                   _KARPENTER),
+        LambdaTask("eks_karpenter.change_nodeclass", "EC2NodeClass to AL2023, previous values recorded on it",
+                   _KARPENTER | {Access.KUBERNETES_NODECLASS_PATCH, Access.IDEMPOTENCY}),
+        LambdaTask("eks_karpenter.check_drift", "Follow Karpenter's drift: AL2 nodes left, PDB-blocked nodes",
+                   _KARPENTER),
+        LambdaTask("eks_karpenter.rollback", "Restore the EC2NodeClass (fields still ours), follow the drift back",
+                   _KARPENTER | {Access.KUBERNETES_NODECLASS_PATCH}),
+        REQUEST_APPROVAL,
+    ),
+)
+
+_SELF_MANAGED_WRITE = _KUBE | {Access.ASG_READ, Access.ASG_WRITE, Access.CAPACITY_MARK}
+
+EKS_SELF_MANAGED = Workflow(
+    name="eks-self-managed",
+    asl_file="eks_self_managed.asl.json",
+    gates=(gates.BEFORE_DRAIN,),
+    kind="eks-self-managed",
+    tasks=(
+        _validate_input("eks_self_managed", "self-managed node group migration"),
+        LambdaTask("eks_self_managed.preflight",
+                   "Opt-in tag, bootstrap.sh, version, VPC CNI, container runtime, disruption budgets",
+                   _KUBE | {Access.ASG_READ, Access.INSTANCE_READ}),  # INSTANCE_READ: the template's image
+        LambdaTask("eks_self_managed.create_version",
+                   "New launch-template version: EKS AL2023 AMI, nodeadm NodeConfig user data, IMDSv2",
+                   _KUBE | {Access.ASG_READ, Access.LAUNCH_TEMPLATE_WRITE, Access.IDEMPOTENCY}),
+        LambdaTask("eks_self_managed.start_canary", "The group on the new version, +1 desired capacity",
+                   _SELF_MANAGED_WRITE | {Access.IDEMPOTENCY}),
+        LambdaTask("eks_self_managed.check_canary", "Canary node joined, Ready, DaemonSets running",
+                   _KUBE | {Access.ASG_READ}),
+        LambdaTask("eks_self_managed.replace_next", "Cordon and drain an AL2 node, then terminate its instance",
+                   _SELF_MANAGED_WRITE | {Access.KUBERNETES_NODE_PATCH, Access.KUBERNETES_EVICT}),
+        LambdaTask("eks_self_managed.wait_settled", "Wait until the replacement node joined and is Ready",
+                   _KUBE | {Access.ASG_READ}),
+        LambdaTask("eks_self_managed.release_capacity",
+                   "Drain and remove the canary's extra instance; the new version becomes the default",
+                   _SELF_MANAGED_WRITE | {Access.LAUNCH_TEMPLATE_WRITE, Access.KUBERNETES_NODE_PATCH,
+                                          Access.KUBERNETES_EVICT}),
+        LambdaTask("eks_self_managed.rollback",
+                   "Previous version and capacity back, AL2023 nodes drained and replaced, cordons lifted",
+                   _SELF_MANAGED_WRITE | {Access.KUBERNETES_NODE_PATCH, Access.KUBERNETES_EVICT}),
+        REQUEST_APPROVAL,
+    ),
+)
+
 FLEET = Workflow(
     name="fleet",
     asl_file="fleet.asl.json",
     gates=(gates.START,),
-    children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE),
+    children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE, EKS_KARPENTER, EKS_SELF_MANAGED),
     tasks=(
         LambdaTask("fleet.load_wave", "Validate a wave's input and read its targets from the plan",
                    frozenset({Access.PLAN_READ, Access.EXECUTION_READ})),
@@ -269,7 +340,8 @@ FLEET = Workflow(
 )
 
 # Children before the workflows that start them: the stack creates them in this order.
-WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE, FLEET)
+WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE, EKS_KARPENTER,
+                                   EKS_SELF_MANAGED, FLEET)
 
 
 _SUBSTITUTION = re.compile(r"\$\{(\w+)\}")

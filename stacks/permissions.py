@@ -216,6 +216,11 @@ class TaskPermissions:
                       conditions={**canary, "ForAllValues:StringEquals": {"aws:TagKeys": [GROUP_TAG]}},
                       why="only the group tag of a canary its owners keep"),
             ]
+        if access is Access.CAPACITY_MARK:
+            # A self-managed node group's canary is capacity, not an instance: what it added is a tag on the group.
+            return [_stmt(["autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags"], [AUTO_SCALING_GROUPS],
+                          conditions={**tagged, "ForAllValues:StringEquals": {"aws:TagKeys": [CANARY_TAG]}},
+                          why="only the canary's capacity mark, only on Auto Scaling groups carrying the migration tag")]
         if access is Access.REFRESH_WRITE:
             return [
                 _stmt(["autoscaling:StartInstanceRefresh", "autoscaling:CancelInstanceRefresh",
@@ -298,6 +303,14 @@ class TaskPermissions:
             ]
         if access is Access.HEALTH_SCRIPT_READ:
             return [_stmt(["ssm:GetCommandInvocation"], [ANY], why=NO_RESOURCE_LEVEL)]
+        if access is Access.HOST_SCAN_READ:
+            return [
+                _stmt(["ec2:DescribeInstanceAttribute"], [INSTANCES], conditions=tagged,
+                      why="the user data of instances carrying the migration tag"),
+                _stmt(["cloudwatch:GetMetricStatistics"], [ANY],
+                      why="the MetadataNoToken metric of the scanned instance (IMDSv1 calls); "
+                          "GetMetricStatistics has no resource-level permissions"),
+            ]
         clusters, nodegroups = self._eks_clusters(), self._eks_nodegroups()
         # Cluster and node group names come from the execution input; cdk.json eks_clusters narrows the clusters.
         eks_why = "clusters and node groups are named in the execution input; node group ARNs end in an ID"
@@ -347,7 +360,8 @@ class TaskPermissions:
             # The child state machines are created after the functions: stacks/state_machines.py grants
             # states:DescribeExecution on their executions to the tasks of the workflow that starts them.
             return []
-        if access in (Access.KUBERNETES, Access.KUBERNETES_NODE_PATCH, Access.KUBERNETES_EVICT):
+        if access in (Access.KUBERNETES, Access.KUBERNETES_NODE_PATCH, Access.KUBERNETES_EVICT,
+                      Access.KUBERNETES_KARPENTER_READ, Access.KUBERNETES_NODECLASS_PATCH):
             # No IAM statement: the EKS token is a presigned sts:GetCallerIdentity, which needs no permission.
             # Kubernetes access is an EKS access entry per role and cluster (stacks/kubernetes.py).
             return []

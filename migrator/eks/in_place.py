@@ -28,17 +28,15 @@ from migrator.eks.in_place_models import (
     UpdateStarted,
     Versioned,
 )
+from migrator.eks.checks import AL2023_AMI_PARAMETER, node_checks, require_daemonsets
+from migrator.eks.checks import ready as is_ready
 from migrator.eks.nodegroup import (
-    AL2023_AMI_PARAMETER,
     Clients,
     describe_nodegroup,
     drain_policy,
-    is_ready,
-    node_checks,
     nodes_of,
     opted_in_nodegroup,
     refusal_checks,
-    require_daemonsets,
     set_node,
 )
 from migrator.eks.paths import IN_PLACE, template_version, update_path
@@ -98,7 +96,7 @@ def preflight(c: Clients, request: InPlaceInput, execution: str, tag_key: str, t
     check("no_update_in_progress", not busy,
           f"update {busy[0]['id']} is in progress" if busy else "no update of the group in progress")
     nodes = nodes_of(c.kube, request.nodegroup_name)
-    node_checks(c, request.cluster_name, nodes, request.pdb_blocks, check)
+    node_checks(c.eks, c.kube, request.cluster_name, nodes, request.pdb_blocks, check)
     refusal_checks(c, {n.metadata.name for n in nodes}, drain_policy(request, execution), check)
     if failures:
         raise PreflightFailed(f"{request.target} cannot be updated in place: " + "; ".join(failures))

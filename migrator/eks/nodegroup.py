@@ -8,7 +8,6 @@ reads the current state first, so a retry changes nothing twice.
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
@@ -18,6 +17,8 @@ from migrator import clock
 from migrator.aws import client_token, error_code, execution_name
 from migrator.config import EXECUTION_TAG
 from migrator.eks import drain as draining
+from migrator.eks.checks import AL2023_AMI_PARAMETER, node_checks, require_daemonsets
+from migrator.eks.checks import ready as is_ready
 from migrator.eks.kube import Kube
 from migrator.eks.models import NodegroupInput
 from migrator.eks.paths import BLUE_GREEN, update_path
@@ -40,9 +41,7 @@ from migrator.failures import CaughtError, explain_failure
 
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 AL2_TAINT = {"key": "os", "value": "al2", "effect": "NoSchedule"}
-MIN_VPC_CNI = (1, 16, 2)
 SOURCE_NODEGROUP_TAG = "al2023-migration:source-nodegroup"
-AL2023_AMI_PARAMETER = "/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/x86_64/standard/recommended/image_id"
 
 
 @dataclass(frozen=True)
@@ -76,11 +75,6 @@ def nodes_of(kube: Kube, nodegroup: str) -> list:
     return kube.core.list_node(label_selector=f"{NODEGROUP_LABEL}={nodegroup}").items
 
 
-def _version(text: str) -> tuple[int, ...]:
-    found = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text or "")
-    return tuple(int(x) for x in found.groups()) if found else (0, 0, 0)
-
-
 # --- pre-flight ---------------------------------------------------------------------
 
 
@@ -109,7 +103,7 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
     check("path", True, reason if path == BLUE_GREEN else f"{reason}; blue/green as asked (eks-in-place would "
                                                           "keep the group)")
     nodes = nodes_of(c.kube, request.nodegroup_name)
-    node_checks(c, request.cluster_name, nodes, request.pdb_blocks, check)
+    node_checks(c.eks, c.kube, request.cluster_name, nodes, request.pdb_blocks, check)
     _check_new_name(c, request, execution, check)
     _check_pods(c, request, {n.metadata.name for n in nodes}, execution, check)
     if failures:
@@ -150,22 +144,6 @@ def opted_in_nodegroup(c: Clients, cluster: str, name: str, tag_key: str, tag_va
         raise PreflightFailed(f"node group {name} is not tagged {tag_key}={tag_value}; "
                               "the migration may only change tagged node groups")
     return group
-
-
-def node_checks(c: Clients, cluster: str, nodes: list, pdb_blocks: bool, check) -> None:
-    """What AL2023 nodes need of the cluster and of the group's nodes, whichever path the group takes: the VPC CNI
-    version, no Docker runtime, disruption budgets that allow progress (unless `pdb_blocks` is off)."""
-    cni = _vpc_cni_version(c, cluster)
-    check("vpc_cni", _version(cni) >= MIN_VPC_CNI,
-          f"VPC CNI {cni or 'unknown'} (needs >= {'.'.join(map(str, MIN_VPC_CNI))})")
-    docker = sorted(n.metadata.name for n in nodes
-                    if (n.status.node_info.container_runtime_version or "").startswith("docker"))
-    check("container_runtime", not docker, f"Docker on {docker}" if docker else "containerd on every node")
-    zero = sorted(f"{p.metadata.namespace}/{p.metadata.name}"
-                  for p in c.kube.policy.list_pod_disruption_budget_for_all_namespaces().items
-                  if p.status and p.status.disruptions_allowed == 0)
-    check("disruption_budgets", not (zero and pdb_blocks),
-          f"allow no disruption: {zero}" if zero else "every budget allows a disruption")
 
 
 def refusal_checks(c: Clients, nodes: set[str], policy: draining.DrainPolicy, check) -> list:
@@ -216,20 +194,6 @@ def _pinned_to(pod) -> set[str]:
             if expression.key == NODEGROUP_LABEL and expression.operator == "In":
                 groups.update(expression.values or [])
     return groups
-
-
-def _vpc_cni_version(c: Clients, cluster: str) -> str:
-    """The vpc-cni add-on's version, else the aws-node DaemonSet's image tag."""
-    try:
-        return c.eks.describe_addon(clusterName=cluster, addonName="vpc-cni")["addon"]["addonVersion"]
-    except ClientError as error:
-        if error_code(error) != "ResourceNotFoundException":
-            raise
-    try:
-        daemonset = c.kube.apps.read_namespaced_daemon_set("aws-node", "kube-system")
-        return daemonset.spec.template.spec.containers[0].image.rsplit(":", 1)[-1]
-    except Exception:  # no aws-node: an unusual CNI, reported as unknown
-        return ""
 
 
 # --- the new group --------------------------------------------------------------------
@@ -308,10 +272,6 @@ def wait_nodegroup(c: Clients, request: NodegroupInput, created: Created) -> Rea
     return Ready(nodes=sorted(ready))
 
 
-def is_ready(node) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
-
-
 # --- taint, validate, drain, delete -----------------------------------------------------
 
 
@@ -357,21 +317,6 @@ def validate_new(c: Clients, request: NodegroupInput, pre: Preflight) -> Validat
             raise NotReadyYet(f"node {node.metadata.name} cannot take workloads yet ({extra or 'not ready'})")
     require_daemonsets(c.kube, names)
     return Validated(nodes=names, daemonsets_everywhere=True)
-
-
-def require_daemonsets(kube: Kube, names: list[str]) -> None:
-    """NotReadyYet until every DaemonSet has a running pod on each of these nodes."""
-    missing = []
-    pods = kube.core.list_pod_for_all_namespaces().items
-    for daemonset in kube.apps.list_daemon_set_for_all_namespaces().items:
-        running = {p.spec.node_name for p in pods if p.status.phase == "Running"
-                   and any(o.kind == "DaemonSet" and o.name == daemonset.metadata.name
-                           for o in (p.metadata.owner_references or []))}
-        missing += [f"{daemonset.metadata.name} on {n}" for n in names if n not in running]
-    if missing:
-        raise NotReadyYet("DaemonSet pods not running yet: " + ", ".join(missing[:5]))
-
-
 def drain_old(c: Clients, request: NodegroupInput, execution: str) -> Drained:
     nodes = [n.metadata.name for n in nodes_of(c.kube, request.nodegroup_name)]
     return draining.drain(c.kube, nodes, request.drain_batch_size, request.drain_deadline_seconds,

@@ -415,9 +415,12 @@ def test_changes_to_tagged_resources_require_the_migration_tag_from_context(synt
         changes = {a for a in actions(statement)
                    if a in TAG_GATED or (a.startswith("autoscaling:") and not a.startswith("autoscaling:Describe"))}
         if changes and any(r == '"*"' or any(t in r for t in TAGGED_RESOURCES) for r in resources_of(statement)):
-            # the one exception: an ASG canary, which the rollout launched with its group and execution tags
+            # the exceptions: an ASG canary, which the rollout launched with its group and execution tags; a
+            # self-managed group's capacity mark, on a tagged group and that tag only
             assert statement["Condition"] == tag_condition or (
-                changes == {"ec2:TerminateInstances"} and statement["Condition"] == CANARY_CONDITION), statement
+                changes == {"ec2:TerminateInstances"} and statement["Condition"] == CANARY_CONDITION) or (
+                changes == {"autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags"} and statement["Condition"] == {
+                    **tag_condition, "ForAllValues:StringEquals": {"aws:TagKeys": [config.CANARY_TAG]}}), statement
             checked |= changes
     assert TAG_GATED <= checked  # Stop, Terminate, AssociateAddress, ... all seen on instances
     template = synthesized.template.to_json()
@@ -571,11 +574,22 @@ def test_one_access_entry_per_cluster_and_kubernetes_task_role_in_the_groups_of_
         assert attribute == "Arn"
         pairs.add((props["ClusterName"], role_id))
     assert pairs == {(c, r) for c in synthesized.eks_clusters for r in kube_roles}
-    # RBAC split by task: only the drain evicts; only taint, drain and rollback patch nodes.
+    # RBAC split by task: only the drains evict (a self-managed group's replacement, the canary's capacity
+    # taken back and its rollback drain too); only taint, drains and rollbacks patch nodes.
     groups = {name: kubernetes_groups(t.access) for name, t in ALL_TASKS.items() if Access.KUBERNETES in t.access}
-    assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_EVICT] in g} == {"eks_drain"}
+    self_managed_drains = {"eks_self_managed_replace_next", "eks_self_managed_release_capacity",
+                           "eks_self_managed_rollback"}
+    assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_EVICT] in g} == {
+        "eks_drain", *self_managed_drains}
     assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_NODE_PATCH] in g} == {
-        "eks_taint_old", "eks_drain", "eks_rollback", "eks_in_place_rollback"}
+        "eks_taint_old", "eks_drain", "eks_rollback", "eks_in_place_rollback",
+        *self_managed_drains}
+    # Karpenter: every task reads its objects, only the change and its rollback patch the EC2NodeClass
+    assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_KARPENTER_READ] in g} == {
+        "eks_karpenter_preflight", "eks_karpenter_change_nodeclass", "eks_karpenter_check_drift",
+        "eks_karpenter_rollback"}
+    assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_NODECLASS_PATCH] in g} == {
+        "eks_karpenter_change_nodeclass", "eks_karpenter_rollback"}
     assert all(g[0] == KUBERNETES_GROUP for g in groups.values())
 
 
@@ -600,7 +614,17 @@ def test_rbac_manifest_binds_each_group_to_exactly_what_its_tasks_call():
         },
         KUBERNETES_GROUPS[Access.KUBERNETES_NODE_PATCH]: {("", "nodes"): ["patch"]},
         KUBERNETES_GROUPS[Access.KUBERNETES_EVICT]: {("", "pods/eviction"): ["create"]},
+        KUBERNETES_GROUPS[Access.KUBERNETES_KARPENTER_READ]: {
+            ("karpenter.sh", "nodepools"): ["get", "list"],
+            ("karpenter.k8s.aws", "ec2nodeclasses"): ["get"],
+            ("apiextensions.k8s.io", "customresourcedefinitions"): ["get"],
+        },
+        KUBERNETES_GROUPS[Access.KUBERNETES_NODECLASS_PATCH]: {("karpenter.k8s.aws", "ec2nodeclasses"): ["patch"]},
     }
+    # the CRD read is of Karpenter's EC2NodeClass CRD only
+    (crd_rule,) = [rule for d in documents if d["kind"] == "ClusterRole" for rule in d["rules"]
+                   if "customresourcedefinitions" in rule["resources"]]
+    assert crd_rule["resourceNames"] == ["ec2nodeclasses.karpenter.k8s.aws"]
     assert not any(group.startswith("system:") for group in by_group)
 
 
