@@ -10,6 +10,7 @@ while they still hold what we wrote.
 
 from __future__ import annotations
 
+import email
 import json
 import math
 from email.mime.multipart import MIMEMultipart
@@ -111,8 +112,9 @@ def al2023_user_data(old: str | None) -> str | None:
     /etc/eks/bootstrap.sh, so lines calling it are dropped."""
     if not old or not old.strip():
         return old
-    kubelet = kubelet_settings(old)
-    script = "\n".join(line for line in old.splitlines() if "bootstrap.sh" not in line).strip()
+    scripts = _scripts(old)
+    kubelet = kubelet_settings("\n".join(scripts))
+    script = "\n".join(line for text in scripts for line in text.splitlines() if "bootstrap.sh" not in line).strip()
     document = MIMEMultipart(boundary=BOUNDARY)
     if kubelet:
         config = {"apiVersion": "node.eks.aws/v1alpha1", "kind": "NodeConfig", "spec": {"kubelet": kubelet}}
@@ -124,6 +126,16 @@ def al2023_user_data(old: str | None) -> str | None:
         part.replace_header("Content-Type", 'text/x-shellscript; charset="us-ascii"')
         document.attach(part)
     return document.as_string() if document.get_payload() else None
+
+
+def _scripts(user_data: str) -> list[str]:
+    """The shell scripts of AL2 user data: the text itself, or each shell part of a MIME multipart document
+    (Karpenter accepts both for AL2)."""
+    if not user_data.lstrip().lower().startswith(("mime-version", "content-type")):
+        return [user_data]
+    message = email.message_from_string(user_data)
+    return [part.get_payload(decode=True).decode(errors="replace") for part in message.walk()
+            if part.get_content_type() == "text/x-shellscript"]
 
 
 def _wanted(version: str, current: AmiSelection) -> AmiSelection:
