@@ -5,7 +5,7 @@ settings (stacks/settings.py) and the rehearsal scenario annotate their fields w
 these; the README's input tables are generated from the descriptions (migrator/workstation/docs.py).
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from pydantic.fields import FieldInfo
@@ -51,3 +51,13 @@ def default_of(annotated: Any) -> Any:
     """The default an annotated type above gives, for code that reads it outside a model."""
     info = FieldInfo.merge_field_infos(*(m for m in annotated.__metadata__ if isinstance(m, FieldInfo)))
     return info.get_default(call_default_factory=True)
+
+CompatibilityMode = Annotated[Literal["block", "warn"], Field(
+    default="block",
+    description="`block`: a host with an AL2023 compatibility blocker fails the pre-flight, nothing changed; "
+                "`warn`: its blockers go into the approval evidence and the run goes on")]
+
+ParityAccept = Annotated[list[Annotated[str, Field(pattern=r"^(service|port|cron|mount) \S.*$", max_length=512)]],
+                         Field(default_factory=list, max_length=100,
+                               description="differences the replacement may have from the old host: "
+                                           "`service NAME`, `port N`, `cron LINE`, `mount PATH`")]

@@ -216,6 +216,11 @@ class TaskPermissions:
                       conditions={**canary, "ForAllValues:StringEquals": {"aws:TagKeys": [GROUP_TAG]}},
                       why="only the group tag of a canary its owners keep"),
             ]
+        if access is Access.CAPACITY_MARK:
+            # A self-managed node group's canary is capacity, not an instance: what it added is a tag on the group.
+            return [_stmt(["autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags"], [AUTO_SCALING_GROUPS],
+                          conditions={**tagged, "ForAllValues:StringEquals": {"aws:TagKeys": [CANARY_TAG]}},
+                          why="only the canary's capacity mark, only on Auto Scaling groups carrying the migration tag")]
         if access is Access.REFRESH_WRITE:
             return [
                 _stmt(["autoscaling:StartInstanceRefresh", "autoscaling:CancelInstanceRefresh",
@@ -298,6 +303,14 @@ class TaskPermissions:
             ]
         if access is Access.HEALTH_SCRIPT_READ:
             return [_stmt(["ssm:GetCommandInvocation"], [ANY], why=NO_RESOURCE_LEVEL)]
+        if access is Access.HOST_SCAN_READ:
+            return [
+                _stmt(["ec2:DescribeInstanceAttribute"], [INSTANCES], conditions=tagged,
+                      why="the user data of instances carrying the migration tag"),
+                _stmt(["cloudwatch:GetMetricStatistics"], [ANY],
+                      why="the MetadataNoToken metric of the scanned instance (IMDSv1 calls); "
+                          "GetMetricStatistics has no resource-level permissions"),
+            ]
         clusters, nodegroups = self._eks_clusters(), self._eks_nodegroups()
         # Cluster and node group names come from the execution input; cdk.json eks_clusters narrows the clusters.
         eks_why = "clusters and node groups are named in the execution input; node group ARNs end in an ID"
@@ -309,9 +322,13 @@ class TaskPermissions:
                       why="the vpc-cni add-on of the cluster in the execution input; add-on ARNs end in an ID"),
                 _stmt(["ssm:GetParameter"], [EKS_AMI_PUBLIC_PARAMETERS],
                       why="AWS's public EKS-optimized AMI parameters; the path holds the Kubernetes version"),
-                # Also what EKS checks on the caller of CreateNodegroup with a launch template.
-                _stmt(["ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions"], [ANY],
-                      why=NO_RESOURCE_LEVEL),
+                # Also what EKS checks on the caller of CreateNodegroup with a launch template; the images: which
+                # Amazon Linux a template's AMI is.
+                _stmt(["ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImages"],
+                      [ANY], why=NO_RESOURCE_LEVEL),
+                # A node group's updates (EKS's UpdateNodegroupVersion), read to follow and not repeat them.
+                _stmt(["eks:DescribeUpdate"], clusters + nodegroups, why=eks_why),
+                _stmt(["eks:ListUpdates"], clusters, why=eks_why),
             ]
         if access is Access.NODEGROUP_WRITE:
             # No ec2:RunInstances: EKS launches the nodes with its service-linked role.
@@ -330,6 +347,14 @@ class TaskPermissions:
                 _stmt(["ec2:CreateLaunchTemplate"], [LAUNCH_TEMPLATES],
                       why="the new node group's launch template, named after the cluster and group at run time"),
                 _tag_on_create("CreateLaunchTemplate", [LAUNCH_TEMPLATES]),
+            ]
+        if access is Access.NODEGROUP_UPDATE:
+            # No ec2:RunInstances: EKS replaces the nodes with its service-linked role.
+            return [
+                # Only opted-in node groups, and only templates carrying the tag (pre-flight checks both).
+                _stmt(["eks:UpdateNodegroupVersion"], nodegroups, conditions=self._tagged, why=eks_why),
+                _stmt(["ec2:CreateLaunchTemplateVersion"], [LAUNCH_TEMPLATES], conditions=self._tagged,
+                      why="only launch templates carrying the migration tag; their ids come from the node group"),
             ]
         if access is Access.EXECUTION_READ:
             # The child state machines are created after the functions: stacks/state_machines.py grants

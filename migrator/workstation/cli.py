@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--max-instances", type=int, default=DEFAULT_MAX_INSTANCES_PER_WAVE,
                       help="instances per wave after the canary")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON instead of the table")
+    plan.add_argument("--compatibility", action="store_true",
+                      help="also scan each server and group (as `scan --plan` does) and show its blockers per target")
 
     start = command("start", "start one wave of a plan on the fleet state machine",
                     "Store the plan in the audit table and start one wave on the fleet state machine. The "
@@ -228,9 +230,11 @@ def demo(args) -> int:
 
     if not args.json:
         nodegroups = sum(len(c.nodegroups) for c in scenario.eks_clusters)
+        self_managed = sum(len(c.self_managed) for c in scenario.eks_clusters)
         print(f"scenario {scenario.name}: {len(scenario.auto_scaling_groups)} Auto Scaling groups, "
-              f"{len(scenario.standalone)} standalone instances, {nodegroups} EKS node groups, "
-              f"seed {args.seed}", flush=True)
+              f"{len(scenario.standalone)} standalone instances, {nodegroups} EKS node groups"
+              + (f", {self_managed} self-managed node groups" if self_managed else "")
+              + f", seed {args.seed}", flush=True)
     def announce(request: dict) -> None:  # a gate left to the person at the terminal
         from migrator.workstation.local.approvals import approval_notice
 

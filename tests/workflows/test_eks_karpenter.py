@@ -75,7 +75,8 @@ def assert_restored(rt, size: int = 4):
     assert nodeclass(rt)["spec"]["userData"] == AL2_SCRIPT
     nodes = pool_nodes(rt)
     assert len(nodes) == size
-    assert all(n.os_image == "Amazon Linux 2" and n.ready and not n.taints and not n.unschedulable for n in nodes)
+    now = rt.clock.now()
+    assert all(n.os_image == "Amazon Linux 2" and n.ready(now) and not n.taints and not n.unschedulable for n in nodes)
     assert len(pool_instances(rt)) == size
     assert _check_workloads(rt.kubernetes.clusters["prod"]) == []
     assert _check_karpenter(rt.fleet.karpenter[TARGET], {"outcome": "rolled_back"}) == []
