@@ -29,10 +29,10 @@ def pool(**extra) -> dict:
     return {"nodepool": "default", "size": 4, "budget_percent": 50, "user_data": AL2_SCRIPT, **extra}
 
 
-def karpenter(*pools, workloads=WORKLOADS, api="v1", **extra):
+def karpenter(*pools, workloads=WORKLOADS, api="v1", cluster_extra=None, **extra):
     # Karpenter itself runs on a small managed group already on AL2023 (not a target of these tests)
     spec = {"name": "prod", "nodegroups": [{"name": "system", "size": 1, "os": "al2023"}],
-            "karpenter": list(pools or [pool()]), "karpenter_api": api, "workloads": workloads}
+            "karpenter": list(pools or [pool()]), "karpenter_api": api, "workloads": workloads, **(cluster_extra or {})}
     return running([], eks_clusters=[spec], **extra)
 
 
@@ -210,11 +210,12 @@ def test_a_stale_resource_version_is_refused_with_409():
         assert controller(rt).serve("GET", "/apis/karpenter.k8s.aws/v1beta1/ec2nodeclasses/default", None, {})[0] == 404
 
 
-def test_a_karpenter_without_al2023_is_refused_before_any_change():
-    with karpenter(api="v1beta1-no-al2023") as rt:
+def test_a_karpenter_without_al2023_and_an_old_vpc_cni_are_refused_before_any_change():
+    with karpenter(api="v1beta1-no-al2023", cluster_extra={"addons": {"vpc-cni": "v1.15.1-eksbuild.1"}}) as rt:
         run, result = execute(rt)
         assert result["status"] == "FAILED" and result["error"] == "PreflightFailed"
         assert "karpenter_version" in result["cause"] and "upgrade Karpenter first" in result["cause"]
+        assert "vpc_cni: VPC CNI v1.15.1" in result["cause"]  # the node checks every AL2023 path shares
         assert "Rollback" not in entered(rt, run) and nodeclass(rt)["spec"]["amiFamily"] == "AL2"
 
 
@@ -222,7 +223,7 @@ def test_a_budget_of_zero_nodes_is_refused_before_any_change():
     with karpenter(pool(budget_percent=0)) as rt:
         run, result = execute(rt)
         assert result["status"] == "FAILED" and result["error"] == "PreflightFailed"
-        assert "disruption_budgets: the NodePool's budgets allow no drift" in result["cause"]
+        assert "nodepool_budgets: the NodePool's budgets allow no drift" in result["cause"]
         assert "ApproveChange" not in entered(rt, run)
 
 
