@@ -354,6 +354,8 @@ class Scenario(_Strict):
                 raise ValueError(f"{where}.target: {fault.target} is not a target of this scenario")
             steps = {StandaloneSpec: STANDALONE_STEPS, NodegroupSpec: EKS_STEPS,
                      KarpenterPoolSpec: KARPENTER_STEPS, SelfManagedSpec: SELF_MANAGED_STEPS}.get(type(spec), ASG_STEPS)
+            if isinstance(spec, NodegroupSpec) and spec.ami == "custom":
+                steps = IN_PLACE_STEPS
             allowed = steps.get(fault.at or "")
             if allowed is None:
                 raise ValueError(f"{where}.at: a fault of {fault.target} is at one of {sorted(steps)}")
