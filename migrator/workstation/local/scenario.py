@@ -446,10 +446,11 @@ def _cluster_refused(cluster: EksClusterSpec, consent: dict) -> bool:
 
 def _karpenter_preflight_refuses(cluster: EksClusterSpec, pool: KarpenterPoolSpec) -> bool:
     """What the Karpenter pool pre-flight must refuse: a Karpenter that knows no AL2023, a budget of 0 %
-    (drift could never progress), or pods a drift would destroy without consent."""
+    (drift could never progress), a VPC CNI below 1.16.2, or pods a drift would destroy without consent."""
     pods = [w for w in cluster.workloads if not w.daemonset and w.replicas > 0
             and w.node_selector.get("karpenter.sh/nodepool") == pool.nodepool]
-    return cluster.karpenter_api == "v1beta1-no-al2023" or pool.budget_percent == 0 or _drain_refused(pods, pool.input)
+    return (cluster.karpenter_api == "v1beta1-no-al2023" or pool.budget_percent == 0
+            or _version(cluster.addons.get("vpc-cni", "v1.18.3")) < (1, 16, 2) or _drain_refused(pods, pool.input))
 
 
 def _self_managed_refused(cluster: EksClusterSpec, group: SelfManagedSpec) -> bool:
