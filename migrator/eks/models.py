@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from migrator.fields import ApprovalTimeout
+from migrator.fields import ApprovalTimeout, CompatibilityMode
 
 AmiType = Literal["AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD", "AL2023_x86_64_NVIDIA",
                   "AL2023_x86_64_NEURON", "AL2023_ARM_64_NVIDIA"]
@@ -23,6 +23,7 @@ class NodegroupInput(BaseModel):
         default="custom", description="`custom`: a launch template of ours (IMDSv2, hop limit, nodeadm `NodeConfig` "
                                       "with the kubelet settings the old template set); `none`: EKS's default "
                                       "template (no IMDS hop limit control)")
+    compatibility: CompatibilityMode
     imds_hop_limit: Literal[1, 2] = Field(
         default=1, description="1 keeps pods off the node's credentials; 2 only for pods that need IMDS "
                                "(prefer EKS Pod Identity or IRSA)")

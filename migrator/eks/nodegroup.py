@@ -33,7 +33,10 @@ from migrator.eks.results import (
     Tainted,
     Validated,
 )
-from migrator.eks.userdata import kubelet_settings, nodeadm_user_data
+from migrator.compat.checks import Compatibility
+from migrator.compat.host import HostFacts
+from migrator.compat.rules import evaluate
+from migrator.eks.userdata import carried_scripts, kubelet_settings, nodeadm_user_data
 from migrator.errors import DeadlineExceeded, NodegroupFailed, NotOurs, NotReadyYet, PreflightFailed
 from migrator.failures import CaughtError, explain_failure
 
@@ -123,8 +126,6 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
           f"allow no disruption: {zero}" if zero else "every budget allows a disruption")
     _check_new_name(c, request, execution, check)
     _check_pods(c, request, {n.metadata.name for n in nodes}, execution, check)
-    if failures:
-        raise PreflightFailed(f"{request.target} cannot be migrated: " + "; ".join(failures))
     template = old.get("launchTemplate")
     user_data = None
     if template:
@@ -132,6 +133,15 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
             LaunchTemplateId=template["id"], Versions=[str(template["version"])])["LaunchTemplateVersions"][0]
         encoded = data["LaunchTemplateData"].get("UserData")
         user_data = base64.b64decode(encoded).decode(errors="replace") if encoded else None
+    carried = carried_scripts(user_data)
+    if carried:  # never dropped: only our launch template's nodeadm document can carry them
+        check("user_data", request.launch_template == "custom",
+              f"{len(carried)} script(s) besides bootstrap.sh go into the nodeadm document" if request.launch_template
+              == "custom" else "the old user data runs more than bootstrap.sh; launch_template none would drop it: "
+                               "use launch_template custom to carry it")
+    if failures:
+        raise PreflightFailed(f"{request.target} cannot be migrated: " + "; ".join(failures))
+    findings = evaluate(HostFacts(user_data="\n".join(carried)))  # the carried scripts, checked statically
     return Preflight(
         **base,
         already_migrated=False,
@@ -149,6 +159,9 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
         ),
         kubelet=kubelet_settings(user_data),
         old_launch_template=template,
+        carried_scripts=carried,
+        compatibility=Compatibility(instance_id=None, scanned=False, blockers=findings.names("blocker"),
+                                    warnings=findings.names("warning"), mode=request.compatibility),
     )
 
 
@@ -252,7 +265,7 @@ def _launch_template(c: Clients, request: NodegroupInput, pre: Preflight, execut
     if found["LaunchTemplates"]:
         return {"id": found["LaunchTemplates"][0]["LaunchTemplateId"], "version": "1"}
     cluster = c.eks.describe_cluster(name=request.cluster_name)["cluster"]
-    user_data = nodeadm_user_data(cluster, pre.kubelet)
+    user_data = nodeadm_user_data(cluster, pre.kubelet, pre.carried_scripts)
     created = c.ec2.create_launch_template(
         LaunchTemplateName=name,
         ClientToken=client_token(execution, "launch-template"),

@@ -268,7 +268,8 @@ def _build_cluster(spec: EksClusterSpec, clients, fleet: Fleet, roles: dict, tag
             template = ec2.create_launch_template(
                 LaunchTemplateName=f"{spec.name}-{group.name}",
                 LaunchTemplateData={
-                    "UserData": base64.b64encode(AL2_BOOTSTRAP.format(cluster=spec.name).encode()).decode(),
+                    "UserData": base64.b64encode(
+                        (AL2_BOOTSTRAP.format(cluster=spec.name) + group.user_data).encode()).decode(),
                     "MetadataOptions": {"HttpTokens": "optional", "HttpPutResponseHopLimit": 2},
                     "InstanceType": group.instance_type},
             )["LaunchTemplate"]

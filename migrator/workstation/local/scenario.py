@@ -172,6 +172,8 @@ class NodegroupSpec(_Strict):
     expect: Outcome | None = None  # overrides the default rule of expected_outcome
     opt_in: bool = True  # false: no opt-in tag (someone else's group); it must end exactly as it began
     input: dict[str, Any] = Field(default_factory=dict)  # merged into the execution input the runtime sends
+    # with launch_template custom: what the old user data runs after bootstrap.sh (agents, sysctl, mounts)
+    user_data: str = Field(default="", max_length=16_384)
 
     @model_validator(mode="after")
     def _input_fields_exist(self):
