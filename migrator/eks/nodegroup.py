@@ -161,7 +161,8 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
         old_launch_template=template,
         carried_scripts=carried,
         compatibility=Compatibility(instance_id=None, scanned=False, blockers=findings.names("blocker"),
-                                    warnings=findings.names("warning"), mode=request.compatibility),
+                                    warnings=findings.names("warning"), mode=request.compatibility)
+        if carried else None,
     )
 
 

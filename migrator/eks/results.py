@@ -39,7 +39,7 @@ class Preflight(BaseModel):
     kubelet: dict = {}  # NodeConfig kubelet settings from the old user data
     old_launch_template: dict | None = None
     carried_scripts: list[str] = []  # the old user data's own commands, text/x-shellscript parts of the new one
-    compatibility: Compatibility | None = None  # the carried scripts against the AL2023 rules
+    compatibility: Compatibility | None = None  # the carried scripts against the AL2023 rules (if any)
 
 
 class Created(BaseModel):

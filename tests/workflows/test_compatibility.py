@@ -211,7 +211,8 @@ def test_eks_user_data_beyond_bootstrap_is_carried_into_the_nodeadm_document_and
         checked = trail(rt, run)["compatibility-checked"]
         assert checked["blockers"] == [] and [w.split(":")[0] for w in checked["warnings"]] == ["yum-install"]
         evidence = approval_evidence(rt, run)
-        assert evidence["carried_user_data"] == [script] and evidence["compatibility_warnings"] == checked["warnings"]
+        assert evidence["carried_user_data"] == [script]
+        assert evidence["carried_user_data_compatibility"]["warnings"] == checked["warnings"]
 
 
 def test_eks_carried_user_data_with_a_blocker_refuses_the_node_group_before_any_change():
