@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
+from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
 from migrator import clock
@@ -142,6 +143,7 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
     if failures:
         raise PreflightFailed(f"{request.target} cannot be migrated: " + "; ".join(failures))
     findings = evaluate(HostFacts(user_data="\n".join(carried)))  # the carried scripts, checked statically
+    pod_warnings = _pods_without_aws_identity(c, request, {n.metadata.name for n in nodes})
     return Preflight(
         **base,
         already_migrated=False,
@@ -161,8 +163,8 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
         old_launch_template=template,
         carried_scripts=carried,
         compatibility=Compatibility(instance_id=None, scanned=False, blockers=findings.names("blocker"),
-                                    warnings=findings.names("warning"), mode=request.compatibility)
-        if carried else None,
+                                    warnings=findings.names("warning") + pod_warnings, mode=request.compatibility)
+        if carried or pod_warnings else None,
     )
 
 
@@ -193,6 +195,40 @@ def _check_pods(c: Clients, request: NodegroupInput, old_nodes: set[str], execut
     check("pinned_pods", not pinned,
           f"{', '.join(pinned[:10])} select {NODEGROUP_LABEL}={request.nodegroup_name} (node selector or required "
           f"affinity) and would never schedule on {request.new_name}" if pinned else "no pod is pinned to the old group")
+
+
+IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+
+
+def _pods_without_aws_identity(c: Clients, request: NodegroupInput, old_nodes: set[str]) -> list[str]:
+    """Warnings: service accounts of pods on the old nodes with neither IRSA (the role-arn annotation)
+    nor an EKS Pod Identity association. AL2023 requires IMDSv2 and, with hop limit 1, a pod's
+    containers cannot reach IMDS: such pods lose the node role's credentials. Host-network pods
+    (aws-node, kube-proxy) still reach it, so they are not listed."""
+    if request.launch_template == "custom" and request.imds_hop_limit != 1:
+        return []
+    pods = [p for p in c.kube.core.list_pod_for_all_namespaces().items
+            if p.spec.node_name in old_nodes and not p.spec.host_network]
+    by_account: dict[tuple[str, str], list[str]] = {}
+    for pod in pods:
+        by_account.setdefault((pod.metadata.namespace, pod.spec.service_account_name or "default"), []).append(
+            pod.metadata.name)
+    warnings = []
+    for (namespace, account), names in sorted(by_account.items()):
+        try:
+            annotations = c.kube.core.read_namespaced_service_account(account, namespace).metadata.annotations or {}
+        except k8s.ApiException as error:
+            if error.status != 404:
+                raise
+            annotations = {}
+        if IRSA_ANNOTATION in annotations or c.eks.list_pod_identity_associations(
+                clusterName=request.cluster_name, namespace=namespace, serviceAccount=account)["associations"]:
+            continue
+        names = sorted(names)
+        warnings.append(f"pod-credentials: {namespace}/{account} ({', '.join(names[:3])}"
+                        f"{f' and {len(names) - 3} more' if len(names) > 3 else ''}): neither IRSA nor EKS Pod "
+                        "Identity; with IMDSv2 and hop limit 1 on AL2023 they lose the node role's credentials")
+    return warnings
 
 
 def _pinned_to(pod) -> set[str]:

@@ -193,6 +193,10 @@ class WorkloadSpec(_Strict):
     empty_dir: bool = False  # the pods have an emptyDir volume
     extra_pdb: bool = False  # a second PodDisruptionBudget selects the same pods
     node_selector: dict[str, str] = Field(default_factory=dict)  # e.g. pins pods to one node group
+    service_account: str = Field(default="default", pattern=NAME)
+    # how its service account gets AWS credentials: IRSA (the role-arn annotation), an EKS Pod Identity
+    # association, or neither (it would use the node role's through IMDS)
+    aws_identity: Literal["irsa", "pod_identity", "none"] = "none"
 
     @model_validator(mode="after")
     def _budget_fits(self):
