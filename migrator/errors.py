@@ -92,3 +92,13 @@ class CompatibilityBlocked(MigrationError):
 class ParityMissing(MigrationError):
     """The replacement lacks what the old host had (a service, a listening port, a cron entry, a mount)
     and the input does not accept the difference; the ordinary rollback follows."""
+
+
+class UpdateFailed(MigrationError):
+    """EKS's update of a managed node group ended Failed or Cancelled (e.g. PodEvictionFailure,
+    NodeCreationFailure): the error names EKS's own error codes and messages."""
+
+
+class ConcurrentChange(MigrationError):
+    """Someone else changed an object the run changes (or changed back) since the run read it: nothing of
+    theirs is overwritten; an operator decides."""

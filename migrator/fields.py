@@ -33,6 +33,20 @@ ToleratedFailurePercentage = Annotated[float, Field(
     default=0, ge=0, le=100, description="the wave fails when more of its targets fail than this")]
 
 
+# What a drain of a node may destroy only with the operator's consent, as kubectl drain's flags say it
+# (node group drains and Karpenter's drift alike).
+DeleteBarePods = Annotated[bool, Field(
+    default=False, description="evict pods no controller recreates: they are gone for good (kubectl drain `--force`)")]
+
+DeleteEmptyDirData = Annotated[bool, Field(
+    default=False, description="evict pods with `emptyDir` volumes: their data is lost (kubectl drain "
+                               "`--delete-emptydir-data`)")]
+
+PdbBlocks = Annotated[bool, Field(
+    default=True, description="a PodDisruptionBudget that allows no disruption at pre-flight fails the run before "
+                              "any change")]
+
+
 def default_of(annotated: Any) -> Any:
     """The default an annotated type above gives, for code that reads it outside a model."""
     info = FieldInfo.merge_field_infos(*(m for m in annotated.__metadata__ if isinstance(m, FieldInfo)))

@@ -216,6 +216,11 @@ class TaskPermissions:
                       conditions={**canary, "ForAllValues:StringEquals": {"aws:TagKeys": [GROUP_TAG]}},
                       why="only the group tag of a canary its owners keep"),
             ]
+        if access is Access.CAPACITY_MARK:
+            # A self-managed node group's canary is capacity, not an instance: what it added is a tag on the group.
+            return [_stmt(["autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags"], [AUTO_SCALING_GROUPS],
+                          conditions={**tagged, "ForAllValues:StringEquals": {"aws:TagKeys": [CANARY_TAG]}},
+                          why="only the canary's capacity mark, only on Auto Scaling groups carrying the migration tag")]
         if access is Access.REFRESH_WRITE:
             return [
                 _stmt(["autoscaling:StartInstanceRefresh", "autoscaling:CancelInstanceRefresh",
@@ -317,9 +322,13 @@ class TaskPermissions:
                       why="the vpc-cni add-on of the cluster in the execution input; add-on ARNs end in an ID"),
                 _stmt(["ssm:GetParameter"], [EKS_AMI_PUBLIC_PARAMETERS],
                       why="AWS's public EKS-optimized AMI parameters; the path holds the Kubernetes version"),
-                # Also what EKS checks on the caller of CreateNodegroup with a launch template.
-                _stmt(["ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions"], [ANY],
-                      why=NO_RESOURCE_LEVEL),
+                # Also what EKS checks on the caller of CreateNodegroup with a launch template; the images: which
+                # Amazon Linux a template's AMI is.
+                _stmt(["ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImages"],
+                      [ANY], why=NO_RESOURCE_LEVEL),
+                # A node group's updates (EKS's UpdateNodegroupVersion), read to follow and not repeat them.
+                _stmt(["eks:DescribeUpdate"], clusters + nodegroups, why=eks_why),
+                _stmt(["eks:ListUpdates"], clusters, why=eks_why),
             ]
         if access is Access.NODEGROUP_WRITE:
             # No ec2:RunInstances: EKS launches the nodes with its service-linked role.
@@ -339,11 +348,20 @@ class TaskPermissions:
                       why="the new node group's launch template, named after the cluster and group at run time"),
                 _tag_on_create("CreateLaunchTemplate", [LAUNCH_TEMPLATES]),
             ]
+        if access is Access.NODEGROUP_UPDATE:
+            # No ec2:RunInstances: EKS replaces the nodes with its service-linked role.
+            return [
+                # Only opted-in node groups, and only templates carrying the tag (pre-flight checks both).
+                _stmt(["eks:UpdateNodegroupVersion"], nodegroups, conditions=self._tagged, why=eks_why),
+                _stmt(["ec2:CreateLaunchTemplateVersion"], [LAUNCH_TEMPLATES], conditions=self._tagged,
+                      why="only launch templates carrying the migration tag; their ids come from the node group"),
+            ]
         if access is Access.EXECUTION_READ:
             # The child state machines are created after the functions: stacks/state_machines.py grants
             # states:DescribeExecution on their executions to the tasks of the workflow that starts them.
             return []
-        if access in (Access.KUBERNETES, Access.KUBERNETES_NODE_PATCH, Access.KUBERNETES_EVICT):
+        if access in (Access.KUBERNETES, Access.KUBERNETES_NODE_PATCH, Access.KUBERNETES_EVICT,
+                      Access.KUBERNETES_KARPENTER_READ, Access.KUBERNETES_NODECLASS_PATCH):
             # No IAM statement: the EKS token is a presigned sts:GetCallerIdentity, which needs no permission.
             # Kubernetes access is an EKS access entry per role and cluster (stacks/kubernetes.py).
             return []

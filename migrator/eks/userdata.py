@@ -19,7 +19,7 @@ def kubelet_settings(old_user_data: str | None) -> dict:
     if not old_user_data:
         return {}
     flags, config = [], {}
-    for line in old_user_data.splitlines():
+    for line in old_user_data.replace("\\\n", " ").splitlines():  # a call continued over lines is one line
         if "bootstrap.sh" not in line:
             continue
         words = shlex.split(line.split("bootstrap.sh", 1)[1])

@@ -76,7 +76,7 @@ def plan(args) -> int:
     clients = session_clients(args)
     try:
         ec2 = clients("ec2")
-        result = build_plan(discover(ec2), ec2.meta.region_name, max_instances,
+        result = build_plan(discover(ec2, clients("eks")), ec2.meta.region_name, max_instances,
                             al2023_images=latest_al2023_images(clients("ssm"), ec2))
     except (ClientError, BotoCoreError) as error:
         raise CommandError(f"discovery failed: {error}") from None

@@ -17,14 +17,17 @@ from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family
 from migrator.config import AL2023_AMI_PARAMETER, DEFAULT_MIGRATION_TAG
 from migrator.tables import format_table
-from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, STANDALONE_EC2
+from migrator.workflows import ASG_ROLLOUT, EKS_IN_PLACE, EKS_KARPENTER, EKS_NODEGROUP, EKS_SELF_MANAGED, STANDALONE_EC2
 
 WAVE_TAG = "al2023-migration:wave"  # an explicit wave number (0 is the canary wave)
 CRITICALITY_TAG = "al2023-migration:criticality"  # low | medium | high
 DNS_TAG = "al2023-migration:dns"  # "<hosted zone id>/<record name>" for a DNS cutover
 ALARMS_TAG = "al2023-migration:alarms"  # comma-separated CloudWatch alarms that must stay OK
 EXCLUDE_VALUE = "exclude"  # the migration tag's value that keeps an instance out of every plan
-KIND_WORKFLOW = {"asg": ASG_ROLLOUT.name, "standalone": STANDALONE_EC2.name, "eks": EKS_NODEGROUP.name}
+KIND_WORKFLOW = {"asg": ASG_ROLLOUT.name, "standalone": STANDALONE_EC2.name, "eks": EKS_NODEGROUP.name,
+                 EKS_IN_PLACE.kind: EKS_IN_PLACE.name, EKS_KARPENTER.kind: EKS_KARPENTER.name,
+                 EKS_SELF_MANAGED.kind: EKS_SELF_MANAGED.name}
+KIND_ORDER = tuple(KIND_WORKFLOW)  # the canary wave's and the plan table's order
 CRITICALITY_RANK = {"low": 0, "medium": 1, "high": 2}
 DEFAULT_MAX_INSTANCES_PER_WAVE = 50
 
@@ -43,6 +46,7 @@ class Target:
     images: dict[str, str] = field(default_factory=dict)  # current AMI id -> name
     wave_reason: str = ""  # set by make_waves
     architecture: str = "x86_64"
+    path_reason: str = ""  # a node group's: why it takes its workflow (in place or blue/green)
 
     def as_dict(self, plan_id: str, wave: int) -> dict:
         slug = re.sub(r"[^A-Za-z0-9-]", "-", self.target)
@@ -61,6 +65,7 @@ class Target:
             "current_ami": [{"id": i, "name": n} for i, n in sorted(self.images.items())],
             "criticality_from": f"tag {CRITICALITY_TAG}" if self.criticality_tagged else "default (no tag)",
             "wave_reason": self.wave_reason,
+            **({"path_reason": self.path_reason} if self.path_reason else {}),
         }
 
 
@@ -108,7 +113,25 @@ def discover(ec2, eks=None, tag_key: str = DEFAULT_MIGRATION_TAG["key"]) -> Inve
     inventory.api_calls["describe_addresses"] += 1
     for instance in instances:
         _classify(instance, images, addresses, inventory, tag_key)
+    if eks is not None:
+        _route_nodegroups(ec2, eks, inventory)
     return inventory
+
+
+def _route_nodegroups(ec2, eks, inventory: Inventory) -> None:
+    """A managed node group whose launch template names a custom AMI is updated in place (eks-in-place);
+    any other takes the blue/green workflow. Each target says why."""
+    from migrator.eks.in_place import IN_PLACE, update_path
+
+    for target in inventory.targets.values():
+        if target.kind != "eks":
+            continue
+        group = eks.describe_nodegroup(clusterName=target.input["cluster_name"],
+                                       nodegroupName=target.input["nodegroup_name"])["nodegroup"]
+        inventory.api_calls["describe_nodegroup"] += 1
+        path, target.path_reason, _ = update_path(ec2, group)
+        if path == IN_PLACE:
+            target.kind = EKS_IN_PLACE.kind
 
 
 def _classify(instance: dict, images: dict, addresses: dict, inventory: Inventory, tag_key: str) -> None:
@@ -133,12 +156,20 @@ def _classify(instance: dict, images: dict, addresses: dict, inventory: Inventor
     wave = int(tags[WAVE_TAG]) if tags.get(WAVE_TAG, "").isdigit() else None
     cluster = tags.get("eks:cluster-name") or next(
         (k.rsplit("/", 1)[1] for k in tags if k.startswith("kubernetes.io/cluster/")), None)
+    if "karpenter.sh/nodepool" in tags and tags.get(tag_key) is not None and cluster:
+        # Karpenter tags its instances with the EC2NodeClass's spec.tags: the opt-in tag there opts the pool in
+        pool = tags["karpenter.sh/nodepool"]
+        _add(inventory, f"eks/{cluster}/{pool}", "eks-karpenter", {"cluster_name": cluster, "nodepool_name": pool},
+             criticality, wave, seen, tagged)
+        return
     if "karpenter.sh/nodepool" in tags or "karpenter.sh/provisioner-name" in tags:
+        # not opted in (no opt-in tag in the EC2NodeClass's spec.tags), or a v1alpha5 Provisioner
         pool = tags.get("karpenter.sh/nodepool") or tags.get("karpenter.sh/provisioner-name")
         inventory.karpenter.append({
             "instance_id": iid, "cluster": cluster, "nodepool": pool,
             "change": f"in the EC2NodeClass of node pool {pool}, set amiSelectorTerms to [{{alias: al2023@latest}}]; "
-                      "Karpenter's drift replaces the nodes",
+                      "Karpenter's drift replaces the nodes (or add the opt-in tag to its spec.tags and the "
+                      "eks-karpenter workflow does it)",
         })
         return
     if "eks:nodegroup-name" in tags:
@@ -151,10 +182,15 @@ def _classify(instance: dict, images: dict, addresses: dict, inventory: Inventor
         # The workflows change only what carries the opt-in tag (IAM enforces it too).
         inventory.not_opted_in.append({"instance_id": iid, "name": tags.get("Name")})
         return
-    if group and cluster:
+    if group and cluster and tags.get(tag_key) is None:
         inventory.self_managed.append({"instance_id": iid, "cluster": cluster, "group": group,
-                                       "change": "self-managed node group: move it to a managed node group, "
-                                                 "or roll its launch template with a drain lifecycle hook"})
+                                       "change": f"self-managed node group without the opt-in tag: tag the group "
+                                                 f"{tag_key}={DEFAULT_MIGRATION_TAG['value']} (propagated to its "
+                                                 "instances) and the eks-self-managed workflow migrates it"})
+        return
+    if group and cluster:  # a self-managed node group: its own workflow
+        _add(inventory, f"eks/{cluster}/{group}", "eks-self-managed", {"cluster_name": cluster, "group_name": group},
+             criticality, wave, seen, tagged)
         return
     if group:
         _add(inventory, f"asg/{group}", "asg", {"group_name": group, **alarms}, criticality, wave, seen, tagged)
@@ -202,7 +238,7 @@ def make_waves(targets: list[Target], max_instances: int = DEFAULT_MAX_INSTANCES
     order = sorted(untagged, key=lambda t: (CRITICALITY_RANK.get(t.criticality, 1), t.instances, t.target))
     canary = []
     if not tagged.get(0):
-        for kind in ("standalone", "asg", "eks"):
+        for kind in KIND_ORDER:
             first = next((t for t in order if t.kind == kind), None)
             if first:
                 canary.append(first)
@@ -237,6 +273,12 @@ def build_plan(inventory: Inventory, region: str, max_instances: int = DEFAULT_M
     def target_ami(target: Target):
         if target.kind == "eks":
             return "the EKS-optimized AL2023 AMI of the cluster's version (AMI type AL2023_*)"
+        if target.kind == EKS_IN_PLACE.kind:
+            return "the EKS-optimized AL2023 AMI of the cluster's version, in a new launch-template version"
+        if target.kind == EKS_KARPENTER.kind:
+            return "what the EC2NodeClass selects: alias al2023@latest (v1) or amiFamily AL2023 (v1beta1)"
+        if target.kind == EKS_SELF_MANAGED.kind:
+            return "the EKS-optimized AL2023 AMI of the cluster's version (launch-template version, nodeadm)"
         return al2023_images.get(target.architecture) or (
             f"the value of {AL2023_AMI_PARAMETER.get(target.architecture, '?')} when the target starts")
     created = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
@@ -284,7 +326,7 @@ def build_plan(inventory: Inventory, region: str, max_instances: int = DEFAULT_M
 
 def plan_table(plan: dict) -> str:
     """Instances per kind and wave, then every target with what a reviewer needs."""
-    kinds = ("standalone", "asg", "eks")
+    kinds = KIND_ORDER
     rows = [("wave", "targets", *(f"{k} instances" for k in kinds), "instances")]
     for wave in plan["waves"]:
         per_kind = Counter()
@@ -298,8 +340,9 @@ def plan_table(plan: dict) -> str:
         for target in wave["targets"]:
             current = ", ".join(f"{a['name'] or '?'} ({a['id']})" for a in target.get("current_ami", []))
             new = target.get("target_ami")
-            new = f"{new['name']} ({new['id']})" if isinstance(new, dict) else "at start (SSM)" if target[
-                "kind"] != "eks" else "EKS AL2023 AMI type"
+            new = f"{new['name']} ({new['id']})" if isinstance(new, dict) else {
+                "eks": "EKS AL2023 AMI type", EKS_IN_PLACE.kind: "EKS AL2023 AMI", EKS_SELF_MANAGED.kind: "EKS AL2023 AMI",
+                EKS_KARPENTER.kind: "EC2NodeClass AL2023"}.get(target["kind"], "at start (SSM)")
             ids = target.get("instance_ids", [])
             rows.append((wave["name"], target["target"], target.get("name") or "-",
                          ", ".join(ids) if len(ids) <= 2 else f"{len(ids)} ({ids[0]}, ...)", current, new,
@@ -317,7 +360,7 @@ def plan_table(plan: dict) -> str:
     s = plan["summary"]
     lines.append(f"\n{s['to_migrate']} AL2 instances to migrate in {s['waves']} waves; "
                  f"{s['already_al2023']} already on AL2023, {s['excluded']} excluded, "
-                 f"{s['karpenter']} Karpenter nodes (EC2NodeClass change), "
+                 f"{s['karpenter']} Karpenter nodes not opted in (EC2NodeClass change by hand), "
                  f"{s['self_managed_node_groups']} in self-managed node groups, "
                  f"{s['not_opted_in']} without the opt-in tag, {s['other_os']} other OS")
     untagged = plan["not_migrated"]["not_opted_in"]["instances"]

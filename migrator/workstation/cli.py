@@ -230,9 +230,11 @@ def demo(args) -> int:
 
     if not args.json:
         nodegroups = sum(len(c.nodegroups) for c in scenario.eks_clusters)
+        self_managed = sum(len(c.self_managed) for c in scenario.eks_clusters)
         print(f"scenario {scenario.name}: {len(scenario.auto_scaling_groups)} Auto Scaling groups, "
-              f"{len(scenario.standalone)} standalone instances, {nodegroups} EKS node groups, "
-              f"seed {args.seed}", flush=True)
+              f"{len(scenario.standalone)} standalone instances, {nodegroups} EKS node groups"
+              + (f", {self_managed} self-managed node groups" if self_managed else "")
+              + f", seed {args.seed}", flush=True)
     def announce(request: dict) -> None:  # a gate left to the person at the terminal
         from migrator.workstation.local.approvals import approval_notice
 

@@ -30,14 +30,14 @@ def eks(*groups, workloads=WORKLOADS, cluster_extra=None, **extra):
     return running([], **cluster(*groups, workloads=workloads, **(cluster_extra or {})), **extra)
 
 
-def execute(rt: LocalRuntime, target: str, payload: dict | None = None, during=None, **overrides):
-    """Run the migration of `target`; `during` is (simulated delay, action): a change made while it runs,
-    scheduled with the start under the held clock so time cannot jump over the start."""
+def execute(rt: LocalRuntime, target: str, payload: dict | None = None, *, later: dict | None = None, **overrides):
+    """Run the workflow on `target`; `later` maps simulated seconds from the start to a change someone
+    makes then. The clock is held until the run and the timers exist, so neither can jump first."""
     built = rt.fleet.nodegroups[target]
     body = payload if payload is not None else {**nodegroup_input(built, rt.scenario), **overrides}
     with rt.clock.busy():
-        if during:
-            rt.clock.call_later(*during)
+        for delay, change in (later or {}).items():
+            rt.clock.call_later(delay, change)
         run = rt.start_execution(EKS_NODEGROUP, target, body)
     return run, rt.wait([run], timeout=300)[run.execution_arn]
 
@@ -239,7 +239,7 @@ def test_a_bare_pod_started_on_an_old_node_after_preflight_is_refused_by_the_dra
                 node = sorted(n.name for n in cluster_sim.nodes.values() if n.nodegroup == "ng-a")[0]
                 cluster_sim.pods[("default", "debug")] = Pod("debug", "default", "debug", False, rt.clock.now(),
                                                              node=node, ready_at=rt.clock.now())
-        run, result = execute(rt, "eks/prod/ng-a", during=(400, start_debug_pod))  # after pre-flight, before the drain
+        run, result = execute(rt, "eks/prod/ng-a", later={400: start_debug_pod})  # after pre-flight, before the drain
         assert result["error"] == "DrainRefused" and "bare_pods: default/debug" in result["cause"]
         assert_restored(rt, "ng-a", 2)
         assert ("default", "debug") in sim(rt).pods and sim(rt).evicted_bare == []
@@ -258,8 +258,8 @@ def test_a_second_budget_added_during_the_run_fails_the_drain_with_a_named_error
     """The eviction API answers 500 for a pod under two budgets: a named error, and the
     rollback puts the old nodes back in service."""
     with eks({"name": "ng-a", "size": 2}) as rt:
-        run, result = execute(rt, "eks/prod/ng-a",  # the second budget comes before the drain
-                              during=(400, lambda: setattr(sim(rt).workloads["api"], "extra_pdb", True)))
+        add_budget = lambda: setattr(sim(rt).workloads["api"], "extra_pdb", True)  # noqa: E731
+        run, result = execute(rt, "eks/prod/ng-a", later={400: add_budget})  # before the drain
         assert any(f.startswith("EvictionFailed: ") and "more than one PodDisruptionBudget" in f
                    and "default/api-" in f for f in failures(rt, run))
         assert result["error"] == "EvictionFailed" and "more than one PodDisruptionBudget" in result["cause"]

@@ -38,12 +38,16 @@ def test_discovery_classifies_a_mixed_account():
         launch(al2, **{"al2023-migration": "exclude", "Name": "legacy"})
         launch(al2, **{"karpenter.sh/nodepool": "default", "kubernetes.io/cluster/prod": "owned"})
         launch(al2, **{"aws:autoscaling:groupName": "self-ng", "kubernetes.io/cluster/prod": "owned"})
+        launch(al2, **{"aws:autoscaling:groupName": "edge-ng", "kubernetes.io/cluster/prod": "owned",
+                       "al2023-migration": "enabled"})  # opted in: the self-managed workflow's
         launch(al2023, **{"al2023-migration": "enabled", "Name": "new-box"})
 
         inventory = discover(ec2)
         kinds = {name: (t.kind, t.instances) for name, t in inventory.targets.items()}
         assert kinds == {"asg/web": ("asg", 3), "asg/api": ("asg", 2), "standalone/db-1": ("standalone", 1),
-                         "standalone/app-1": ("standalone", 1), "eks/prod/ng-general": ("eks", 2)}
+                         "standalone/app-1": ("standalone", 1), "eks/prod/ng-general": ("eks", 2),
+                         "eks/prod/edge-ng": ("eks-self-managed", 1)}
+        assert inventory.targets["eks/prod/edge-ng"].input == {"cluster_name": "prod", "group_name": "edge-ng"}
         assert inventory.targets["standalone/db-1"].input["cutover"] == {"mode": "elastic_ip"}
         built = rt.fleet.instances["app-1"]
         assert inventory.targets["standalone/app-1"].input["cutover"] == {

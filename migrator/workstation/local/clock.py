@@ -21,6 +21,7 @@ import heapq
 import itertools
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -62,6 +63,9 @@ class _Wait:
 # Longer than any rehearsal (over three years): a timeout this long means "no timeout" (moto's default
 # TimeoutSeconds is 99,999,999).
 FOREVER_SECONDS = 99_999_999
+# Real seconds stop() waits for the thread holding the baton to end its step (never a measure of speed: a step is
+# a few API calls; a stuck one is left behind rather than hanging the caller).
+STOP_GRACE_SECONDS = 10
 
 
 class SimClock:
@@ -223,6 +227,14 @@ class SimClock:
         self._kick.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
+        # The thread that holds the baton is mid-step (a reminder sweep calling "AWS"): let it end its step before
+        # the caller tears moto down, or the step reaches the real endpoint. Its next wait raises ClockStopped.
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while self._holder is not None and not self._holder_is_caller() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def _holder_is_caller(self) -> bool:
+        return self._holder is getattr(self._local, "actor", None)
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward by hand (tests and tools), waking what falls due."""

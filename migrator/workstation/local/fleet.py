@@ -13,11 +13,23 @@ from migrator import clock as domain_clock
 from migrator.config import AL2_AMI_PARAMETER, AL2023_AMI_PARAMETER
 from migrator.fleet.plan import ALARMS_TAG, DNS_TAG
 from migrator.workstation.local.kubernetes import SimCluster, Workload
-from migrator.workstation.local.scenario import AutoScalingGroupSpec, EksClusterSpec, NodegroupSpec, Scenario, StandaloneSpec
+from migrator.workstation.local.scenario import (
+    AutoScalingGroupSpec,
+    EksClusterSpec,
+    KarpenterPoolSpec,
+    NodegroupSpec,
+    Scenario,
+    SelfManagedSpec,
+    StandaloneSpec,
+)
 
 # A kubelet setting an AL2 launch template typically passes to bootstrap.sh.
 AL2_BOOTSTRAP = ("#!/bin/bash\nset -e\n/etc/eks/bootstrap.sh {cluster} "
                  "--kubelet-extra-args '--node-labels=workload=general --max-pods=58'\n")
+# A self-managed group's script: bootstrap.sh with kubelet flags over two lines, and work of the team's own.
+SELF_MANAGED_BOOTSTRAP = ("#!/bin/bash\nset -o xtrace\n/etc/eks/bootstrap.sh {cluster} \\\n"
+                          "  --kubelet-extra-args '--node-labels=workload={group},team=edge --max-pods=29'\n"
+                          "echo 'vm.max_map_count=262144' > /etc/sysctl.d/99-ingress.conf\nsysctl --system\n")
 FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nbG9jYWw=\n-----END CERTIFICATE-----\n").decode()
 
 
@@ -65,6 +77,34 @@ class BuiltNodegroup:
 
 
 @dataclass
+class BuiltPool:
+    """A Karpenter NodePool of a scenario cluster (its objects and nodes live in local/karpenter.py)."""
+
+    cluster: EksClusterSpec
+    spec: KarpenterPoolSpec
+    sim: SimCluster
+
+    @property
+    def target(self) -> str:
+        return self.cluster.target(self.spec)
+
+
+@dataclass
+class BuiltSelfManaged:
+    """A self-managed node group: an Auto Scaling group whose instances join the cluster (local/fidelity/node_join.py)."""
+
+    cluster: EksClusterSpec
+    spec: SelfManagedSpec
+    sim: SimCluster
+    template_id: str
+    original_image: str
+
+    @property
+    def target(self) -> str:
+        return self.cluster.target(self.spec)
+
+
+@dataclass
 class Fleet:
     al2_image: str
     al2023_image: str
@@ -72,12 +112,16 @@ class Fleet:
     groups: dict[str, BuiltGroup] = field(default_factory=dict)
     instances: dict[str, BuiltInstance] = field(default_factory=dict)
     nodegroups: dict[str, BuiltNodegroup] = field(default_factory=dict)  # by target
+    karpenter: dict[str, BuiltPool] = field(default_factory=dict)  # by target
+    self_managed: dict[str, BuiltSelfManaged] = field(default_factory=dict)  # by target
     bystanders: dict[str, str] = field(default_factory=dict)  # instance id -> image, never to be touched
 
     def instance_count(self, target: str) -> int:
         kind, name = target.split("/", 1)
+        if target in self.karpenter:
+            return self.karpenter[target].spec.size
         if kind == "eks":
-            return self.nodegroups[target].spec.size
+            return (self.self_managed.get(target) or self.nodegroups[target]).spec.size
         return self.groups[name].spec.size if kind == "asg" else 1
 
 
@@ -102,6 +146,10 @@ def build_fleet(scenario: Scenario, clients, tag: dict, make_cluster=None) -> Fl
             sim = make_cluster(spec)
             for group in _build_cluster(spec, clients, fleet, roles, tag, sim):
                 fleet.nodegroups[group.target] = group
+            fleet.karpenter |= {spec.target(pool): BuiltPool(spec, pool, sim) for pool in spec.karpenter}
+            for group in spec.self_managed:
+                built = _build_self_managed(spec, group, clients, fleet, tag, sim)
+                fleet.self_managed[built.target] = built
     if scenario.standalone:
         shared = _standalone_shared(clients, vpc)
         for spec in scenario.standalone:
@@ -247,6 +295,16 @@ def _build_group(spec: AutoScalingGroupSpec, clients, fleet: Fleet, vpc: str, ta
     )
 
 
+def _custom_eks_image(ec2, version: str) -> str:
+    """A team's own EKS node AMI built on Amazon Linux 2 (one per Kubernetes version, registered once)."""
+    name = f"amzn2-eks-node-{version}-custom-v20251101"
+    found = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])["Images"]
+    if found:
+        return found[0]["ImageId"]
+    return ec2.register_image(Name=name, Description="Amazon Linux 2 EKS node, hardened by the platform team",
+                              Architecture="x86_64", RootDeviceName="/dev/xvda")["ImageId"]
+
+
 def _eks_roles(clients) -> dict:
     iam = clients("iam")
     roles = {}
@@ -266,21 +324,27 @@ def _build_cluster(spec: EksClusterSpec, clients, fleet: Fleet, roles: dict, tag
     built = []
     for group in spec.nodegroups:
         options = {}
-        if group.launch_template == "custom":
-            template = ec2.create_launch_template(
-                LaunchTemplateName=f"{spec.name}-{group.name}",
-                LaunchTemplateData={
-                    "UserData": base64.b64encode(
+        ami_type = "AL2023_x86_64_STANDARD" if group.os == "al2023" else "AL2_x86_64"
+        if group.launch_template == "custom" or group.ami == "custom":
+            data = {"UserData": base64.b64encode(
                         (AL2_BOOTSTRAP.format(cluster=spec.name) + group.user_data).encode()).decode(),
                     "MetadataOptions": {"HttpTokens": "optional", "HttpPutResponseHopLimit": 2},
-                    "InstanceType": group.instance_type},
-            )["LaunchTemplate"]
+                    "InstanceType": group.instance_type}
+            extra = {}
+            if group.ami == "custom":  # the team's own AMI, named in the template: EKS's AMI type is CUSTOM
+                data["ImageId"] = fleet.al2023_image if group.os == "al2023" else _custom_eks_image(ec2, spec.version)
+                ami_type = "CUSTOM"
+                if group.opt_in:  # opted in as its group is (the migration adds versions only to tagged templates)
+                    extra["TagSpecifications"] = [{"ResourceType": "launch-template",
+                                                   "Tags": [{"Key": tag["key"], "Value": tag["value"]}]}]
+            template = ec2.create_launch_template(LaunchTemplateName=f"{spec.name}-{group.name}",
+                                                  LaunchTemplateData=data, **extra)["LaunchTemplate"]
             options["launchTemplate"] = {"id": template["LaunchTemplateId"], "version": "1"}
         else:
             options["instanceTypes"] = [group.instance_type]
         eks.create_nodegroup(
             clusterName=spec.name, nodegroupName=group.name, subnets=[fleet.subnet_id],
-            nodeRole=roles["eks-node"], amiType="AL2023_x86_64_STANDARD" if group.os == "al2023" else "AL2_x86_64",
+            nodeRole=roles["eks-node"], amiType=ami_type,
             scalingConfig={"minSize": group.size, "maxSize": group.size, "desiredSize": group.size},
             labels={"workload": "general"}, tags={tag["key"]: tag["value"]} if group.opt_in else {"team": "others"},
             capacityType="ON_DEMAND", **options)
@@ -297,3 +361,26 @@ def _build_cluster(spec: EksClusterSpec, clients, fleet: Fleet, roles: dict, tag
             sim.service_account_annotations[(workload.namespace, workload.service_account)] = {
                 "eks.amazonaws.com/role-arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{workload.service_account}"}
     return built
+
+
+def _build_self_managed(cluster: EksClusterSpec, spec: SelfManagedSpec, clients, fleet: Fleet, tag: dict,
+                        sim: SimCluster) -> BuiltSelfManaged:
+    """An Auto Scaling group on the EKS-optimized AL2 AMI whose instances join `cluster` through bootstrap.sh."""
+    ec2, autoscaling = clients("ec2"), clients("autoscaling")
+    script = SELF_MANAGED_BOOTSTRAP.format(cluster=cluster.name, group=spec.name)
+    template = ec2.create_launch_template(
+        LaunchTemplateName=f"{cluster.name}-{spec.name}",
+        LaunchTemplateData={"ImageId": fleet.al2_image, "InstanceType": spec.instance_type,
+                            "UserData": base64.b64encode(script.encode()).decode(),
+                            "MetadataOptions": {"HttpTokens": "optional", "HttpPutResponseHopLimit": 2}},
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": tag["key"], "Value": tag["value"]}]}],
+    )["LaunchTemplate"]
+    tags = {"Name": f"{cluster.name}-{spec.name}", f"kubernetes.io/cluster/{cluster.name}": "owned",
+            **({tag["key"]: tag["value"]} if spec.opt_in else {"team": "others"})}
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=spec.name,
+        LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"], "Version": "$Default"},
+        MinSize=spec.size, MaxSize=spec.size, DesiredCapacity=spec.size, VPCZoneIdentifier=fleet.subnet_id,
+        Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": True} for k, v in tags.items()],
+    )
+    return BuiltSelfManaged(cluster, spec, sim, template["LaunchTemplateId"], fleet.al2_image)

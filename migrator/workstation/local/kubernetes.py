@@ -38,6 +38,11 @@ class Node:
     created_at: float
     unschedulable: bool = False
     annotations: dict = field(default_factory=dict)
+    instance_id: str | None = None  # a self-managed node names its instance in providerID
+    ready_at: float | None = 0.0  # None: the kubelet never reports Ready
+
+    def ready(self, now: float) -> bool:
+        return self.ready_at is not None and now >= self.ready_at
 
 
 @dataclass
@@ -92,17 +97,37 @@ class NodegroupNodes:
     runtime: str
     registered_at: float | None  # instances booted and joined
     removed_at: float | None = None  # instances terminated (group deleted)
+    names: list[str] | None = None  # these nodes by name (a group whose nodes are replaced one by one), not `size`
+    ready: bool = True  # False: the kubelet joined but never reports Ready
+    nodegroup_label: bool = True  # False: not a managed node group's node (e.g. Karpenter's)
+
+
+@dataclass
+class InstanceNode:
+    """A node one EC2 instance registered itself (a self-managed node group's): local/fidelity/node_join.py
+    says which instances join, when, and whether their kubelet turns Ready."""
+
+    name: str  # the instance's private DNS name, as the kubelet registers it
+    group: str  # its Auto Scaling group
+    instance_id: str
+    labels: dict
+    os_image: str
+    runtime: str
+    registered_at: float
+    ready_at: float | None  # None: never Ready
 
 
 class SimCluster:
     def __init__(self, name: str, version: str, clock: SimClock, pod_termination: float,
-                 nodegroups: Callable[[], list[NodegroupNodes]], pod_start: float = 15.0):
+                 nodegroups: Callable[[], list[NodegroupNodes]], pod_start: float = 15.0,
+                 instance_nodes: Callable[[], list[InstanceNode]] = list):
         self.name = name
         self.version = version
         self.clock = clock
         self.pod_termination = pod_termination
         self.pod_start = pod_start
         self.nodegroups = nodegroups
+        self.instance_nodes = instance_nodes
         self.nodes: dict[str, Node] = {}
         self.workloads: dict[str, Workload] = {}
         self.pods: dict[tuple[str, str], Pod] = {}
@@ -119,6 +144,9 @@ class SimCluster:
         self.daemonset_images = {"aws-node": "602401143452.dkr.ecr.us-east-1.amazonaws.com/amazon-k8s-cni:v1.18.3"}
         self._sequence = 0
         self.lock = threading.RLock()
+        # controllers running in the cluster besides the scheduler (Karpenter: local/karpenter.py); each may
+        # provide nodes() -> list[NodegroupNodes], step(now), and serve(method, path, body, headers) -> answer | None
+        self.controllers: list = []
 
     # --- the world ---------------------------------------------------------------
 
@@ -142,6 +170,8 @@ class SimCluster:
                 if pod.deleting_at is not None and now >= pod.deleting_at:
                     del self.pods[key]  # the kubelet finished the graceful shutdown
             self._sync_nodes(now)
+            for controller in self.controllers:
+                controller.step(now)
             for workload in self.workloads.values():
                 (self._sync_daemonset if workload.daemonset else self._sync_deployment)(workload, now)
             self._schedule(now)
@@ -152,15 +182,17 @@ class SimCluster:
 
     def _sync_nodes(self, now: float) -> None:
         wanted = {}
-        for group in self.nodegroups():
+        extra = [group for controller in self.controllers for group in controller.nodes()]
+        for group in [*self.nodegroups(), *extra]:
             if group.registered_at is None or now < group.registered_at:
                 continue
             if group.removed_at is not None and now >= group.removed_at:
                 continue
-            for index in range(group.size):
-                digest = hashlib.sha256(f"{self.name}/{group.name}/{index}".encode()).hexdigest()
-                name = f"ip-10-{int(digest[:2], 16)}-{int(digest[2:4], 16)}-{int(digest[4:6], 16)}.ec2.internal"
+            for index, name in enumerate(group.names if group.names is not None
+                                         else [node_name(self.name, group.name, i) for i in range(group.size)]):
                 wanted[name] = (group, index)
+        joined = {n.name: n for n in self.instance_nodes() if now >= n.registered_at}
+        wanted |= {name: (None, None) for name in joined}
         for name in set(self.nodes) - set(wanted):
             del self.nodes[name]
             for key, pod in list(self.pods.items()):
@@ -168,12 +200,19 @@ class SimCluster:
                     if not pod.daemonset and pod.deleting_at is None:
                         self.lost_pods.append(f"{pod.namespace}/{pod.name}")
                     del self.pods[key]
-        for name, (group, _) in wanted.items():
+        for name, instance in joined.items():
             if name not in self.nodes:
-                labels = {**group.labels, "eks.amazonaws.com/nodegroup": group.name,
-                          "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+                labels = {**instance.labels, "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+                self.nodes[name] = Node(name, instance.group, labels, [], instance.os_image, instance.runtime,
+                                        instance.registered_at, instance_id=instance.instance_id)
+            self.nodes[name].ready_at = instance.ready_at
+        for name, (group, _) in wanted.items():
+            if group is not None and name not in self.nodes:
+                labels = {**group.labels, "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+                if group.nodegroup_label:
+                    labels["eks.amazonaws.com/nodegroup"] = group.name
                 self.nodes[name] = Node(name, group.name, labels, [dict(t) for t in group.taints],
-                                        group.os_image, group.runtime, now)
+                                        group.os_image, group.runtime, now, ready_at=0.0 if group.ready else None)
 
     def _new_pod(self, workload: Workload, now: float, node: str | None = None) -> Pod:
         self._sequence += 1
@@ -185,8 +224,8 @@ class SimCluster:
 
     def _sync_daemonset(self, workload: Workload, now: float) -> None:
         covered = {p.node for p in self.pods.values() if p.workload == workload.name}
-        for name in self.nodes:
-            if name not in covered:
+        for name, node in self.nodes.items():
+            if name not in covered and node.ready(now):  # a NotReady kubelet starts no pod
                 self._new_pod(workload, now, node=name)  # DaemonSet pods tolerate every taint
 
     def _sync_deployment(self, workload: Workload, now: float) -> None:
@@ -204,7 +243,7 @@ class SimCluster:
         return all(node.labels.get(k) == v for k, v in wanted.items())
 
     def schedulable(self, node: Node) -> bool:
-        return not node.unschedulable and not any(
+        return node.ready(self.clock.now()) and not node.unschedulable and not any(
             t.get("effect") in ("NoSchedule", "NoExecute") for t in node.taints)
 
     def _schedule(self, now: float) -> None:
@@ -277,6 +316,20 @@ class SimCluster:
             self.reconcile()
             return 201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201, "metadata": {}}
 
+    def delete_pod(self, namespace: str, name: str) -> None:
+        """A DELETE of the pod (no budget check), as a forced drain does: it terminates over its grace period."""
+        with self.lock:
+            pod = self.pods.get((namespace, name))
+            if pod is None or pod.deleting_at is not None:
+                return
+            pod.deleting_at = self.clock.now() + self.pod_termination
+            workload = self.workloads[pod.workload]
+            if workload.bare:
+                self.evicted_bare.append(f"{pod.namespace}/{pod.name}")
+            if workload.empty_dir:
+                self.evicted_empty_dir.append(f"{pod.namespace}/{pod.name}")
+            self.reconcile()
+
     # --- Kubernetes objects ------------------------------------------------------------
 
     def node_object(self, node: Node) -> dict:
@@ -285,9 +338,11 @@ class SimCluster:
             "metadata": {"name": node.name, "labels": node.labels, "annotations": node.annotations,
                          "creationTimestamp": iso(node.created_at), "uid": uid(node.name)},
             "spec": {"taints": node.taints or None, "unschedulable": node.unschedulable or None,
-                     "providerID": f"aws:///us-east-1a/i-{uid(node.name)[:17]}"},
+                     "providerID": f"aws:///us-east-1a/{node.instance_id or 'i-' + uid(node.name)[:17]}"},
             "status": {
-                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                "conditions": [{"type": "Ready", **({"status": "True", "reason": "KubeletReady"}
+                                                   if node.ready(self.clock.now()) else
+                                                   {"status": "False", "reason": "KubeletNotReady"}),
                                 "lastHeartbeatTime": iso(self.clock.now()), "lastTransitionTime": iso(node.created_at)}],
                 "nodeInfo": {"osImage": node.os_image, "containerRuntimeVersion": node.runtime,
                              "kubeletVersion": f"v{self.version}.0-eks", "kubeProxyVersion": f"v{self.version}.0-eks",
@@ -350,6 +405,12 @@ class SimCluster:
 TAINT_FIELDS = ("key", "value", "effect", "timeAdded")
 
 
+def node_name(cluster: str, nodegroup: str, index: int) -> str:
+    """The name of a node group's `index`th node, as EC2 private DNS names look."""
+    digest = hashlib.sha256(f"{cluster}/{nodegroup}/{index}".encode()).hexdigest()
+    return f"ip-10-{int(digest[:2], 16)}-{int(digest[2:4], 16)}-{int(digest[4:6], 16)}.ec2.internal"
+
+
 def _stored_taint(taint: dict) -> dict:
     """As the API server stores a Taint: unknown fields (`time_added`) dropped, and
     `timeAdded` parsed as a metav1.Time and written back as RFC 3339 in UTC (`...Z`)."""
@@ -358,6 +419,12 @@ def _stored_taint(taint: dict) -> dict:
         parsed = dt.datetime.fromisoformat(stored["timeAdded"].replace("Z", "+00:00"))
         stored["timeAdded"] = iso(parsed.timestamp())
     return stored
+
+
+def node_name(cluster: str, group: str, index: int) -> str:
+    """A node's name as EC2 names its private DNS, stable for (cluster, group, index)."""
+    digest = hashlib.sha256(f"{cluster}/{group}/{index}".encode()).hexdigest()
+    return f"ip-10-{int(digest[:2], 16)}-{int(digest[2:4], 16)}-{int(digest[4:6], 16)}.ec2.internal"
 
 
 def iso(seconds: float) -> str:
@@ -506,6 +573,12 @@ class KubernetesApi:
                     code, payload = getattr(self, "_" + name)(cluster, body=body, query=query,
                                                                **{k: unquote(v) for k, v in found.groupdict().items()})
                 return self._send(request, code, payload)
+        with cluster.lock:
+            cluster.reconcile()
+            for controller in cluster.controllers:
+                answer = controller.serve(method, match.group("rest"), body, request.headers)
+                if answer is not None:
+                    return self._send(request, *answer)
         return self._send(request, 404, status_body(404, "NotFound", f"{method} {match.group('rest')} not served"))
 
     @staticmethod

@@ -8,10 +8,10 @@ import datetime as dt
 from migrator.audit import read_trail
 from migrator.config import EXECUTION_TAG, GROUP_TAG, PURPOSE_TAG, SOURCE_INSTANCE_TAG
 from migrator.failures import error_message
+from migrator.eks.self_managed import CORDONED_BY
 from migrator.workstation.local.fleet import BuiltGroup, BuiltInstance
 from migrator.workstation.local.runtime import ACCOUNT, AUDIT_TABLE, LocalRuntime, Run
 from migrator.workflows import FLEET
-
 
 
 def _seconds(timestamp) -> float:
@@ -36,7 +36,7 @@ def outcome_of(described: dict, history: list[dict]) -> str:
 
 
 def target_summary(runtime: LocalRuntime, run: Run, described: dict | None) -> dict:
-    kind = run.target.split("/", 1)[0]
+    kind = run.workflow.kind or run.target.split("/", 1)[0]
     expected = runtime.scenario.expected_outcome(run.target, run.workflow.gates, run.wave)
     if described is None:  # its wave was never approved: nothing touched it
         return {"target": run.target, "kind": kind, "instances": runtime.fleet.instance_count(run.target),
@@ -146,14 +146,26 @@ def check_invariants(runtime: LocalRuntime, targets: list[dict]) -> list[str]:
     for built in runtime.fleet.nodegroups.values():
         summary = outcomes.get(built.target)
         if summary is not None:
-            violations += _check_nodegroup(runtime, built, summary)
+            check = _check_in_place if built.spec.ami == "custom" else _check_nodegroup
+            violations += check(runtime, built, summary)
+    for built in runtime.fleet.karpenter.values():
+        summary = outcomes.get(built.target)
+        if summary is not None:
+            violations += _check_karpenter(built, summary)
+    for built in runtime.fleet.self_managed.values():
+        summary = outcomes.get(built.target)
+        if summary is not None:
+            violations += _check_self_managed(runtime, built, summary)
     for sim in (runtime.kubernetes.clusters.values() if runtime.kubernetes else []):
-        consent = [b.spec.input for b in runtime.fleet.nodegroups.values() if b.cluster.name == sim.name]
+        consent = [b.spec.input for b in [*runtime.fleet.nodegroups.values(), *runtime.fleet.karpenter.values(),
+                                          *runtime.fleet.self_managed.values()]
+                   if b.cluster.name == sim.name]
         violations += _check_workloads(sim, bare_pods=any(i.get("delete_bare_pods") for i in consent),
                                        empty_dir=any(i.get("delete_empty_dir_data") for i in consent))
     violations += runtime.fidelity.address_violations
     violations += _check_bystanders(runtime)
     targets_by_group = {name for name, g in runtime.fleet.groups.items() if g.spec.target in outcomes}
+    targets_by_group |= {b.spec.name for b in runtime.fleet.self_managed.values() if b.target in outcomes}
     standalone = {t for t in outcomes if t.startswith("standalone/")}
     clusters = {t.split("/")[1] for t in outcomes if t.startswith("eks/")}
 
@@ -329,6 +341,95 @@ def _check_nodegroup(runtime: LocalRuntime, built, summary: dict) -> list[str]:
             stuck = sorted(n.name for n in old_nodes if n.unschedulable or any(t.get("key") == "os" for t in n.taints))
             if stuck:
                 problems.append(f"{target}: nodes left cordoned or tainted after {summary['outcome']}: {stuck}")
+    return problems
+
+
+def _check_in_place(runtime: LocalRuntime, built, summary: dict) -> list[str]:
+    """A group updated in place keeps its name: migrated, every node on AL2023 from a new launch-template
+    version; otherwise on its original version, every node AL2; either way its size and nothing cordoned."""
+    target, spec = built.target, built.spec
+    if not spec.opt_in:
+        return _check_untouched(runtime, built)
+    group = runtime.client("eks").describe_nodegroup(clusterName=built.cluster.name,
+                                                     nodegroupName=spec.name)["nodegroup"]
+    migrated = summary["outcome"] == "migrated" and spec.os == "al2"
+    with built.sim.lock:
+        built.sim.reconcile()
+        nodes = [n for n in built.sim.nodes.values() if n.nodegroup == spec.name]
+        wrong_os = sorted(n.name for n in nodes if n.os_image.startswith("Amazon Linux 2023") != (
+            migrated or spec.os == "al2023"))
+        cordoned = sorted(n.name for n in nodes if n.unschedulable or not n.ready(built.sim.clock.now()))
+    problems = []
+    version = str(group["launchTemplate"]["version"])
+    if (version != "1") != migrated:
+        problems.append(f"{target}: {summary['outcome']} but the group runs launch-template version {version}")
+    if group["status"] != "ACTIVE" or len(nodes) != spec.size:
+        problems.append(f"{target}: {group['status']} with {len(nodes)} nodes, expected ACTIVE with {spec.size}")
+    if wrong_os:
+        problems.append(f"{target}: {summary['outcome']} but nodes run the other Amazon Linux: {wrong_os[:5]}")
+    if cordoned:
+        problems.append(f"{target}: nodes left cordoned or not Ready after {summary['outcome']}: {cordoned[:5]}")
+    return problems
+
+
+def _check_karpenter(built, summary: dict) -> list[str]:
+    """Migrated: the EC2NodeClass selects AL2023 and every node of the pool runs it. Otherwise: the
+    EC2NodeClass selects AL2 as before and Karpenter has drifted the pool back. Either way `size` nodes,
+    every one Ready, none tainted by a disruption or cordoned."""
+    from migrator.workstation.local.karpenter import SimKarpenter
+
+    sim, target, pool = built.sim, built.target, built.spec.nodepool
+    karpenter = next(c for c in sim.controllers if isinstance(c, SimKarpenter))
+    wanted = "AL2023" if summary["outcome"] == "migrated" else "AL2"
+    problems = []
+    with sim.lock:
+        sim.reconcile()
+        if karpenter.wanted_family(pool) != wanted:
+            problems.append(f"{target}: {summary['outcome']} but its EC2NodeClass selects {karpenter.wanted_family(pool)}")
+        nodes = [n for n in sim.nodes.values() if n.labels.get("karpenter.sh/nodepool") == pool]
+        wrong = sorted(n.name for n in nodes if n.os_image.startswith("Amazon Linux 2023") != (wanted == "AL2023"))
+        if wrong:
+            problems.append(f"{target}: {summary['outcome']} but nodes are not on {wanted}: {wrong[:5]}")
+        if len(nodes) != built.spec.size:
+            problems.append(f"{target}: {len(nodes)} nodes at the end, {built.spec.size} at the start")
+        stuck = sorted(n.name for n in nodes if n.unschedulable or n.taints or not n.ready(sim.clock.now()))
+        if stuck:
+            problems.append(f"{target}: nodes left tainted, cordoned or not Ready after {summary['outcome']}: {stuck}")
+    return problems
+
+
+def _check_self_managed(runtime: LocalRuntime, built, summary: dict) -> list[str]:
+    """The group at its size and bounds with no canary mark; every instance on AL2023 after success (the
+    template's default moved), on its AL2 image otherwise (the default unmoved); each joined as a Ready,
+    schedulable node that carries none of our marks."""
+    target, spec = built.target, built.spec
+    autoscaling, ec2 = runtime.client("autoscaling"), runtime.client("ec2")
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[spec.name])["AutoScalingGroups"][0]
+    problems = []
+    if (group["DesiredCapacity"], group["MinSize"], group["MaxSize"]) != (spec.size, spec.size, spec.size):
+        problems.append(f"{target}: desired/min/max {group['DesiredCapacity']}/{group['MinSize']}/{group['MaxSize']}, "
+                        f"originally {spec.size}")
+    if any(t["Key"] == "al2023-migration:canary" for t in group.get("Tags", [])):
+        problems.append(f"{target}: the canary's capacity mark is left on the group")
+    migrated = summary["outcome"] == "migrated" and spec.opt_in
+    want = runtime.fleet.al2023_image if migrated else built.original_image
+    members = sorted(i["InstanceId"] for i in group["Instances"])
+    wrong = sorted(i for i, image in _images_of(ec2, members).items() if image != want)
+    if wrong or len(members) != spec.size:
+        problems.append(f"{target}: {len(members)} instances, {wrong or 'none'} not on {want} after {summary['outcome']}")
+    default = str(ec2.describe_launch_templates(LaunchTemplateIds=[built.template_id])["LaunchTemplates"][0][
+        "DefaultVersionNumber"])
+    if (default != "1") != migrated:
+        problems.append(f"{target}: {summary['outcome']} but the template's default version is {default}")
+    with built.sim.lock:
+        built.sim.reconcile()
+        now = built.sim.clock.now()
+        nodes = [n for n in built.sim.nodes.values() if n.instance_id in members]
+        stuck = sorted(n.name for n in nodes if not n.ready(now) or n.unschedulable or CORDONED_BY in n.annotations)
+    if len(nodes) != len(members):
+        problems.append(f"{target}: {len(nodes)} of {len(members)} instances joined the cluster")
+    if stuck:
+        problems.append(f"{target}: nodes not Ready, cordoned or marked after {summary['outcome']}: {stuck}")
     return problems
 
 

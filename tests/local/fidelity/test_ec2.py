@@ -15,6 +15,25 @@ def test_create_launch_template_version_copies_the_source_version():
         assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 2
 
 
+def test_a_version_with_new_user_data_launches_as_a_first_version_does():
+    """AWS: UserData given to CreateLaunchTemplateVersion is kept as CreateLaunchTemplate keeps it (moto kept it
+    raw, and a group launching from that version failed)."""
+    import base64
+
+    with running([{"name": "web", "size": 1}], **STILL) as rt:
+        template = rt.fleet.groups["web"].template_id
+        script = base64.b64encode(b"#!/bin/bash\necho v2\n").decode()
+        version = rt.client("ec2").create_launch_template_version(
+            LaunchTemplateId=template, SourceVersion="1", LaunchTemplateData={"UserData": script})["LaunchTemplateVersion"]
+        autoscaling = rt.client("autoscaling")
+        autoscaling.update_auto_scaling_group(AutoScalingGroupName="web", MaxSize=2, LaunchTemplate={
+            "LaunchTemplateId": template, "Version": str(version["VersionNumber"])})
+        autoscaling.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=2)
+        launched = rt.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["web"])[
+            "AutoScalingGroups"][0]["Instances"]
+        assert len(launched) == 2
+
+
 def test_snapshots_are_pending_with_progress_until_complete_and_create_snapshots_reports_state():
     """AWS: CreateSnapshots answers each snapshot's State; a snapshot is `pending` with a
     Progress until `completed` (moto: `completed` at once, no State in CreateSnapshots)."""

@@ -20,6 +20,7 @@ from migrator.workstation.local.fidelity.context import Context
 from migrator.workstation.local.fidelity.ec2 import EC2
 from migrator.workstation.local.fidelity.eks import EKS
 from migrator.workstation.local.fidelity.elbv2 import ELBv2
+from migrator.workstation.local.fidelity.node_join import NodeJoin
 from migrator.workstation.local.fidelity.route53 import Route53
 from migrator.workstation.local.fidelity.ssm import SSM
 from migrator.workstation.local.fidelity.stepfunctions import StepFunctions
@@ -51,12 +52,13 @@ class Fidelity:
         self.ssm = SSM(ctx, self.ec2)
         self.autoscaling = AutoScaling(ctx, self.ec2)
         self.eks = EKS(ctx, self.ssm)
+        self.node_join = NodeJoin(ctx, self.ssm)
         self.throttling = Throttling(ctx)
         self.writes = self.ec2.writes = Writes(ctx, self.ec2)
         self.stepfunctions = StepFunctions(ctx)
         self.cloudtrail = CloudTrail(ctx)  # after Step Functions: it records the calls that module answers
         self.services = [self.stepfunctions, self.cloudtrail, Lambda(ctx, handlers), self.ec2, self.autoscaling, ELBv2(ctx, self.ec2),
-                         self.ssm, Route53(ctx, self.ec2), self.eks, self.throttling, self.writes]
+                         self.ssm, Route53(ctx, self.ec2), self.eks, self.node_join, self.throttling, self.writes]
         self.observations = ctx.observations
         # what the summary and the workflow tests read, under the names they use
         self.calls = ctx.observations.calls

@@ -15,7 +15,7 @@ from moto.ec2.models import elastic_ip_addresses as eip_models
 from moto.ec2.models import instances as ec2_instances
 from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.responses.launch_templates import LaunchTemplates as LaunchTemplateResponses
-from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix, parse_user_data
 
 from migrator.config import SOURCE_INSTANCE_TAG
 from migrator.workstation.local.fidelity.context import Context, set_alarm
@@ -233,6 +233,8 @@ class EC2:
                 else response.ec2_backend.get_launch_template(template_id)
             )
             data = response._get_param("LaunchTemplateData", {})
+            if "UserData" in data:  # as CreateLaunchTemplate keeps it (moto's own version call did not)
+                data["UserData"] = parse_user_data(response._get_param("LaunchTemplateData.UserData"))
             source = response._get_param("SourceVersion")
             if source:
                 data = {**template.get_version(source).data, **data}
