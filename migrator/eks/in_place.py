@@ -41,7 +41,7 @@ from migrator.eks.nodegroup import (
 )
 from migrator.eks.paths import IN_PLACE, template_version, update_path
 from migrator.eks.results import Check, Rollback
-from migrator.eks.userdata import kubelet_settings, nodeadm_user_data
+from migrator.eks.userdata import carried_scripts, kubelet_settings, nodeadm_user_data
 from migrator.errors import DeadlineExceeded, NotReadyYet, PreflightFailed, RollbackFailed, UpdateFailed
 from migrator.failures import CaughtError, explain_failure
 
@@ -129,7 +129,8 @@ def create_version(c: Clients, request: InPlaceInput, pre: InPlacePreflight, exe
         LaunchTemplateId=template.id, SourceVersion=template.version, VersionDescription=description,
         ClientToken=client_token(execution, "launch-template-version"),
         LaunchTemplateData={**data, "ImageId": pre.image_id, "MetadataOptions": metadata,
-                            "UserData": base64.b64encode(nodeadm_user_data(cluster, pre.kubelet).encode()).decode()},
+                            "UserData": base64.b64encode(nodeadm_user_data(cluster, pre.kubelet, carried_scripts(
+                                base64.b64decode(data.get("UserData") or "").decode(errors="replace"))).encode()).decode()},
     )["LaunchTemplateVersion"]
     return Versioned(launch_template_id=template.id, version=str(created["VersionNumber"]),
                      previous_version=template.version, image_id=pre.image_id, created=True)
