@@ -82,3 +82,23 @@ class QuiesceFailed(MigrationError):
 
 class SyncFailed(MigrationError):
     """The data volumes could not be moved to the replacement, or are not what the old server had."""
+
+
+class CompatibilityBlocked(MigrationError):
+    """The host runs what AL2023 cannot (a blocker of migrator/compat/rules.yaml); nothing was changed.
+    The input's `compatibility: warn` lets the run go on."""
+
+
+class ParityMissing(MigrationError):
+    """The replacement lacks what the old host had (a service, a listening port, a cron entry, a mount)
+    and the input does not accept the difference; the ordinary rollback follows."""
+
+
+class UpdateFailed(MigrationError):
+    """EKS's update of a managed node group ended Failed or Cancelled (e.g. PodEvictionFailure,
+    NodeCreationFailure): the error names EKS's own error codes and messages."""
+
+
+class ConcurrentChange(MigrationError):
+    """Someone else changed an object the run changes (or changed back) since the run read it: nothing of
+    theirs is overwritten; an operator decides."""

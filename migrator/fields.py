@@ -5,7 +5,7 @@ settings (stacks/settings.py) and the rehearsal scenario annotate their fields w
 these; the README's input tables are generated from the descriptions (migrator/workstation/docs.py).
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from pydantic.fields import FieldInfo
@@ -33,7 +33,31 @@ ToleratedFailurePercentage = Annotated[float, Field(
     default=0, ge=0, le=100, description="the wave fails when more of its targets fail than this")]
 
 
+# What a drain of a node may destroy only with the operator's consent, as kubectl drain's flags say it
+# (node group drains and Karpenter's drift alike).
+DeleteBarePods = Annotated[bool, Field(
+    default=False, description="evict pods no controller recreates: they are gone for good (kubectl drain `--force`)")]
+
+DeleteEmptyDirData = Annotated[bool, Field(
+    default=False, description="evict pods with `emptyDir` volumes: their data is lost (kubectl drain "
+                               "`--delete-emptydir-data`)")]
+
+PdbBlocks = Annotated[bool, Field(
+    default=True, description="a PodDisruptionBudget that allows no disruption at pre-flight fails the run before "
+                              "any change")]
+
+
 def default_of(annotated: Any) -> Any:
     """The default an annotated type above gives, for code that reads it outside a model."""
     info = FieldInfo.merge_field_infos(*(m for m in annotated.__metadata__ if isinstance(m, FieldInfo)))
     return info.get_default(call_default_factory=True)
+
+CompatibilityMode = Annotated[Literal["block", "warn"], Field(
+    default="block",
+    description="`block`: a host with an AL2023 compatibility blocker fails the pre-flight, nothing changed; "
+                "`warn`: its blockers go into the approval evidence and the run goes on")]
+
+ParityAccept = Annotated[list[Annotated[str, Field(pattern=r"^(service|port|cron|mount) \S.*$", max_length=512)]],
+                         Field(default_factory=list, max_length=100,
+                               description="differences the replacement may have from the old host: "
+                                           "`service NAME`, `port N`, `cron LINE`, `mount PATH`")]

@@ -40,14 +40,18 @@ class Access(str, Enum):
     DNS_READ = "dns-read"
     HEALTH_SCRIPT = "health-script"
     HEALTH_SCRIPT_READ = "health-script-read"
+    HOST_SCAN_READ = "host-scan-read"  # the scan's static side: user data, the MetadataNoToken metric
     EKS_READ = "eks-read"
     NODEGROUP_WRITE = "nodegroup-write"
+    NODEGROUP_UPDATE = "nodegroup-update"  # UpdateNodegroupVersion and the new launch-template version it names
     PLAN_READ = "plan-read"
     EXECUTION_READ = "execution-read"
     APPROVALS = "approvals"
     KUBERNETES = "kubernetes"  # read-only Kubernetes RBAC: nodes, pods, budgets, DaemonSets
     KUBERNETES_NODE_PATCH = "kubernetes-node-patch"  # + patch nodes: taint, cordon, the drain's start annotation
     KUBERNETES_EVICT = "kubernetes-evict"  # + create pod evictions: the drain
+    KUBERNETES_KARPENTER_READ = "kubernetes-karpenter-read"  # + read NodePools, EC2NodeClasses and their CRD
+    KUBERNETES_NODECLASS_PATCH = "kubernetes-nodeclass-patch"  # + patch EC2NodeClasses: the change and its rollback
     CANARY_LAUNCH = "canary-launch"
     CANARY_RELEASE = "canary-release"
     CAPACITY_MARK = "capacity-mark"  # the canary's capacity mark, a tag on a self-managed node group's ASG
@@ -116,6 +120,7 @@ class Workflow:
     tasks: tuple[LambdaTask, ...]
     gates: tuple[str, ...] = ()  # approval gates, named as in the ASL's approval messages
     children: tuple["Workflow", ...] = ()  # state machines it starts, as ${<Name>StateMachineArn}
+    kind: str = ""  # the summary's and the plan's `kind` of its targets, when not the target's first word
 
     @property
     def arn_substitution(self) -> str:
@@ -144,6 +149,16 @@ APPROVALS_API = LambdaTask("approvals.api",
 APPROVALS_REMINDER = LambdaTask("approvals.reminder", "Remind once of each pending approval that expires soon",
                                 frozenset({Access.APPROVALS}))
 
+# The compatibility scan and the parity check: the same three functions in the standalone and group workflows.
+START_SCAN = LambdaTask("compat.start_scan", "Send the read-only host scan through SSM Run Command",
+                        _BASE | {Access.ASG_READ, Access.HEALTH_SCRIPT, Access.IDEMPOTENCY})  # a group's oldest
+CHECK_COMPATIBILITY = LambdaTask(
+    "compat.check_compatibility", "The old host's AL2023 findings; blockers refuse the run before any change",
+    _BASE | {Access.ASG_READ, Access.HEALTH_SCRIPT_READ, Access.HOST_SCAN_READ})  # the template's user data
+CHECK_PARITY = LambdaTask("compat.check_parity", "The new host against the old: services, ports, cron, mounts",
+                          _BASE | {Access.HEALTH_SCRIPT_READ})
+COMPATIBILITY_TASKS = (START_SCAN, CHECK_COMPATIBILITY, CHECK_PARITY)
+
 ASG_ROLLOUT = Workflow(
     name="asg-rollout",
     asl_file="asg_rollout.asl.json",
@@ -168,6 +183,7 @@ ASG_ROLLOUT = Workflow(
                    _BASE | {Access.ASG_READ, Access.ASG_WRITE, Access.CANARY_RELEASE, Access.REFRESH_WRITE}),
         LambdaTask("asg.check_rollback", "Wait until every instance runs the old version again",
                    _BASE | {Access.ASG_READ}),
+        *COMPATIBILITY_TASKS,
         REQUEST_APPROVAL,
     ),
 )
@@ -205,6 +221,7 @@ STANDALONE_EC2 = Workflow(
                    _BASE | {Access.INSTANCE_READ, Access.INSTANCE_WRITE, Access.SNAPSHOT_WRITE, Access.IDEMPOTENCY}),
         LambdaTask("standalone.keep_old_instance", "Decommission unanswered: keep the old instance stopped, ask",
                    _BASE | {Access.INSTANCE_READ, Access.INSTANCE_WRITE, Access.IDEMPOTENCY}),
+        *COMPATIBILITY_TASKS,
         REQUEST_APPROVAL,
     ),
 )
@@ -233,12 +250,55 @@ EKS_NODEGROUP = Workflow(
     ),
 )
 
+EKS_IN_PLACE = Workflow(
+    name="eks-in-place",
+    asl_file="eks_in_place.asl.json",
+    gates=(gates.BEFORE_UPDATE,),
+    kind="eks-in-place",
+    tasks=(
+        _validate_input("eks_in_place", "in-place node group update"),
+        LambdaTask("eks_in_place.preflight", "The path a node group takes and why; AMI, VPC CNI, runtime, budgets",
+                   _KUBE),
+        LambdaTask("eks_in_place.create_version", "New launch-template version: AL2023 AMI, nodeadm, IMDSv2",
+                   _KUBE | {Access.NODEGROUP_UPDATE, Access.IDEMPOTENCY}),
+        LambdaTask("eks_in_place.start_update", "UpdateNodegroupVersion to the new launch-template version",
+                   _KUBE | {Access.NODEGROUP_UPDATE, Access.IDEMPOTENCY}),
+        LambdaTask("eks_in_place.follow_update", "Poll EKS's update until it ends", _KUBE),
+        LambdaTask("eks_in_place.validate", "Nodes Ready on AL2023, DaemonSets, budgets met", _KUBE),
+        LambdaTask("eks_in_place.rollback", "Update back to the previous version, uncordon what EKS cordoned",
+                   _KUBE | {Access.NODEGROUP_UPDATE, Access.KUBERNETES_NODE_PATCH}),
+        REQUEST_APPROVAL,
+    ),
+)
+
+_KARPENTER = _KUBE | {Access.KUBERNETES_KARPENTER_READ}
+
+EKS_KARPENTER = Workflow(
+    name="eks-karpenter",
+    asl_file="eks_karpenter.asl.json",
+    gates=(gates.BEFORE_CHANGE,),
+    kind="eks-karpenter",
+    tasks=(
+        _validate_input("eks_karpenter", "Karpenter pool migration"),
+        LambdaTask("eks_karpenter.preflight", "Karpenter version, the pool's budgets, PDBs and pods its drift meets",
+                   _KARPENTER),
+        LambdaTask("eks_karpenter.change_nodeclass", "EC2NodeClass to AL2023, previous values recorded on it",
+                   _KARPENTER | {Access.KUBERNETES_NODECLASS_PATCH, Access.IDEMPOTENCY}),
+        LambdaTask("eks_karpenter.check_drift", "Follow Karpenter's drift: AL2 nodes left, PDB-blocked nodes",
+                   _KARPENTER),
+        LambdaTask("eks_karpenter.rollback", "Restore the EC2NodeClass (fields still ours), follow the drift back",
+                   _KARPENTER | {Access.KUBERNETES_NODECLASS_PATCH}),
+        REQUEST_APPROVAL,
+    ),
+)
+
 _SELF_MANAGED_WRITE = _KUBE | {Access.ASG_READ, Access.ASG_WRITE, Access.CAPACITY_MARK}
 
 EKS_SELF_MANAGED = Workflow(
     name="eks-self-managed",
     asl_file="eks_self_managed.asl.json",
     gates=(gates.BEFORE_DRAIN,),
+    kind="eks-self-managed",
     tasks=(
         _validate_input("eks_self_managed", "self-managed node group migration"),
         LambdaTask("eks_self_managed.preflight",
@@ -270,7 +330,7 @@ FLEET = Workflow(
     name="fleet",
     asl_file="fleet.asl.json",
     gates=(gates.START,),
-    children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_SELF_MANAGED),
+    children=(ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE, EKS_KARPENTER, EKS_SELF_MANAGED),
     tasks=(
         LambdaTask("fleet.load_wave", "Validate a wave's input and read its targets from the plan",
                    frozenset({Access.PLAN_READ, Access.EXECUTION_READ})),
@@ -280,7 +340,8 @@ FLEET = Workflow(
 )
 
 # Children before the workflows that start them: the stack creates them in this order.
-WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_SELF_MANAGED, FLEET)
+WORKFLOWS: tuple[Workflow, ...] = (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_IN_PLACE, EKS_KARPENTER,
+                                   EKS_SELF_MANAGED, FLEET)
 
 
 _SUBSTITUTION = re.compile(r"\$\{(\w+)\}")

@@ -5,7 +5,8 @@ no IAM permission for Kubernetes; what they may do inside the cluster is Kuberne
 entry puts its role in the Kubernetes groups of its task's Kubernetes bundles (KUBERNETES_GROUPS) and attaches
 no EKS access policy (no AmazonEKSClusterAdminPolicy): docs/eks-rbac.yaml, applied once per cluster, binds each
 group to a ClusterRole: read-only (nodes, pods, budgets, DaemonSets) for every Kubernetes task, node patch
-(taint, cordon) for taint, drain and rollback, pod eviction for the drain only.
+(taint, cordon) for taint, drain and rollback, pod eviction for the drain only; for the Karpenter workflow,
+NodePools and EC2NodeClasses read for its tasks, EC2NodeClass patch for its change and rollback only.
 
 Access entries need the cluster's authentication mode to be API or API_AND_CONFIG_MAP; a cluster still
 in CONFIG_MAP mode rejects them (the deployment fails): switch it first with
@@ -24,7 +25,9 @@ KUBERNETES_GROUP = "al2023-migration"  # the read-only group docs/eks-rbac.yaml 
 # The group of each Kubernetes bundle (migrator/workflows.py), as docs/eks-rbac.yaml binds them.
 KUBERNETES_GROUPS = {Access.KUBERNETES: KUBERNETES_GROUP,
                      Access.KUBERNETES_NODE_PATCH: f"{KUBERNETES_GROUP}-node-patch",
-                     Access.KUBERNETES_EVICT: f"{KUBERNETES_GROUP}-evict"}
+                     Access.KUBERNETES_EVICT: f"{KUBERNETES_GROUP}-evict",
+                     Access.KUBERNETES_KARPENTER_READ: f"{KUBERNETES_GROUP}-karpenter-read",
+                     Access.KUBERNETES_NODECLASS_PATCH: f"{KUBERNETES_GROUP}-nodeclass-patch"}
 
 
 def kubernetes_groups(access: frozenset[Access]) -> list[str]:

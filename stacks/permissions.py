@@ -303,6 +303,14 @@ class TaskPermissions:
             ]
         if access is Access.HEALTH_SCRIPT_READ:
             return [_stmt(["ssm:GetCommandInvocation"], [ANY], why=NO_RESOURCE_LEVEL)]
+        if access is Access.HOST_SCAN_READ:
+            return [
+                _stmt(["ec2:DescribeInstanceAttribute"], [INSTANCES], conditions=tagged,
+                      why="the user data of instances carrying the migration tag"),
+                _stmt(["cloudwatch:GetMetricStatistics"], [ANY],
+                      why="the MetadataNoToken metric of the scanned instance (IMDSv1 calls); "
+                          "GetMetricStatistics has no resource-level permissions"),
+            ]
         clusters, nodegroups = self._eks_clusters(), self._eks_nodegroups()
         # Cluster and node group names come from the execution input; cdk.json eks_clusters narrows the clusters.
         eks_why = "clusters and node groups are named in the execution input; node group ARNs end in an ID"
@@ -314,9 +322,13 @@ class TaskPermissions:
                       why="the vpc-cni add-on of the cluster in the execution input; add-on ARNs end in an ID"),
                 _stmt(["ssm:GetParameter"], [EKS_AMI_PUBLIC_PARAMETERS],
                       why="AWS's public EKS-optimized AMI parameters; the path holds the Kubernetes version"),
-                # Also what EKS checks on the caller of CreateNodegroup with a launch template.
-                _stmt(["ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions"], [ANY],
-                      why=NO_RESOURCE_LEVEL),
+                # Also what EKS checks on the caller of CreateNodegroup with a launch template; the images: which
+                # Amazon Linux a template's AMI is.
+                _stmt(["ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeImages"],
+                      [ANY], why=NO_RESOURCE_LEVEL),
+                # A node group's updates (EKS's UpdateNodegroupVersion), read to follow and not repeat them.
+                _stmt(["eks:DescribeUpdate"], clusters + nodegroups, why=eks_why),
+                _stmt(["eks:ListUpdates"], clusters, why=eks_why),
             ]
         if access is Access.NODEGROUP_WRITE:
             # No ec2:RunInstances: EKS launches the nodes with its service-linked role.
@@ -336,11 +348,20 @@ class TaskPermissions:
                       why="the new node group's launch template, named after the cluster and group at run time"),
                 _tag_on_create("CreateLaunchTemplate", [LAUNCH_TEMPLATES]),
             ]
+        if access is Access.NODEGROUP_UPDATE:
+            # No ec2:RunInstances: EKS replaces the nodes with its service-linked role.
+            return [
+                # Only opted-in node groups, and only templates carrying the tag (pre-flight checks both).
+                _stmt(["eks:UpdateNodegroupVersion"], nodegroups, conditions=self._tagged, why=eks_why),
+                _stmt(["ec2:CreateLaunchTemplateVersion"], [LAUNCH_TEMPLATES], conditions=self._tagged,
+                      why="only launch templates carrying the migration tag; their ids come from the node group"),
+            ]
         if access is Access.EXECUTION_READ:
             # The child state machines are created after the functions: stacks/state_machines.py grants
             # states:DescribeExecution on their executions to the tasks of the workflow that starts them.
             return []
-        if access in (Access.KUBERNETES, Access.KUBERNETES_NODE_PATCH, Access.KUBERNETES_EVICT):
+        if access in (Access.KUBERNETES, Access.KUBERNETES_NODE_PATCH, Access.KUBERNETES_EVICT,
+                      Access.KUBERNETES_KARPENTER_READ, Access.KUBERNETES_NODECLASS_PATCH):
             # No IAM statement: the EKS token is a presigned sts:GetCallerIdentity, which needs no permission.
             # Kubernetes access is an EKS access entry per role and cluster (stacks/kubernetes.py).
             return []

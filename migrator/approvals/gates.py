@@ -7,4 +7,6 @@ CUTOVER = "cutover"  # standalone-ec2
 DECOMMISSION = "decommission"  # standalone-ec2
 BEFORE_DRAIN = "before-drain"  # eks-nodegroup
 BEFORE_DELETE = "before-delete"  # eks-nodegroup
+BEFORE_UPDATE = "before-update"  # eks-in-place
+BEFORE_CHANGE = "before-change"  # eks-karpenter
 START = "start"  # fleet, as wave-N/start

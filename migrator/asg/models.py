@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from migrator.ami import AmiChoice
-from migrator.fields import AlarmNames, ApprovalTimeout
+from migrator.fields import AlarmNames, ApprovalTimeout, CompatibilityMode, ParityAccept
 
 RefreshPolicy = Literal["Refresh", "Ignore", "Wait"]
 
@@ -24,6 +24,8 @@ class RolloutInput(AmiChoice):
     alarm_names: AlarmNames = Field(description="alarms that must not be in ALARM "
                                                 "(canary check and refresh `AlarmSpecification`)")
     approval_timeout_seconds: ApprovalTimeout
+    compatibility: CompatibilityMode
+    parity_accept: ParityAccept
     refresh_deadline_seconds: int = Field(default=14_400, ge=300, le=604_800,
                                           description="how long the refresh may run")
     protected_instances: RefreshPolicy = Field(

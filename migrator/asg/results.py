@@ -3,6 +3,7 @@
 from pydantic import BaseModel
 
 from migrator.asg.models import RolloutInput
+from migrator.compat.checks import Compatibility, Parity, ScanStarted
 from migrator.failures import Caught
 
 
@@ -111,9 +112,13 @@ class RolloutState(Caught):
     input: RolloutInput
     target: str  # ValidateInput names the target once, for the messages and the audit log
     preflight: Preflight | None = None
+    compatibility_scan: ScanStarted | None = None
+    compatibility: Compatibility | None = None
     version: LaunchVersion | None = None
     canary: Canary | None = None
     canary_health: CanaryHealth | None = None
+    parity_scan: ScanStarted | None = None
+    parity: Parity | None = None
     approval: dict | None = None  # the approver's record
     refresh: Refresh | None = None
     refresh_result: RefreshDone | None = None

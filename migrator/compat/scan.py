@@ -8,12 +8,13 @@ import datetime as dt
 
 from migrator import clock
 from migrator.compat.host import SCAN_SCRIPT, HostFacts, parse_scan
+from migrator.errors import MigrationError
 
 SCAN_TIMEOUT_SECONDS = 300
 IMDS_WINDOW = dt.timedelta(days=1)
 
 
-class ScanFailed(Exception):
+class ScanFailed(MigrationError):
     """The scan command failed on the host; the message says how."""
 
 
@@ -50,10 +51,10 @@ def imds_v1_calls(cloudwatch, instance_id: str) -> float:
 
 def instance_user_data(ec2, instance_id: str) -> str:
     value = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData").get("UserData", {})
-    return _decode(value.get("Value", ""))
+    return decode_user_data(value.get("Value", ""))
 
 
-def _decode(value: str) -> str:
+def decode_user_data(value: str) -> str:
     try:
         return base64.b64decode(value).decode("utf-8", "replace") if value else ""
     except ValueError:

@@ -34,6 +34,8 @@ class Kube:
         self.core = k8s.CoreV1Api(api_client)
         self.policy = k8s.PolicyV1Api(api_client)
         self.apps = k8s.AppsV1Api(api_client)
+        self.custom = k8s.CustomObjectsApi(api_client)  # Karpenter's NodePools and EC2NodeClasses
+        self.extensions = k8s.ApiextensionsV1Api(api_client)  # their CRDs: which versions are served
 
 
 def connect(eks, sts, cluster: str) -> Kube:

@@ -8,6 +8,7 @@ reads the current state first, so a retry changes nothing twice.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
@@ -17,15 +18,6 @@ from migrator import clock
 from migrator.aws import client_token, error_code, execution_name
 from migrator.config import EXECUTION_TAG
 from migrator.eks import drain as draining
-from migrator.eks.checks import (
-    AL2023_AMI_PARAMETER,
-    daemonsets_missing,
-    docker_nodes,
-    vpc_cni_ok,
-    vpc_cni_version,
-    zero_budgets,
-)
-from migrator.eks.checks import ready as _ready
 from migrator.eks.kube import Kube
 from migrator.eks.models import NodegroupInput
 from migrator.eks.results import (
@@ -47,7 +39,9 @@ from migrator.failures import CaughtError, explain_failure
 
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 AL2_TAINT = {"key": "os", "value": "al2", "effect": "NoSchedule"}
+MIN_VPC_CNI = (1, 16, 2)
 SOURCE_NODEGROUP_TAG = "al2023-migration:source-nodegroup"
+AL2023_AMI_PARAMETER = "/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/x86_64/standard/recommended/image_id"
 
 
 @dataclass(frozen=True)
@@ -81,18 +75,18 @@ def nodes_of(kube: Kube, nodegroup: str) -> list:
     return kube.core.list_node(label_selector=f"{NODEGROUP_LABEL}={nodegroup}").items
 
 
+def _version(text: str) -> tuple[int, ...]:
+    found = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text or "")
+    return tuple(int(x) for x in found.groups()) if found else (0, 0, 0)
+
+
 # --- pre-flight ---------------------------------------------------------------------
 
 
 def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str, tag_value: str) -> Preflight:
     """Every check runs; all failures are reported together, before any change."""
     cluster = c.eks.describe_cluster(name=request.cluster_name)["cluster"]
-    old = describe_nodegroup(c.eks, request.cluster_name, request.nodegroup_name)
-    if old is None:
-        raise PreflightFailed(f"node group {request.nodegroup_name} not found in cluster {request.cluster_name}")
-    if (old.get("tags") or {}).get(tag_key) != tag_value:
-        raise PreflightFailed(f"node group {request.nodegroup_name} is not tagged {tag_key}={tag_value}; "
-                              "the migration may only change tagged node groups")
+    old = opted_in_nodegroup(c, request.cluster_name, request.nodegroup_name, tag_key, tag_value)
     base = {"cluster_version": cluster["version"], "old": request.nodegroup_name, "new": request.new_name}
     if old.get("amiType", "").startswith("AL2023"):
         return Preflight(**base, already_migrated=True, checks={"ami_type": old["amiType"]})
@@ -110,13 +104,8 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
         check("kubernetes_version", False, f"no EKS-optimized AL2023 AMI for Kubernetes {cluster['version']}")
     ami_type = old.get("amiType", "")
     check("al2_node_group", ami_type.startswith("AL2_") or ami_type == "CUSTOM", f"amiType {ami_type}")
-    check("vpc_cni", *vpc_cni_ok(vpc_cni_version(c.eks, c.kube, request.cluster_name)))
     nodes = nodes_of(c.kube, request.nodegroup_name)
-    docker = docker_nodes(nodes)
-    check("container_runtime", not docker, f"Docker on {docker}" if docker else "containerd on every node")
-    zero = zero_budgets(c.kube)
-    check("disruption_budgets", not (zero and request.pdb_blocks),
-          f"allow no disruption: {zero}" if zero else "every budget allows a disruption")
+    node_checks(c, request.cluster_name, nodes, request.pdb_blocks, check)
     _check_new_name(c, request, execution, check)
     _check_pods(c, request, {n.metadata.name for n in nodes}, execution, check)
     if failures:
@@ -148,6 +137,44 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
     )
 
 
+def opted_in_nodegroup(c: Clients, cluster: str, name: str, tag_key: str, tag_value: str) -> dict:
+    """The node group, refused in pre-flight when it does not exist or does not carry the opt-in tag."""
+    group = describe_nodegroup(c.eks, cluster, name)
+    if group is None:
+        raise PreflightFailed(f"node group {name} not found in cluster {cluster}")
+    if (group.get("tags") or {}).get(tag_key) != tag_value:
+        raise PreflightFailed(f"node group {name} is not tagged {tag_key}={tag_value}; "
+                              "the migration may only change tagged node groups")
+    return group
+
+
+def node_checks(c: Clients, cluster: str, nodes: list, pdb_blocks: bool, check) -> None:
+    """What AL2023 nodes need of the cluster and of the group's nodes, whichever path the group takes: the VPC CNI
+    version, no Docker runtime, disruption budgets that allow progress (unless `pdb_blocks` is off)."""
+    cni = _vpc_cni_version(c, cluster)
+    check("vpc_cni", _version(cni) >= MIN_VPC_CNI,
+          f"VPC CNI {cni or 'unknown'} (needs >= {'.'.join(map(str, MIN_VPC_CNI))})")
+    docker = sorted(n.metadata.name for n in nodes
+                    if (n.status.node_info.container_runtime_version or "").startswith("docker"))
+    check("container_runtime", not docker, f"Docker on {docker}" if docker else "containerd on every node")
+    zero = sorted(f"{p.metadata.namespace}/{p.metadata.name}"
+                  for p in c.kube.policy.list_pod_disruption_budget_for_all_namespaces().items
+                  if p.status and p.status.disruptions_allowed == 0)
+    check("disruption_budgets", not (zero and pdb_blocks),
+          f"allow no disruption: {zero}" if zero else "every budget allows a disruption")
+
+
+def refusal_checks(c: Clients, nodes: set[str], policy: draining.DrainPolicy, check) -> list:
+    """What a drain of `nodes` would refuse, named pod by pod (kubectl's refusals, which EKS's own
+    drain does not make: it evicts them); returns the pods on those nodes."""
+    pods = [p for p in c.kube.core.list_pod_for_all_namespaces().items if p.spec.node_name in nodes]
+    budgets = c.kube.policy.list_pod_disruption_budget_for_all_namespaces().items
+    for line in draining.describe_refusals(draining.refusals(pods, budgets, policy)):
+        name, _, detail = line.partition(": ")
+        check(name, False, detail)
+    return pods
+
+
 def _check_new_name(c: Clients, request: NodegroupInput, execution: str, check) -> None:
     """The new group is created beside the old one; a group of that name that this
     execution did not create is someone else's (resume is allowed, takeover is not)."""
@@ -164,12 +191,7 @@ def _check_new_name(c: Clients, request: NodegroupInput, execution: str, check) 
 
 def _check_pods(c: Clients, request: NodegroupInput, old_nodes: set[str], execution: str, check) -> None:
     """What a drain of the old nodes would refuse or never move, named pod by pod."""
-    pods = [p for p in c.kube.core.list_pod_for_all_namespaces().items if p.spec.node_name in old_nodes]
-    budgets = c.kube.policy.list_pod_disruption_budget_for_all_namespaces().items
-    found = draining.refusals(pods, budgets, drain_policy(request, execution))
-    for line in draining.describe_refusals(found):
-        name, _, detail = line.partition(": ")
-        check(name, False, detail)
+    pods = refusal_checks(c, old_nodes, drain_policy(request, execution), check)
     pinned = sorted(draining.name_of(p) for p in pods if draining.evictable(p)
                     and request.nodegroup_name in (allowed := _pinned_to(p)) and request.new_name not in allowed)
     check("pinned_pods", not pinned,
@@ -190,6 +212,20 @@ def _pinned_to(pod) -> set[str]:
             if expression.key == NODEGROUP_LABEL and expression.operator == "In":
                 groups.update(expression.values or [])
     return groups
+
+
+def _vpc_cni_version(c: Clients, cluster: str) -> str:
+    """The vpc-cni add-on's version, else the aws-node DaemonSet's image tag."""
+    try:
+        return c.eks.describe_addon(clusterName=cluster, addonName="vpc-cni")["addon"]["addonVersion"]
+    except ClientError as error:
+        if error_code(error) != "ResourceNotFoundException":
+            raise
+    try:
+        daemonset = c.kube.apps.read_namespaced_daemon_set("aws-node", "kube-system")
+        return daemonset.spec.template.spec.containers[0].image.rsplit(":", 1)[-1]
+    except Exception:  # no aws-node: an unusual CNI, reported as unknown
+        return ""
 
 
 # --- the new group --------------------------------------------------------------------
@@ -262,10 +298,14 @@ def wait_nodegroup(c: Clients, request: NodegroupInput, created: Created) -> Rea
     if status != "ACTIVE":
         raise NotReadyYet(f"node group {request.new_name} is {status}")
     desired = group["scalingConfig"]["desiredSize"]
-    ready = [n.metadata.name for n in nodes_of(c.kube, request.new_name) if _ready(n)]
+    ready = [n.metadata.name for n in nodes_of(c.kube, request.new_name) if is_ready(n)]
     if len(ready) < desired:
         raise NotReadyYet(f"{len(ready)}/{desired} nodes of {request.new_name} Ready")
     return Ready(nodes=sorted(ready))
+
+
+def is_ready(node) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
 
 
 # --- taint, validate, drain, delete -----------------------------------------------------
@@ -309,12 +349,23 @@ def validate_new(c: Clients, request: NodegroupInput, pre: Preflight) -> Validat
     copied = {(t["key"], t.get("effect")) for t in pre.config.taints}
     for node in nodes:
         extra = [t.key for t in (node.spec.taints or []) if (t.key, t.effect) not in copied]
-        if node.spec.unschedulable or extra or not _ready(node):
+        if node.spec.unschedulable or extra or not is_ready(node):
             raise NotReadyYet(f"node {node.metadata.name} cannot take workloads yet ({extra or 'not ready'})")
-    missing = daemonsets_missing(c.kube, names)
+    require_daemonsets(c.kube, names)
+    return Validated(nodes=names, daemonsets_everywhere=True)
+
+
+def require_daemonsets(kube: Kube, names: list[str]) -> None:
+    """NotReadyYet until every DaemonSet has a running pod on each of these nodes."""
+    missing = []
+    pods = kube.core.list_pod_for_all_namespaces().items
+    for daemonset in kube.apps.list_daemon_set_for_all_namespaces().items:
+        running = {p.spec.node_name for p in pods if p.status.phase == "Running"
+                   and any(o.kind == "DaemonSet" and o.name == daemonset.metadata.name
+                           for o in (p.metadata.owner_references or []))}
+        missing += [f"{daemonset.metadata.name} on {n}" for n in names if n not in running]
     if missing:
         raise NotReadyYet("DaemonSet pods not running yet: " + ", ".join(missing[:5]))
-    return Validated(nodes=names, daemonsets_everywhere=True)
 
 
 def drain_old(c: Clients, request: NodegroupInput, execution: str) -> Drained:

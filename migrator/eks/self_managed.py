@@ -29,16 +29,9 @@ from migrator.asg.rollout import describe_group, instance_version, resolve_versi
 from migrator.aws import execution_digest, execution_name
 from migrator.config import CANARY_TAG
 from migrator.eks import drain as draining
-from migrator.eks.checks import (
-    AL2023_AMI_PARAMETER,
-    daemonsets_missing,
-    docker_nodes,
-    ready,
-    vpc_cni_ok,
-    vpc_cni_version,
-    zero_budgets,
-)
 from migrator.eks.kube import Kube
+from migrator.eks.nodegroup import AL2023_AMI_PARAMETER, node_checks, refusal_checks, require_daemonsets
+from migrator.eks.nodegroup import is_ready as ready
 from migrator.eks.results import Check
 from migrator.eks.self_managed_models import (
     Canary,
@@ -118,9 +111,10 @@ def _settled(c: Clients, group: dict, pre: Preflight) -> tuple[list[str], str | 
     if not_ready:
         return [], f"nodes {not_ready} are not Ready"
     names = sorted(n.metadata.name for n in nodes.values())
-    missing = daemonsets_missing(c.kube, names)
-    if missing:
-        return [], "DaemonSet pods not running yet: " + ", ".join(missing[:5])
+    try:
+        require_daemonsets(c.kube, names)
+    except NotReadyYet as missing:
+        return [], str(missing)
     return names, None
 
 
@@ -167,19 +161,10 @@ def preflight(c: Clients, request: SelfManagedInput, execution: str, tag_key: st
     check("bootstrap", "bootstrap.sh" in user_data,
           "the user data calls bootstrap.sh" if "bootstrap.sh" in user_data else
           "the user data does not call /etc/eks/bootstrap.sh: its kubelet settings cannot be carried over")
-    check("vpc_cni", *vpc_cni_ok(vpc_cni_version(c.eks, c.kube, request.cluster_name)))
     nodes = group_nodes(c.kube, group)
-    docker = docker_nodes(list(nodes.values()))
-    check("container_runtime", not docker, f"Docker on {docker}" if docker else "containerd on every node")
-    zero = zero_budgets(c.kube)
-    check("disruption_budgets", not (zero and request.pdb_blocks),
-          f"allow no disruption: {zero}" if zero else "every budget allows a disruption")
+    node_checks(c, request.cluster_name, list(nodes.values()), request.pdb_blocks, check)
     names = {n.metadata.name for n in nodes.values()}
-    pods = [p for p in c.kube.core.list_pod_for_all_namespaces().items if p.spec.node_name in names]
-    budgets = c.kube.policy.list_pod_disruption_budget_for_all_namespaces().items
-    for line in draining.describe_refusals(draining.refusals(pods, budgets, drain_policy(request, execution))):
-        name, _, detail = line.partition(": ")
-        check(name, False, detail)
+    refusal_checks(c, names, drain_policy(request, execution), check)
     if failures:
         raise PreflightFailed(f"{request.target} cannot be migrated: " + "; ".join(failures))
     return Preflight(**base, already_migrated=False, checks=checks, old_nodes=sorted(names),
@@ -271,13 +256,13 @@ def check_canary(c: Clients, request: SelfManagedInput, pre: Preflight, ver: Lau
         elif not ready(node):
             problem = f"canary node {node.metadata.name} ({instance['InstanceId']}) joined but is not Ready"
         else:
-            missing = daemonsets_missing(c.kube, [node.metadata.name])
-            if missing:
-                problem = "DaemonSet pods not running on the canary: " + ", ".join(missing[:5])
-            else:
+            try:
+                require_daemonsets(c.kube, [node.metadata.name])
                 names = sorted(d.metadata.name for d in c.kube.apps.list_daemon_set_for_all_namespaces().items)
                 return CanaryNode(instance_id=instance["InstanceId"], node=node.metadata.name, ready=True,
                                   daemonsets=names, seconds_since_start=round(waited))
+            except NotReadyYet as missing:
+                problem = f"on the canary: {missing}"
     if waited > request.canary_deadline_seconds:
         raise CanaryUnhealthy(f"{problem} after {request.canary_deadline_seconds}s (canary_deadline_seconds)")
     raise NotReadyYet(problem)

@@ -76,10 +76,19 @@ def plan(args) -> int:
     clients = session_clients(args)
     try:
         ec2 = clients("ec2")
-        result = build_plan(discover(ec2), ec2.meta.region_name, max_instances,
+        result = build_plan(discover(ec2, clients("eks")), ec2.meta.region_name, max_instances,
                             al2023_images=latest_al2023_images(clients("ssm"), ec2))
     except (ClientError, BotoCoreError) as error:
         raise CommandError(f"discovery failed: {error}") from None
+    if getattr(args, "compatibility", False):  # each server's and group's scan, in the plan
+        compat_clients = _compat_clients(args)
+        scanned = _scan_hosts(compat_clients, _plan_hosts(result, compat_clients))
+        for wave in result["waves"]:
+            for target in wave["targets"]:
+                if target["target"] in scanned:
+                    findings = scanned[target["target"]]["findings"]
+                    target["compatibility"] = {"blockers": findings.names("blocker"),
+                                               "warnings": findings.names("warning")}
     if args.out:
         text = yaml.safe_dump(result, sort_keys=False) if args.out.endswith((".yaml", ".yml")) else json.dumps(result, indent=2)
         Path(args.out).write_text(text)
@@ -176,42 +185,69 @@ def approvals(args) -> int:
     return 0
 
 
-def scan(args) -> int:
-    """AL2023 compatibility of each host, read-only: the scan through SSM, the
-    MetadataNoToken metric and the user data; Auto Scaling groups through one instance
-    and their launch template's user data."""
-    from migrator.compat.rules import Findings, evaluate
-    from migrator.compat.scan import ScanFailed, imds_v1_calls, instance_user_data, read_scan, start_scan
+def _plan_hosts(plan_data: dict, compat_clients) -> list[tuple[str, str]]:
+    """(target, instance) to scan for each standalone server and group of a plan: a group's oldest
+    in-service instance, as its rollout's pre-flight scans it."""
+    from migrator.compat.checks import oldest_in_service
+
+    hosts = []
+    for wave in plan_data["waves"]:
+        for target in wave["targets"]:
+            if target["kind"] == "standalone":
+                hosts.append((target["target"], target["input"]["instance_id"]))
+            elif target["kind"] == "asg":
+                oldest = oldest_in_service(compat_clients, target["input"]["group_name"])
+                if oldest:
+                    hosts.append((target["target"], oldest))
+    return hosts
+
+
+def _scan_hosts(compat_clients, hosts: list[tuple[str, str]]) -> dict:
+    """Each host's findings, by the workflows' own code (migrator/compat/checks.py): the scan through
+    SSM, the user data and the MetadataNoToken metric; a host SSM cannot reach gets the static checks."""
+    from migrator.compat.checks import ScanRequest, host_findings, start
+    from migrator.compat.scan import ScanFailed, read_scan
+
+    started = {name: start(compat_clients, ScanRequest(execution="cli", target=name, purpose="compatibility",
+                                                       instance_id=iid)) for name, iid in hosts}
+    results = {}
+    for name, iid in hosts:
+        facts = None
+        if started[name].command_id:
+            try:
+                compat_clients.ssm.get_waiter("command_executed").wait(
+                    CommandId=started[name].command_id, InstanceId=iid, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+                facts = read_scan(compat_clients.ssm, started[name].command_id, iid)
+            except (ScanFailed, WaiterError) as error:
+                raise CommandError(f"{name}: the scan did not complete: {' '.join(str(error).split())}") from None
+        results[name] = {"instance_id": iid, "scanned": facts is not None,
+                         "findings": host_findings(compat_clients, facts, iid, None)}
+    return results
+
+
+def _compat_clients(args):
+    from migrator.compat.checks import Clients
 
     clients = session_clients(args)
-    ec2, ssm, cloudwatch, autoscaling = clients("ec2"), clients("ssm"), clients("cloudwatch"), clients("autoscaling")
-    targets = [(f"instance/{iid}", iid) for iid in args.instance_id or []]
+    return Clients(ec2=clients("ec2"), ssm=clients("ssm"), cloudwatch=clients("cloudwatch"),
+                   autoscaling=clients("autoscaling"))
+
+
+def scan(args) -> int:
+    """AL2023 compatibility of each host, read-only: the scan through SSM, the
+    MetadataNoToken metric and the user data; Auto Scaling groups through their oldest
+    in-service instance."""
+    from migrator.compat.rules import Findings
+
+    compat_clients = _compat_clients(args)
+    hosts = [(f"instance/{iid}", iid) for iid in args.instance_id or []]
     if args.plan:
-        for wave in load_plan_file(args.plan)["waves"]:
-            for target in wave["targets"]:
-                if target["kind"] == "standalone":
-                    targets.append((target["target"], target["input"]["instance_id"]))
-                elif target["kind"] == "asg":
-                    group = autoscaling.describe_auto_scaling_groups(
-                        AutoScalingGroupNames=[target["input"]["group_name"]])["AutoScalingGroups"]
-                    members = [i["InstanceId"] for g in group for i in g["Instances"]]
-                    if members:
-                        targets.append((target["target"], sorted(members)[0]))
-    if not targets:
+        hosts += _plan_hosts(load_plan_file(args.plan), compat_clients)
+    if not hosts:
         raise CommandError("nothing to scan: pass --instance-id or --plan")
-    commands = {name: start_scan(ssm, iid) for name, iid in targets}
-    results = {}
-    for name, iid in targets:
-        try:
-            ssm.get_waiter("command_executed").wait(CommandId=commands[name], InstanceId=iid,
-                                                    WaiterConfig={"Delay": 2, "MaxAttempts": 150})
-            facts = read_scan(ssm, commands[name], iid)
-        except (ScanFailed, WaiterError) as error:
-            raise CommandError(f"{name}: the scan did not complete: {' '.join(str(error).split())}") from None
-        facts = facts.model_copy(update={"user_data": instance_user_data(ec2, iid),
-                                         "imds_v1_calls": imds_v1_calls(cloudwatch, iid)})
-        results[name] = {"instance_id": iid, "findings": evaluate(facts), "facts": facts}
-    report = {name: {"instance_id": r["instance_id"], **_findings_json(r["findings"])} for name, r in results.items()}
+    results = _scan_hosts(compat_clients, hosts)
+    report = {name: {"instance_id": r["instance_id"], "scanned": r["scanned"], **_findings_json(r["findings"])}
+              for name, r in results.items()}
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -17,7 +17,14 @@ from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family
 from migrator.config import AL2023_AMI_PARAMETER, DEFAULT_MIGRATION_TAG
 from migrator.tables import format_table
-from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, EKS_SELF_MANAGED, STANDALONE_EC2
+from migrator.workflows import (
+    ASG_ROLLOUT,
+    EKS_IN_PLACE,
+    EKS_KARPENTER,
+    EKS_NODEGROUP,
+    EKS_SELF_MANAGED,
+    STANDALONE_EC2,
+)
 
 WAVE_TAG = "al2023-migration:wave"  # an explicit wave number (0 is the canary wave)
 CRITICALITY_TAG = "al2023-migration:criticality"  # low | medium | high
@@ -25,7 +32,9 @@ DNS_TAG = "al2023-migration:dns"  # "<hosted zone id>/<record name>" for a DNS c
 ALARMS_TAG = "al2023-migration:alarms"  # comma-separated CloudWatch alarms that must stay OK
 EXCLUDE_VALUE = "exclude"  # the migration tag's value that keeps an instance out of every plan
 KIND_WORKFLOW = {"asg": ASG_ROLLOUT.name, "standalone": STANDALONE_EC2.name, "eks": EKS_NODEGROUP.name,
-                 "eks-self-managed": EKS_SELF_MANAGED.name}
+                 EKS_IN_PLACE.kind: EKS_IN_PLACE.name, EKS_KARPENTER.kind: EKS_KARPENTER.name,
+                 EKS_SELF_MANAGED.kind: EKS_SELF_MANAGED.name}
+KIND_ORDER = tuple(KIND_WORKFLOW)  # the canary wave's and the plan table's order
 CRITICALITY_RANK = {"low": 0, "medium": 1, "high": 2}
 DEFAULT_MAX_INSTANCES_PER_WAVE = 50
 
@@ -44,6 +53,7 @@ class Target:
     images: dict[str, str] = field(default_factory=dict)  # current AMI id -> name
     wave_reason: str = ""  # set by make_waves
     architecture: str = "x86_64"
+    path_reason: str = ""  # a node group's: why it takes its workflow (in place or blue/green)
 
     def as_dict(self, plan_id: str, wave: int) -> dict:
         slug = re.sub(r"[^A-Za-z0-9-]", "-", self.target)
@@ -62,6 +72,7 @@ class Target:
             "current_ami": [{"id": i, "name": n} for i, n in sorted(self.images.items())],
             "criticality_from": f"tag {CRITICALITY_TAG}" if self.criticality_tagged else "default (no tag)",
             "wave_reason": self.wave_reason,
+            **({"path_reason": self.path_reason} if self.path_reason else {}),
         }
 
 
@@ -109,7 +120,25 @@ def discover(ec2, eks=None, tag_key: str = DEFAULT_MIGRATION_TAG["key"]) -> Inve
     inventory.api_calls["describe_addresses"] += 1
     for instance in instances:
         _classify(instance, images, addresses, inventory, tag_key)
+    if eks is not None:
+        _route_nodegroups(ec2, eks, inventory)
     return inventory
+
+
+def _route_nodegroups(ec2, eks, inventory: Inventory) -> None:
+    """A managed node group whose launch template names a custom AMI is updated in place (eks-in-place);
+    any other takes the blue/green workflow. Each target says why."""
+    from migrator.eks.in_place import IN_PLACE, update_path
+
+    for target in inventory.targets.values():
+        if target.kind != "eks":
+            continue
+        group = eks.describe_nodegroup(clusterName=target.input["cluster_name"],
+                                       nodegroupName=target.input["nodegroup_name"])["nodegroup"]
+        inventory.api_calls["describe_nodegroup"] += 1
+        path, target.path_reason, _ = update_path(ec2, group)
+        if path == IN_PLACE:
+            target.kind = EKS_IN_PLACE.kind
 
 
 def _classify(instance: dict, images: dict, addresses: dict, inventory: Inventory, tag_key: str) -> None:
@@ -134,12 +163,20 @@ def _classify(instance: dict, images: dict, addresses: dict, inventory: Inventor
     wave = int(tags[WAVE_TAG]) if tags.get(WAVE_TAG, "").isdigit() else None
     cluster = tags.get("eks:cluster-name") or next(
         (k.rsplit("/", 1)[1] for k in tags if k.startswith("kubernetes.io/cluster/")), None)
+    if "karpenter.sh/nodepool" in tags and tags.get(tag_key) is not None and cluster:
+        # Karpenter tags its instances with the EC2NodeClass's spec.tags: the opt-in tag there opts the pool in
+        pool = tags["karpenter.sh/nodepool"]
+        _add(inventory, f"eks/{cluster}/{pool}", "eks-karpenter", {"cluster_name": cluster, "nodepool_name": pool},
+             criticality, wave, seen, tagged)
+        return
     if "karpenter.sh/nodepool" in tags or "karpenter.sh/provisioner-name" in tags:
+        # not opted in (no opt-in tag in the EC2NodeClass's spec.tags), or a v1alpha5 Provisioner
         pool = tags.get("karpenter.sh/nodepool") or tags.get("karpenter.sh/provisioner-name")
         inventory.karpenter.append({
             "instance_id": iid, "cluster": cluster, "nodepool": pool,
             "change": f"in the EC2NodeClass of node pool {pool}, set amiSelectorTerms to [{{alias: al2023@latest}}]; "
-                      "Karpenter's drift replaces the nodes",
+                      "Karpenter's drift replaces the nodes (or add the opt-in tag to its spec.tags and the "
+                      "eks-karpenter workflow does it)",
         })
         return
     if "eks:nodegroup-name" in tags:
@@ -159,8 +196,8 @@ def _classify(instance: dict, images: dict, addresses: dict, inventory: Inventor
                                                  "instances) and the eks-self-managed workflow migrates it"})
         return
     if group and cluster:  # a self-managed node group: its own workflow
-        _add(inventory, f"eks/{cluster}/{group}", "eks-self-managed", {"cluster_name": cluster, "group_name": group},
-             criticality, wave, seen, tagged)
+        _add(inventory, f"eks/{cluster}/{group}", EKS_SELF_MANAGED.kind,
+             {"cluster_name": cluster, "group_name": group}, criticality, wave, seen, tagged)
         return
     if group:
         _add(inventory, f"asg/{group}", "asg", {"group_name": group, **alarms}, criticality, wave, seen, tagged)
@@ -208,7 +245,7 @@ def make_waves(targets: list[Target], max_instances: int = DEFAULT_MAX_INSTANCES
     order = sorted(untagged, key=lambda t: (CRITICALITY_RANK.get(t.criticality, 1), t.instances, t.target))
     canary = []
     if not tagged.get(0):
-        for kind in ("standalone", "asg", "eks", "eks-self-managed"):
+        for kind in KIND_ORDER:
             first = next((t for t in order if t.kind == kind), None)
             if first:
                 canary.append(first)
@@ -243,7 +280,11 @@ def build_plan(inventory: Inventory, region: str, max_instances: int = DEFAULT_M
     def target_ami(target: Target):
         if target.kind == "eks":
             return "the EKS-optimized AL2023 AMI of the cluster's version (AMI type AL2023_*)"
-        if target.kind == "eks-self-managed":
+        if target.kind == EKS_IN_PLACE.kind:
+            return "the EKS-optimized AL2023 AMI of the cluster's version, in a new launch-template version"
+        if target.kind == EKS_KARPENTER.kind:
+            return "what the EC2NodeClass selects: alias al2023@latest (v1) or amiFamily AL2023 (v1beta1)"
+        if target.kind == EKS_SELF_MANAGED.kind:
             return "the EKS-optimized AL2023 AMI of the cluster's version (launch-template version, nodeadm)"
         return al2023_images.get(target.architecture) or (
             f"the value of {AL2023_AMI_PARAMETER.get(target.architecture, '?')} when the target starts")
@@ -292,7 +333,7 @@ def build_plan(inventory: Inventory, region: str, max_instances: int = DEFAULT_M
 
 def plan_table(plan: dict) -> str:
     """Instances per kind and wave, then every target with what a reviewer needs."""
-    kinds = ("standalone", "asg", "eks", "eks-self-managed")
+    kinds = KIND_ORDER
     rows = [("wave", "targets", *(f"{k} instances" for k in kinds), "instances")]
     for wave in plan["waves"]:
         per_kind = Counter()
@@ -306,8 +347,10 @@ def plan_table(plan: dict) -> str:
         for target in wave["targets"]:
             current = ", ".join(f"{a['name'] or '?'} ({a['id']})" for a in target.get("current_ami", []))
             new = target.get("target_ami")
-            new = f"{new['name']} ({new['id']})" if isinstance(new, dict) else "at start (SSM)" if target[
-                "kind"] == "standalone" or target["kind"] == "asg" else "EKS AL2023 AMI type"
+            new = f"{new['name']} ({new['id']})" if isinstance(new, dict) else {
+                "eks": "EKS AL2023 AMI type", EKS_IN_PLACE.kind: "EKS AL2023 AMI",
+                EKS_KARPENTER.kind: "EC2NodeClass AL2023", EKS_SELF_MANAGED.kind: "EKS AL2023 AMI"}.get(
+                target["kind"], "at start (SSM)")
             ids = target.get("instance_ids", [])
             rows.append((wave["name"], target["target"], target.get("name") or "-",
                          ", ".join(ids) if len(ids) <= 2 else f"{len(ids)} ({ids[0]}, ...)", current, new,
@@ -316,10 +359,16 @@ def plan_table(plan: dict) -> str:
                                                        else " (default)"),
                          target.get("wave_reason", "")))
     lines.append(format_table(rows))
+    scanned = [t for wave in plan["waves"] for t in wave["targets"] if "compatibility" in t]
+    if scanned:  # plan --compatibility
+        rows = [("target", "blockers", "warnings")]
+        rows += [(t["target"], "; ".join(t["compatibility"]["blockers"]) or "none",
+                  str(len(t["compatibility"]["warnings"]))) for t in scanned]
+        lines += ["", "AL2023 compatibility (a blocker refuses the target in pre-flight):", format_table(rows)]
     s = plan["summary"]
     lines.append(f"\n{s['to_migrate']} AL2 instances to migrate in {s['waves']} waves; "
                  f"{s['already_al2023']} already on AL2023, {s['excluded']} excluded, "
-                 f"{s['karpenter']} Karpenter nodes (EC2NodeClass change), "
+                 f"{s['karpenter']} Karpenter nodes not opted in (EC2NodeClass change by hand), "
                  f"{s['self_managed_node_groups']} in self-managed node groups, "
                  f"{s['not_opted_in']} without the opt-in tag, {s['other_os']} other OS")
     untagged = plan["not_migrated"]["not_opted_in"]["instances"]

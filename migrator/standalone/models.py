@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from migrator.ami import AmiChoice
-from migrator.fields import AlarmNames, ApprovalTimeout
+from migrator.fields import AlarmNames, ApprovalTimeout, CompatibilityMode, ParityAccept
 
 
 class Cutover(BaseModel):
@@ -47,6 +47,8 @@ class MigrationInput(AmiChoice):
         description="shell commands run on the replacement once the data volumes are on it, before the address "
                     "moves (exit code 0: the data is good); without them the health script runs there")
     alarm_names: AlarmNames
+    compatibility: CompatibilityMode
+    parity_accept: ParityAccept
     snapshot_deadline_seconds: int = Field(default=7_200, ge=60, le=86_400,
                                            description="how long the snapshots may take to complete")
     health_deadline_seconds: int = Field(default=1_800, ge=60, le=86_400,

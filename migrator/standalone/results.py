@@ -2,6 +2,7 @@
 
 from pydantic import BaseModel
 
+from migrator.compat.checks import Compatibility, Parity, ScanStarted
 from migrator.failures import Caught
 from migrator.standalone.models import MigrationInput
 
@@ -148,11 +149,15 @@ class MigrationState(Caught):
 
     input: MigrationInput
     preflight: Preflight | None = None
+    compatibility_scan: ScanStarted | None = None
+    compatibility: Compatibility | None = None
     snapshots: Snapshots | None = None
     snapshots_done: SnapshotsDone | None = None
     replacement: Replacement | None = None
     health_command: HealthCommand | None = None
     health: Health | None = None
+    parity_scan: ScanStarted | None = None
+    parity: Parity | None = None
     cutover_approval: dict | None = None  # the approver's record
     quiesce: Quiesce | None = None
     final_sync: FinalSync | None = None

@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--max-instances", type=int, default=DEFAULT_MAX_INSTANCES_PER_WAVE,
                       help="instances per wave after the canary")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON instead of the table")
+    plan.add_argument("--compatibility", action="store_true",
+                      help="also scan each server and group (as `scan --plan` does) and show its blockers per target")
 
     start = command("start", "start one wave of a plan on the fleet state machine",
                     "Store the plan in the audit table and start one wave on the fleet state machine. The "

@@ -307,3 +307,43 @@ def test_scan_reads_each_host_through_ssm_and_names_its_findings(capsys):
         assert clean["blockers"] == [] and clean["warnings"] == []
     finally:
         server.stop()
+
+
+def test_scan_against_local_serve_reports_the_same_findings_as_the_workflows(capsys, tmp_path):
+    """`plan --compatibility` and `scan --plan --json` against local serve, then the workflows of the same
+    fleet: the pre-flight's findings per target are the CLI's, blocker for blocker, warning for warning."""
+    from migrator.workstation.local.demo import start_targets
+    from migrator.workstation.local.summary import summarize
+
+    legacy = {"user_data": "#!/bin/bash\namazon-linux-extras install -y nginx1\n", "packages": ["nginx", "python2"],
+              "services": ["nginx", "crond"], "ports": [80], "cron": ["*/5 * * * * /opt/app/rotate.sh"]}
+    scenario = parse_scenario({"version": 1, "name": "scan-vs-workflow",
+                               "standalone": [{"name": "legacy", "host": legacy, "expect": "failed"},
+                                              {"name": "clean", "host": {"services": ["nginx"], "ports": [80]}}],
+                               "auto_scaling_groups": [{"name": "web", "size": 2, "host": legacy,
+                                                        "expect": "failed"}]})
+    server = LocalServer(scenario, _free_port())
+    server.start()
+    try:
+        plan_file = tmp_path / "plan.json"
+        assert main(["plan", "--compatibility", "--out", str(plan_file), "--endpoint-url", server.endpoint]) == 0
+        printed = capsys.readouterr().out
+        assert "AL2023 compatibility" in printed and "amazon-linux-extras: amazon-linux-extras install" in printed
+        assert main(["scan", "--plan", str(plan_file), "--json", "--endpoint-url", server.endpoint]) == 1
+        report = json.loads(capsys.readouterr().out)
+        planned = {t["target"]: t["compatibility"] for w in json.loads(plan_file.read_text())["waves"]
+                   for t in w["targets"]}
+        runs = start_targets(server.runtime)
+        results = server.runtime.wait(runs, timeout=600)
+        summary = summarize(server.runtime, results, 0)
+        by_target = {t["target"]: t for t in summary["targets"]}
+        assert set(report) == set(by_target) == {"standalone/legacy", "standalone/clean", "asg/web"}
+        for name, found in report.items():
+            workflow = by_target[name]["compatibility"]
+            assert (found["blockers"], found["warnings"]) == (workflow["blockers"], workflow["warnings"]), name
+            assert planned[name] == workflow
+        assert by_target["standalone/legacy"]["error"].startswith("CompatibilityBlocked")
+        assert by_target["standalone/clean"]["outcome"] == "migrated"
+        assert summary["expectations"]["ok"] and summary["invariants"]["ok"]
+    finally:
+        server.stop()

@@ -25,7 +25,7 @@ from stacks.permissions import VPC_ATTACH_ACTIONS, TaskPermissions
 ALL_TASKS = {task.name: task for workflow in WORKFLOWS for task in workflow.tasks}
 WRITE_BUNDLES = {Access.LAUNCH_TEMPLATE_WRITE, Access.ASG_WRITE, Access.REFRESH_WRITE, Access.SNAPSHOT_WRITE,
                  Access.INSTANCE_LAUNCH, Access.INSTANCE_WRITE, Access.ADDRESS_WRITE, Access.HEALTH_SCRIPT,
-                 Access.NODEGROUP_WRITE}
+                 Access.NODEGROUP_WRITE, Access.NODEGROUP_UPDATE}
 # Changes a role may hold only when one of these bundles of its task asks for them.
 GRANTED_ONLY_BY = {
     "eks:CreateNodegroup": {Access.NODEGROUP_WRITE},
@@ -34,7 +34,8 @@ GRANTED_ONLY_BY = {
     "ec2:CreateLaunchTemplate": {Access.NODEGROUP_WRITE},
     "ec2:RunInstances": {Access.INSTANCE_LAUNCH, Access.ASG_WRITE, Access.REFRESH_WRITE},
     "ec2:TerminateInstances": {Access.INSTANCE_WRITE, Access.CANARY_RELEASE},
-    "ec2:CreateLaunchTemplateVersion": {Access.LAUNCH_TEMPLATE_WRITE},
+    "ec2:CreateLaunchTemplateVersion": {Access.LAUNCH_TEMPLATE_WRITE, Access.NODEGROUP_UPDATE},
+    "eks:UpdateNodegroupVersion": {Access.NODEGROUP_UPDATE},
     "autoscaling:StartInstanceRefresh": {Access.REFRESH_WRITE},
     "ssm:SendCommand": {Access.HEALTH_SCRIPT},
 }
@@ -498,7 +499,9 @@ def eks_statements(statements: list[dict]) -> dict[str, list[dict]]:
 
 EKS_RESOURCE_KINDS = {"eks:DescribeCluster": {"cluster"}, "eks:DescribeNodegroup": {"nodegroup"},
                       "eks:DescribeAddon": {"addon"}, "eks:CreateNodegroup": {"cluster", "nodegroup"},
-                      "eks:DeleteNodegroup": {"nodegroup"}, "eks:TagResource": {"nodegroup"}}
+                      "eks:DeleteNodegroup": {"nodegroup"}, "eks:TagResource": {"nodegroup"},
+                      "eks:UpdateNodegroupVersion": {"nodegroup"}, "eks:DescribeUpdate": {"cluster", "nodegroup"},
+                      "eks:ListUpdates": {"cluster"}}
 
 
 def assert_eks_statements_on(statements: list[dict], clusters: list[str], tag: dict) -> None:
@@ -514,7 +517,7 @@ def assert_eks_statements_on(statements: list[dict], clusters: list[str], tag: d
                 assert statement["Condition"] == {"Null": {f"aws:RequestTag/{config.EXECUTION_TAG}": "false"}}
             elif action == "eks:CreateNodegroup":  # only groups that get the opt-in tag
                 assert statement["Condition"] == {"StringEquals": {f"aws:RequestTag/{tag['key']}": tag["value"]}}
-            elif action == "eks:DeleteNodegroup":  # only groups that carry it: never another team's
+            elif action in ("eks:DeleteNodegroup", "eks:UpdateNodegroupVersion"):  # only groups that carry it
                 assert statement["Condition"] == {"StringEquals": {f"aws:ResourceTag/{tag['key']}": tag["value"]}}
             else:
                 assert "Condition" not in statement, statement
@@ -528,7 +531,8 @@ def test_eks_actions_without_configured_clusters_cover_the_accounts_clusters():
     stack = Stack(App(), "Eks")
     role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     TaskPermissions(key=EncryptionKey(stack, "Key"), tables=None, notifications=None, tag_key="k", tag_value="v",
-                    ).apply(role, frozenset({Access.EKS_READ, Access.NODEGROUP_WRITE, Access.KUBERNETES}))
+                    ).apply(role, frozenset({Access.EKS_READ, Access.NODEGROUP_WRITE, Access.NODEGROUP_UPDATE,
+                                             Access.KUBERNETES}))
     (policy,) = Template.from_stack(stack).find_resources("AWS::IAM::Policy").values()
     assert_eks_statements_on(policy["Properties"]["PolicyDocument"]["Statement"], ["*"], {"key": "k", "value": "v"})
 
@@ -578,7 +582,13 @@ def test_one_access_entry_per_cluster_and_kubernetes_task_role_in_the_groups_of_
     assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_EVICT] in g} == {
         "eks_drain", *self_managed_drains}
     assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_NODE_PATCH] in g} == {
-        "eks_taint_old", "eks_drain", "eks_rollback", *self_managed_drains}
+        "eks_taint_old", "eks_drain", "eks_rollback", "eks_in_place_rollback", *self_managed_drains}
+    # Karpenter: every task reads its objects, only the change and its rollback patch the EC2NodeClass
+    assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_KARPENTER_READ] in g} == {
+        "eks_karpenter_preflight", "eks_karpenter_change_nodeclass", "eks_karpenter_check_drift",
+        "eks_karpenter_rollback"}
+    assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_NODECLASS_PATCH] in g} == {
+        "eks_karpenter_change_nodeclass", "eks_karpenter_rollback"}
     assert all(g[0] == KUBERNETES_GROUP for g in groups.values())
 
 
@@ -603,7 +613,17 @@ def test_rbac_manifest_binds_each_group_to_exactly_what_its_tasks_call():
         },
         KUBERNETES_GROUPS[Access.KUBERNETES_NODE_PATCH]: {("", "nodes"): ["patch"]},
         KUBERNETES_GROUPS[Access.KUBERNETES_EVICT]: {("", "pods/eviction"): ["create"]},
+        KUBERNETES_GROUPS[Access.KUBERNETES_KARPENTER_READ]: {
+            ("karpenter.sh", "nodepools"): ["get", "list"],
+            ("karpenter.k8s.aws", "ec2nodeclasses"): ["get"],
+            ("apiextensions.k8s.io", "customresourcedefinitions"): ["get"],
+        },
+        KUBERNETES_GROUPS[Access.KUBERNETES_NODECLASS_PATCH]: {("karpenter.k8s.aws", "ec2nodeclasses"): ["patch"]},
     }
+    # the CRD read is of Karpenter's EC2NodeClass CRD only
+    (crd_rule,) = [rule for d in documents if d["kind"] == "ClusterRole" for rule in d["rules"]
+                   if "customresourcedefinitions" in rule["resources"]]
+    assert crd_rule["resourceNames"] == ["ec2nodeclasses.karpenter.k8s.aws"]
     assert not any(group.startswith("system:") for group in by_group)
 
 

@@ -92,8 +92,8 @@ def test_success_moves_every_instance_to_al2023_and_keeps_the_old_version():
         assert data["UserData"] == old["LaunchTemplateData"]["UserData"]
 
         assert trail(rt, run) == [
-            "preflight-passed", "launch-template-version-created", "canary-started", "canary-healthy",
-            "canary-baked", "approval-requested", "approval-approved", "approval-granted", "instance-refresh-started",
+            "preflight-passed", "host-scan-sent", "compatibility-checked", "launch-template-version-created",
+            "canary-started", "canary-healthy", "canary-baked", "host-scan-sent", "parity-checked", "approval-requested", "approval-approved", "approval-granted", "instance-refresh-started",
             "instance-refresh-succeeded", "migrated",
         ]
         email = next(m for m in rt.bot.messages if m["kind"] == "approval-request")

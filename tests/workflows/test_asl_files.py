@@ -4,14 +4,26 @@ import json
 import re
 
 from migrator.asg.results import RolloutState
+from migrator.eks.in_place_models import InPlaceState
+from migrator.eks.karpenter_models import KarpenterState
 from migrator.eks.results import NodegroupState
 from migrator.eks.self_managed_models import SelfManagedState
 from migrator.fleet.waves import TargetRun, WaveState
 from migrator.standalone.results import MigrationState
-from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, EKS_SELF_MANAGED, FLEET, STANDALONE_EC2, WORKFLOWS
+from migrator.workflows import (
+    ASG_ROLLOUT,
+    EKS_IN_PLACE,
+    EKS_KARPENTER,
+    EKS_NODEGROUP,
+    EKS_SELF_MANAGED,
+    FLEET,
+    STANDALONE_EC2,
+    WORKFLOWS,
+)
 
 STATE_MODELS = {ASG_ROLLOUT.name: RolloutState, STANDALONE_EC2.name: MigrationState,
-                EKS_NODEGROUP.name: NodegroupState, EKS_SELF_MANAGED.name: SelfManagedState, FLEET.name: WaveState}
+                EKS_NODEGROUP.name: NodegroupState, EKS_IN_PLACE.name: InPlaceState,
+                EKS_KARPENTER.name: KarpenterState, EKS_SELF_MANAGED.name: SelfManagedState, FLEET.name: WaveState}
 # A Map's iterations have their own state: what its ItemSelector builds.
 ITERATION_MODELS = {(FLEET.name, "RunTargets"): TargetRun}
 
@@ -108,6 +120,6 @@ def test_a_failed_gate_tells_the_rollback_which_gate_it_was():
 
 
 def test_the_workflows_of_one_target_take_its_name_from_the_state_never_format_it():
-    for workflow in (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_SELF_MANAGED):
+    for workflow in (ASG_ROLLOUT, STANDALONE_EC2, EKS_NODEGROUP, EKS_KARPENTER, EKS_SELF_MANAGED):
         named = re.findall(r'"target\.\$": "([^"]+)"', workflow.asl_path.read_text())
         assert named and set(named) <= {"$.target", "$.preflight.target"}, workflow.asl_file

@@ -57,8 +57,7 @@ def assert_serving_on(rt, image: str, size: int):
     assert current["DesiredCapacity"] == size and current["MaxSize"] == size
     assert images(rt) == {image}
     joined = nodes(rt)
-    now = rt.clock.now()
-    assert len(joined) == size and all(n.ready(now) and not n.unschedulable for n in joined)
+    assert len(joined) == size and all(n.ready and not n.unschedulable for n in joined)
     assert not any(t["Key"] == "al2023-migration:canary" for t in current.get("Tags", []))
     assert _check_workloads(rt.kubernetes.clusters["prod"]) == []
 

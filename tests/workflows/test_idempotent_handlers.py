@@ -190,3 +190,30 @@ def test_eks_create_and_rollback_leave_a_group_this_execution_did_not_create():
         assert "not ours and was left alone" in result.cause
         theirs = rt.client("eks").describe_nodegroup(clusterName="prod", nodegroupName="ng-al2-al2023")["nodegroup"]
         assert theirs["status"] != "DELETING" and theirs["tags"] == {"team": "others"}
+
+
+def test_karpenter_change_and_rollback_twice_change_the_nodeclass_once():
+    from migrator.aws import client
+    from migrator.eks import karpenter
+    from migrator.eks.karpenter_models import KarpenterInput
+    from migrator.eks.kube import connect
+    from migrator.errors import NotReadyYet
+
+    spec = {"name": "prod", "nodegroups": [{"name": "system", "size": 1, "os": "al2023"}],
+            "karpenter": [{"nodepool": "default", "size": 2, "budget_percent": 50}]}
+    with running([], eks_clusters=[spec]) as rt:
+        kube = connect(client("eks"), client("sts"), "prod")
+        stored = lambda: rt.kubernetes.clusters["prod"].controllers[0].objects[("ec2nodeclasses", "default")]
+        request = KarpenterInput(cluster_name="prod", nodepool_name="default")
+        pre = karpenter.preflight(kube, request, EXECUTION, **OPT_IN)
+        first = karpenter.change_nodeclass(kube, request, pre, EXECUTION)
+        version = stored()["metadata"]["resourceVersion"]
+        again = karpenter.change_nodeclass(kube, request, pre, EXECUTION)  # a retry: the change is made
+        assert again.model_dump(exclude={"resource_version"}) == first.model_dump(exclude={"resource_version"})
+        assert stored()["metadata"]["resourceVersion"] == version and stored()["metadata"]["generation"] == 2
+
+        for _ in range(2):  # restored once; then it only follows Karpenter's drift back
+            with pytest.raises(NotReadyYet):
+                karpenter.rollback(kube, request, pre, EXECUTION, None, None)
+        assert stored()["spec"]["amiSelectorTerms"] == [{"alias": "al2@latest"}]
+        assert stored()["metadata"]["generation"] == 3

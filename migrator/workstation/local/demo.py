@@ -12,11 +12,20 @@ from migrator.fleet.plan import build_plan, discover, latest_al2023_images
 from migrator.fleet.waves import store_plan
 from migrator.tables import format_clock
 from migrator.workstation.local.estimate import remaining_lower_bound
-from migrator.workstation.local.fleet import BuiltInstance, BuiltNodegroup, BuiltSelfManaged
+from migrator.workstation.local.fleet import BuiltInstance, BuiltNodegroup, BuiltPool, BuiltSelfManaged
 from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime, Run
 from migrator.workstation.local.scenario import DEFAULT_SEED, AutoScalingGroupSpec, Scenario
 from migrator.workstation.local.summary import summarize
-from migrator.workflows import ASG_ROLLOUT, EKS_NODEGROUP, EKS_SELF_MANAGED, FLEET, STANDALONE_EC2, WORKFLOWS
+from migrator.workflows import (
+    ASG_ROLLOUT,
+    EKS_IN_PLACE,
+    EKS_KARPENTER,
+    EKS_NODEGROUP,
+    EKS_SELF_MANAGED,
+    FLEET,
+    STANDALONE_EC2,
+    WORKFLOWS,
+)
 
 WORKFLOWS_BY_NAME = {workflow.name: workflow for workflow in WORKFLOWS}
 
@@ -30,6 +39,7 @@ def rollout_input(spec: AutoScalingGroupSpec, scenario: Scenario) -> dict:
         "canary_bake_seconds": int(scenario.timings.canary_bake),
         "instance_warmup_seconds": int(scenario.timings.refresh_warmup),
         "approval_timeout_seconds": int(scenario.approvals.timeout),
+        **spec.input,  # the scenario's rehearsal of operator choices
     }
 
 
@@ -52,6 +62,31 @@ def self_managed_input(built: BuiltSelfManaged, scenario: Scenario) -> dict:
     }
 
 
+def in_place_input(built: BuiltNodegroup, scenario: Scenario) -> dict:
+    return {
+        "cluster_name": built.cluster.name,
+        "nodegroup_name": built.spec.name,
+        "approval_timeout_seconds": int(scenario.approvals.timeout),
+        **built.spec.input,  # the scenario's rehearsal of operator choices
+    }
+
+
+def karpenter_input(built: BuiltPool, scenario: Scenario) -> dict:
+    return {
+        "cluster_name": built.cluster.name,
+        "nodepool_name": built.spec.nodepool,
+        "approval_timeout_seconds": int(scenario.approvals.timeout),
+        **built.spec.input,  # the scenario's rehearsal of operator choices
+    }
+
+
+def nodegroup_run(built: BuiltNodegroup, scenario: Scenario) -> tuple:
+    """The workflow a node group takes and its input: in place when its launch template names a custom AMI."""
+    if built.spec.ami == "custom":
+        return EKS_IN_PLACE, in_place_input(built, scenario)
+    return EKS_NODEGROUP, nodegroup_input(built, scenario)
+
+
 def migration_input(built: BuiltInstance, scenario: Scenario) -> dict:
     payload = {
         "instance_id": built.instance_id,
@@ -62,7 +97,7 @@ def migration_input(built: BuiltInstance, scenario: Scenario) -> dict:
     }
     if built.spec.health_script:
         payload["health_script"] = HEALTH_SCRIPT
-    return payload
+    return {**payload, **built.spec.input}  # the scenario's rehearsal of operator choices
 
 
 def start_targets(runtime: LocalRuntime) -> list[Run]:
@@ -71,9 +106,12 @@ def start_targets(runtime: LocalRuntime) -> list[Run]:
 
 
 def _start_targets(runtime: LocalRuntime) -> list[Run]:
-    runs = [
-        runtime.start_execution(EKS_NODEGROUP, built.target, nodegroup_input(built, runtime.scenario))
-        for built in runtime.fleet.nodegroups.values()
+    runs = [runtime.start_execution(workflow, built.target, payload)
+            for built in runtime.fleet.nodegroups.values()
+            for workflow, payload in [nodegroup_run(built, runtime.scenario)]]
+    runs += [
+        runtime.start_execution(EKS_KARPENTER, built.target, karpenter_input(built, runtime.scenario))
+        for built in runtime.fleet.karpenter.values()
     ]
     runs += [
         runtime.start_execution(EKS_SELF_MANAGED, built.target, self_managed_input(built, runtime.scenario))
@@ -99,10 +137,12 @@ def plan_fleet(runtime: LocalRuntime) -> dict:
                 "instance_warmup_seconds": int(scenario.timings.refresh_warmup)},
         "standalone": {**timeout, "retention_seconds": int(scenario.timings.retention)},
         "eks": timeout,
-        "eks-self-managed": timeout,
+        EKS_IN_PLACE.kind: timeout,
+        EKS_KARPENTER.kind: timeout,
+        EKS_SELF_MANAGED.kind: timeout,
     }
     ec2 = runtime.client("ec2")
-    plan = build_plan(discover(ec2), runtime.region, scenario.waves.max_instances, defaults,
+    plan = build_plan(discover(ec2, runtime.client("eks")), runtime.region, scenario.waves.max_instances, defaults,
                       al2023_images=latest_al2023_images(runtime.client("ssm"), ec2))
     store_plan(runtime.client("dynamodb"), AUDIT_TABLE, plan)
     return plan

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from migrator.workstation.local.scenario import Scenario, SelfManagedSpec
+from migrator.workstation.local.scenario import KarpenterPoolSpec, Scenario, SelfManagedSpec
 
 
 def target_lower_bound(scenario: Scenario, target: str) -> float:
@@ -22,6 +22,9 @@ def target_lower_bound(scenario: Scenario, target: str) -> float:
     if kind == "standalone":
         return t.snapshot_complete + t.instance_boot + t.health_grace + 2 * approve + t.retention
     spec = scenario.targets().get(target)
+    if isinstance(spec, KarpenterPoolSpec):  # drift: a replacement boots, then the old node drains, per batch
+        at_once = max(1, math.ceil(spec.size * spec.budget_percent / 100))
+        return approve + math.ceil(spec.size / at_once) * (t.instance_boot + t.pod_termination)
     if isinstance(spec, SelfManagedSpec):  # a canary, then each node drained and replaced, one at a time
         join = t.instance_boot + t.node_ready + t.pod_start
         return join + approve + spec.size * (t.pod_termination + join) + t.pod_termination

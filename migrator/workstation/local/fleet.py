@@ -14,6 +14,7 @@ from migrator.workstation.local.kubernetes import SimCluster, Workload
 from migrator.workstation.local.scenario import (
     AutoScalingGroupSpec,
     EksClusterSpec,
+    KarpenterPoolSpec,
     NodegroupSpec,
     Scenario,
     SelfManagedSpec,
@@ -87,6 +88,19 @@ class BuiltSelfManaged:
 
 
 @dataclass
+class BuiltPool:
+    """A Karpenter NodePool of a scenario cluster (its objects and nodes live in local/karpenter.py)."""
+
+    cluster: EksClusterSpec
+    spec: KarpenterPoolSpec
+    sim: SimCluster
+
+    @property
+    def target(self) -> str:
+        return self.cluster.target(self.spec)
+
+
+@dataclass
 class Fleet:
     al2_image: str
     al2023_image: str
@@ -95,10 +109,13 @@ class Fleet:
     instances: dict[str, BuiltInstance] = field(default_factory=dict)
     nodegroups: dict[str, BuiltNodegroup] = field(default_factory=dict)  # by target
     self_managed: dict[str, BuiltSelfManaged] = field(default_factory=dict)  # by target
+    karpenter: dict[str, BuiltPool] = field(default_factory=dict)  # by target
     bystanders: dict[str, str] = field(default_factory=dict)  # instance id -> image, never to be touched
 
     def instance_count(self, target: str) -> int:
         kind, name = target.split("/", 1)
+        if target in self.karpenter:
+            return self.karpenter[target].spec.size
         if kind == "eks":
             return (self.self_managed.get(target) or self.nodegroups[target]).spec.size
         return self.groups[name].spec.size if kind == "asg" else 1
@@ -128,6 +145,7 @@ def build_fleet(scenario: Scenario, clients, tag: dict, make_cluster=None) -> Fl
             for group in spec.self_managed:
                 built = _build_self_managed(spec, group, clients, fleet, tag, sim)
                 fleet.self_managed[built.target] = built
+            fleet.karpenter |= {spec.target(pool): BuiltPool(spec, pool, sim) for pool in spec.karpenter}
     if scenario.standalone:
         shared = _standalone_shared(clients, vpc)
         for spec in scenario.standalone:
@@ -273,6 +291,16 @@ def _build_group(spec: AutoScalingGroupSpec, clients, fleet: Fleet, vpc: str, ta
     )
 
 
+def _custom_eks_image(ec2, version: str) -> str:
+    """A team's own EKS node AMI built on Amazon Linux 2 (one per Kubernetes version, registered once)."""
+    name = f"amzn2-eks-node-{version}-custom-v20251101"
+    found = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])["Images"]
+    if found:
+        return found[0]["ImageId"]
+    return ec2.register_image(Name=name, Description="Amazon Linux 2 EKS node, hardened by the platform team",
+                              Architecture="x86_64", RootDeviceName="/dev/xvda")["ImageId"]
+
+
 def _eks_roles(clients) -> dict:
     iam = clients("iam")
     roles = {}
@@ -292,20 +320,26 @@ def _build_cluster(spec: EksClusterSpec, clients, fleet: Fleet, roles: dict, tag
     built = []
     for group in spec.nodegroups:
         options = {}
-        if group.launch_template == "custom":
-            template = ec2.create_launch_template(
-                LaunchTemplateName=f"{spec.name}-{group.name}",
-                LaunchTemplateData={
-                    "UserData": base64.b64encode(AL2_BOOTSTRAP.format(cluster=spec.name).encode()).decode(),
+        ami_type = "AL2023_x86_64_STANDARD" if group.os == "al2023" else "AL2_x86_64"
+        if group.launch_template == "custom" or group.ami == "custom":
+            data = {"UserData": base64.b64encode(AL2_BOOTSTRAP.format(cluster=spec.name).encode()).decode(),
                     "MetadataOptions": {"HttpTokens": "optional", "HttpPutResponseHopLimit": 2},
-                    "InstanceType": group.instance_type},
-            )["LaunchTemplate"]
+                    "InstanceType": group.instance_type}
+            extra = {}
+            if group.ami == "custom":  # the team's own AMI, named in the template: EKS's AMI type is CUSTOM
+                data["ImageId"] = fleet.al2023_image if group.os == "al2023" else _custom_eks_image(ec2, spec.version)
+                ami_type = "CUSTOM"
+                if group.opt_in:  # opted in as its group is (the migration adds versions only to tagged templates)
+                    extra["TagSpecifications"] = [{"ResourceType": "launch-template",
+                                                   "Tags": [{"Key": tag["key"], "Value": tag["value"]}]}]
+            template = ec2.create_launch_template(LaunchTemplateName=f"{spec.name}-{group.name}",
+                                                  LaunchTemplateData=data, **extra)["LaunchTemplate"]
             options["launchTemplate"] = {"id": template["LaunchTemplateId"], "version": "1"}
         else:
             options["instanceTypes"] = [group.instance_type]
         eks.create_nodegroup(
             clusterName=spec.name, nodegroupName=group.name, subnets=[fleet.subnet_id],
-            nodeRole=roles["eks-node"], amiType="AL2023_x86_64_STANDARD" if group.os == "al2023" else "AL2_x86_64",
+            nodeRole=roles["eks-node"], amiType=ami_type,
             scalingConfig={"minSize": group.size, "maxSize": group.size, "desiredSize": group.size},
             labels={"workload": "general"}, tags={tag["key"]: tag["value"]} if group.opt_in else {"team": "others"},
             capacityType="ON_DEMAND", **options)

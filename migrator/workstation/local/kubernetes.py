@@ -38,11 +38,8 @@ class Node:
     created_at: float
     unschedulable: bool = False
     annotations: dict = field(default_factory=dict)
+    ready: bool = True  # the kubelet reports Ready
     instance_id: str | None = None  # a self-managed node names its instance in providerID
-    ready_at: float | None = 0.0  # None: the kubelet never reports Ready
-
-    def ready(self, now: float) -> bool:
-        return self.ready_at is not None and now >= self.ready_at
 
 
 @dataclass
@@ -95,6 +92,9 @@ class NodegroupNodes:
     runtime: str
     registered_at: float | None  # instances booted and joined
     removed_at: float | None = None  # instances terminated (group deleted)
+    names: list[str] | None = None  # these nodes by name (a group whose nodes are replaced one by one), not `size`
+    ready: bool = True  # False: the kubelet joined but never reports Ready
+    nodegroup_label: bool = True  # False: not a managed node group's node (e.g. Karpenter's)
 
 
 @dataclass
@@ -138,6 +138,9 @@ class SimCluster:
         self.daemonset_images = {"aws-node": "602401143452.dkr.ecr.us-east-1.amazonaws.com/amazon-k8s-cni:v1.18.3"}
         self._sequence = 0
         self.lock = threading.RLock()
+        # controllers running in the cluster besides the scheduler (Karpenter: local/karpenter.py); each may
+        # provide nodes() -> list[NodegroupNodes], step(now), and serve(method, path, body, headers) -> answer | None
+        self.controllers: list = []
 
     # --- the world ---------------------------------------------------------------
 
@@ -161,6 +164,8 @@ class SimCluster:
                 if pod.deleting_at is not None and now >= pod.deleting_at:
                     del self.pods[key]  # the kubelet finished the graceful shutdown
             self._sync_nodes(now)
+            for controller in self.controllers:
+                controller.step(now)
             for workload in self.workloads.values():
                 (self._sync_daemonset if workload.daemonset else self._sync_deployment)(workload, now)
             self._schedule(now)
@@ -171,14 +176,14 @@ class SimCluster:
 
     def _sync_nodes(self, now: float) -> None:
         wanted = {}
-        for group in self.nodegroups():
+        extra = [group for controller in self.controllers for group in controller.nodes()]
+        for group in [*self.nodegroups(), *extra]:
             if group.registered_at is None or now < group.registered_at:
                 continue
             if group.removed_at is not None and now >= group.removed_at:
                 continue
-            for index in range(group.size):
-                digest = hashlib.sha256(f"{self.name}/{group.name}/{index}".encode()).hexdigest()
-                name = f"ip-10-{int(digest[:2], 16)}-{int(digest[2:4], 16)}-{int(digest[4:6], 16)}.ec2.internal"
+            for index, name in enumerate(group.names if group.names is not None
+                                         else [node_name(self.name, group.name, i) for i in range(group.size)]):
                 wanted[name] = (group, index)
         joined = {n.name: n for n in self.instance_nodes() if now >= n.registered_at}
         wanted |= {name: (None, None) for name in joined}
@@ -194,13 +199,14 @@ class SimCluster:
                 labels = {**instance.labels, "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
                 self.nodes[name] = Node(name, instance.group, labels, [], instance.os_image, instance.runtime,
                                         instance.registered_at, instance_id=instance.instance_id)
-            self.nodes[name].ready_at = instance.ready_at
+            self.nodes[name].ready = instance.ready_at is not None and now >= instance.ready_at
         for name, (group, _) in wanted.items():
             if group is not None and name not in self.nodes:
-                labels = {**group.labels, "eks.amazonaws.com/nodegroup": group.name,
-                          "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+                labels = {**group.labels, "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+                if group.nodegroup_label:
+                    labels["eks.amazonaws.com/nodegroup"] = group.name
                 self.nodes[name] = Node(name, group.name, labels, [dict(t) for t in group.taints],
-                                        group.os_image, group.runtime, now)
+                                        group.os_image, group.runtime, now, ready=group.ready)
 
     def _new_pod(self, workload: Workload, now: float, node: str | None = None) -> Pod:
         self._sequence += 1
@@ -213,7 +219,7 @@ class SimCluster:
     def _sync_daemonset(self, workload: Workload, now: float) -> None:
         covered = {p.node for p in self.pods.values() if p.workload == workload.name}
         for name, node in self.nodes.items():
-            if name not in covered and node.ready(now):  # a NotReady kubelet starts no pod
+            if name not in covered and node.ready:
                 self._new_pod(workload, now, node=name)  # DaemonSet pods tolerate every taint
 
     def _sync_deployment(self, workload: Workload, now: float) -> None:
@@ -231,7 +237,7 @@ class SimCluster:
         return all(node.labels.get(k) == v for k, v in wanted.items())
 
     def schedulable(self, node: Node) -> bool:
-        return node.ready(self.clock.now()) and not node.unschedulable and not any(
+        return node.ready and not node.unschedulable and not any(
             t.get("effect") in ("NoSchedule", "NoExecute") for t in node.taints)
 
     def _schedule(self, now: float) -> None:
@@ -304,6 +310,20 @@ class SimCluster:
             self.reconcile()
             return 201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201, "metadata": {}}
 
+    def delete_pod(self, namespace: str, name: str) -> None:
+        """A DELETE of the pod (no budget check), as a forced drain does: it terminates over its grace period."""
+        with self.lock:
+            pod = self.pods.get((namespace, name))
+            if pod is None or pod.deleting_at is not None:
+                return
+            pod.deleting_at = self.clock.now() + self.pod_termination
+            workload = self.workloads[pod.workload]
+            if workload.bare:
+                self.evicted_bare.append(f"{pod.namespace}/{pod.name}")
+            if workload.empty_dir:
+                self.evicted_empty_dir.append(f"{pod.namespace}/{pod.name}")
+            self.reconcile()
+
     # --- Kubernetes objects ------------------------------------------------------------
 
     def node_object(self, node: Node) -> dict:
@@ -314,9 +334,8 @@ class SimCluster:
             "spec": {"taints": node.taints or None, "unschedulable": node.unschedulable or None,
                      "providerID": f"aws:///us-east-1a/{node.instance_id or 'i-' + uid(node.name)[:17]}"},
             "status": {
-                "conditions": [{"type": "Ready", **({"status": "True", "reason": "KubeletReady"}
-                                                   if node.ready(self.clock.now()) else
-                                                   {"status": "False", "reason": "KubeletNotReady"}),
+                "conditions": [{"type": "Ready", "status": "True" if node.ready else "False",
+                                "reason": "KubeletReady" if node.ready else "KubeletNotReady",
                                 "lastHeartbeatTime": iso(self.clock.now()), "lastTransitionTime": iso(node.created_at)}],
                 "nodeInfo": {"osImage": node.os_image, "containerRuntimeVersion": node.runtime,
                              "kubeletVersion": f"v{self.version}.0-eks", "kubeProxyVersion": f"v{self.version}.0-eks",
@@ -376,6 +395,12 @@ class SimCluster:
 TAINT_FIELDS = ("key", "value", "effect", "timeAdded")
 
 
+def node_name(cluster: str, nodegroup: str, index: int) -> str:
+    """The name of a node group's `index`th node, as EC2 private DNS names look."""
+    digest = hashlib.sha256(f"{cluster}/{nodegroup}/{index}".encode()).hexdigest()
+    return f"ip-10-{int(digest[:2], 16)}-{int(digest[2:4], 16)}-{int(digest[4:6], 16)}.ec2.internal"
+
+
 def _stored_taint(taint: dict) -> dict:
     """As the API server stores a Taint: unknown fields (`time_added`) dropped, and
     `timeAdded` parsed as a metav1.Time and written back as RFC 3339 in UTC (`...Z`)."""
@@ -384,6 +409,12 @@ def _stored_taint(taint: dict) -> dict:
         parsed = dt.datetime.fromisoformat(stored["timeAdded"].replace("Z", "+00:00"))
         stored["timeAdded"] = iso(parsed.timestamp())
     return stored
+
+
+def node_name(cluster: str, group: str, index: int) -> str:
+    """A node's name as EC2 names its private DNS, stable for (cluster, group, index)."""
+    digest = hashlib.sha256(f"{cluster}/{group}/{index}".encode()).hexdigest()
+    return f"ip-10-{int(digest[:2], 16)}-{int(digest[2:4], 16)}-{int(digest[4:6], 16)}.ec2.internal"
 
 
 def iso(seconds: float) -> str:
@@ -531,6 +562,12 @@ class KubernetesApi:
                     code, payload = getattr(self, "_" + name)(cluster, body=body, query=query,
                                                                **{k: unquote(v) for k, v in found.groupdict().items()})
                 return self._send(request, code, payload)
+        with cluster.lock:
+            cluster.reconcile()
+            for controller in cluster.controllers:
+                answer = controller.serve(method, match.group("rest"), body, request.headers)
+                if answer is not None:
+                    return self._send(request, *answer)
         return self._send(request, 404, status_body(404, "NotFound", f"{method} {match.group('rest')} not served"))
 
     @staticmethod

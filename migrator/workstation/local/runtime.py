@@ -28,6 +28,7 @@ from migrator.workstation.local.clock import SimClock
 from migrator.workstation.local.fidelity import Fidelity
 from migrator.workstation.local.fleet import FAKE_CA, Fleet, build_fleet, publish_imds_v1_calls
 from migrator.workstation.local.hosts import SimulatedHost
+from migrator.workstation.local.karpenter import install_karpenter
 from migrator.workstation.local.kubernetes import KubernetesApi, SimCluster
 from migrator.workstation.local.scenario import DEFAULT_SEED, Scenario
 from migrator.workflows import WORKFLOWS, Workflow, render_definition
@@ -146,6 +147,7 @@ class LocalRuntime:
         if self.scenario.eks_clusters:
             self.kubernetes = KubernetesApi()
             self.kubernetes.start()
+            self.fidelity.eks.updates.clusters = self.kubernetes.clusters  # EKS's own update drains through it
             self.fidelity.ssm.publish_eks_ami_parameters({c.version for c in self.scenario.eks_clusters})
         with self.fidelity.ec2.launching_at(self.clock.now() - PRE_EXISTING_AGE):  # long running, booted and healthy
             self.fleet = build_fleet(self.scenario, self.client, config.DEFAULT_MIGRATION_TAG, self._make_cluster)
@@ -225,7 +227,9 @@ class LocalRuntime:
         sim = SimCluster(spec.name, spec.version, self.clock, timings.pod_termination,
                          nodegroups=lambda: self.fidelity.eks.nodegroup_nodes(spec.name), pod_start=timings.pod_start,
                          instance_nodes=lambda: self.fidelity.node_join.instance_nodes(spec.name))
-        sim.blocked_pdbs = lambda: self.fidelity.eks.blocked_pdbs(sim) | self.fidelity.node_join.blocked_pdbs(sim)
+        karpenter = install_karpenter(spec, sim, self.fidelity, self.clock.now() - PRE_EXISTING_AGE)
+        sim.blocked_pdbs = lambda: (self.fidelity.eks.blocked_pdbs(sim) | self.fidelity.node_join.blocked_pdbs(sim)
+                                    | (karpenter.blocked_pdbs() if karpenter else set()))
         self.kubernetes.clusters[spec.name] = sim
         return sim
 

@@ -19,6 +19,11 @@ ASG_EVENT_POINTS = ("canary", "before-refresh", "refresh")  # a group's steps an
 EKS_STEPS = {"create": {"error"}, "drain": {"pdb-blocked"}}
 # a self-managed group: its canary node never turns Ready; a PDB blocks the drain of its old nodes
 SELF_MANAGED_STEPS = {"canary": {"unhealthy"}, "drain": {"pdb-blocked"}}
+# a group updated in place (`ami: custom`): EKS's own update (new nodes never Ready, a budget blocks its drain,
+# the update fails at once)
+IN_PLACE_STEPS = {"update": {"unhealthy", "pdb-blocked", "error"}}
+# a Karpenter pool's drift: budgets allow no eviction while it runs, or the replacement nodes never turn Ready
+KARPENTER_STEPS = {"drift": {"pdb-blocked", "unhealthy"}}
 STANDALONE_STEPS = {"snapshot": {"error"}, "validate": {"unhealthy", "alarm"}, "cutover": {"error", "unhealthy", "alarm"},
                     # the final sync at the cutover: quiesce commands fail, moving the data volumes
                     # fails, the verification on the replacement fails
@@ -37,6 +42,14 @@ class ScenarioError(Exception):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _known_input_fields(given: dict, model: type[BaseModel], what: str) -> None:
+    """A target's `input:` names fields of its workflow's input; their values are the workflow's to judge
+    (a rehearsed mistake fails in its first state)."""
+    unknown = sorted(set(given) - set(model.model_fields))
+    if unknown:
+        raise ValueError(f"input: {unknown[0]} is not a field of the {what}'s input")
 
 
 class Clock(_Strict):
@@ -83,6 +96,7 @@ class HostSpec(_Strict):
     ports: list[int] = Field(default_factory=list)  # listening TCP
     cron: list[str] = Field(default_factory=list)
     imds_v1_calls: float = Field(default=0, ge=0)  # MetadataNoToken per hour
+    ssm: bool = True  # false: no SSM agent or no instance profile for it, Run Command cannot reach the host
 
 
 class AutoScalingGroupSpec(_Strict):
@@ -98,9 +112,13 @@ class AutoScalingGroupSpec(_Strict):
     expect: Outcome | None = None  # overrides the default rule of expected_outcome
     min_size: int | None = Field(default=None, ge=0, le=1000)  # default: size
     max_size: int | None = Field(default=None, ge=1, le=1000)  # default: size
+    input: dict[str, Any] = Field(default_factory=dict)  # merged into the execution input the runtime sends
 
     @model_validator(mode="after")
     def _bounds(self):
+        from migrator.asg.models import RolloutInput
+
+        _known_input_fields(self.input, RolloutInput, "group rollout")
         self.min_size = self.size if self.min_size is None else self.min_size
         self.max_size = self.size if self.max_size is None else self.max_size
         if self.min_size > self.size:
@@ -132,9 +150,13 @@ class StandaloneSpec(_Strict):
     os: Literal["al2", "al2023"] = "al2"
     host: HostSpec | None = None
     expect: Outcome | None = None  # overrides the default rule of expected_outcome
+    input: dict[str, Any] = Field(default_factory=dict)  # merged into the execution input the runtime sends
 
     @model_validator(mode="after")
     def _one_address(self):
+        from migrator.standalone.models import MigrationInput
+
+        _known_input_fields(self.input, MigrationInput, "standalone migration")
         if self.elastic_ip and self.dns:
             raise ValueError("an instance is cut over by elastic_ip or by dns, not both")
         if self.dns_public and not self.dns:
@@ -152,6 +174,8 @@ class NodegroupSpec(_Strict):
     name: str = Field(pattern=NAME)
     size: int = Field(ge=1, le=450)
     launch_template: Literal["custom", "none"] = "none"
+    # custom: its launch template names a custom AL2 AMI (AMI type CUSTOM), so it is updated in place
+    ami: Literal["eks", "custom"] = "eks"
     container_runtime: Literal["containerd", "docker"] = "containerd"  # docker: rehearses a failed pre-flight
     os: Literal["al2", "al2023"] = "al2"
     instance_type: str = "m5.large"
@@ -161,17 +185,12 @@ class NodegroupSpec(_Strict):
 
     @model_validator(mode="after")
     def _input_fields_exist(self):
+        from migrator.eks.in_place_models import InPlaceInput
         from migrator.eks.models import NodegroupInput
 
-        _known_input_fields(self.input, NodegroupInput, "the node group migration's input")
+        model = InPlaceInput if self.ami == "custom" else NodegroupInput
+        _known_input_fields(self.input, model, "node group migration")
         return self
-
-
-def _known_input_fields(given: dict, model: type[BaseModel], what: str) -> None:
-    """Values are the workflow's to judge (a rehearsed mistake fails in its first state); names are checked here."""
-    unknown = sorted(set(given) - set(model.model_fields))
-    if unknown:
-        raise ValueError(f"input: {unknown[0]} is not a field of {what}")
 
 
 class SelfManagedSpec(_Strict):
@@ -189,8 +208,32 @@ class SelfManagedSpec(_Strict):
     def _input_fields_exist(self):
         from migrator.eks.self_managed_models import SelfManagedInput
 
-        _known_input_fields(self.input, SelfManagedInput, "the self-managed group migration's input")
+        _known_input_fields(self.input, SelfManagedInput, "self-managed group migration")
         return self
+
+
+class KarpenterPoolSpec(_Strict):
+    """A Karpenter NodePool and its EC2NodeClass (same name) on AL2, with `size` nodes it launched and one
+    disruption budget of `budget_percent` of its nodes (0: Karpenter may disrupt none)."""
+
+    nodepool: str = Field(pattern=NAME)
+    size: int = Field(ge=1, le=1000)
+    budget_percent: int = Field(default=10, ge=0, le=100)
+    instance_type: str = "m5.large"
+    user_data: str = "#!/bin/bash\necho 'vm.max_map_count=262144' > /etc/sysctl.d/99-app.conf\n"
+    expect: Outcome | None = None  # overrides the default rule of expected_outcome
+    input: dict[str, Any] = Field(default_factory=dict)  # merged into the execution input the runtime sends
+
+    @model_validator(mode="after")
+    def _input_fields_exist(self):
+        from migrator.eks.karpenter_models import KarpenterInput
+
+        _known_input_fields(self.input, KarpenterInput, "Karpenter pool migration")
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.nodepool
 
 
 class WorkloadSpec(_Strict):
@@ -222,15 +265,28 @@ class EksClusterSpec(_Strict):
     nodegroups: list[NodegroupSpec] = Field(default_factory=list)
     self_managed: list[SelfManagedSpec] = Field(default_factory=list)
     workloads: list[WorkloadSpec] = Field(default_factory=list)
+    karpenter: list[KarpenterPoolSpec] = Field(default_factory=list)
+    # the Karpenter API the cluster serves: v1 (amiSelectorTerms alias al2023@latest), v1beta1 (amiFamily AL2023),
+    # or v1beta1 from a release whose EC2NodeClass knows no AL2023 (the pre-flight refuses it)
+    karpenter_api: Literal["v1", "v1beta1", "v1beta1-no-al2023"] = "v1"
+
+    @model_validator(mode="after")
+    def _names_unique(self):
+        names = [g.name for g in self.nodegroups] + [p.nodepool for p in self.karpenter]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"karpenter: {duplicates[0]} names a node group or another pool of the cluster")
+        return self
 
     @model_validator(mode="after")
     def _has_nodes(self):
         if not self.nodegroups and not self.self_managed:
             raise ValueError("nodegroups: a cluster needs nodegroups or self_managed groups")
-        names = [g.name for g in [*self.nodegroups, *self.self_managed]]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        others = {g.name for g in self.nodegroups} | {p.nodepool for p in self.karpenter}
+        names = [g.name for g in self.self_managed]
+        duplicates = sorted({n for n in names if names.count(n) > 1 or n in others})
         if duplicates:
-            raise ValueError(f"self_managed: {duplicates[0]} names a node group of the cluster too")
+            raise ValueError(f"self_managed: {duplicates[0]} names another group or pool of the cluster")
         return self
 
     def target(self, nodegroup: NodegroupSpec | SelfManagedSpec) -> str:
@@ -298,7 +354,9 @@ class Scenario(_Strict):
             if spec is None:
                 raise ValueError(f"{where}.target: {fault.target} is not a target of this scenario")
             steps = {StandaloneSpec: STANDALONE_STEPS, NodegroupSpec: EKS_STEPS,
-                     SelfManagedSpec: SELF_MANAGED_STEPS}.get(type(spec), ASG_STEPS)
+                     SelfManagedSpec: SELF_MANAGED_STEPS, KarpenterPoolSpec: KARPENTER_STEPS}.get(type(spec), ASG_STEPS)
+            if isinstance(spec, NodegroupSpec) and spec.ami == "custom":  # EKS's own update, in place
+                steps = IN_PLACE_STEPS
             allowed = steps.get(fault.at or "")
             if allowed is None:
                 raise ValueError(f"{where}.at: a fault of {fault.target} is at one of {sorted(steps)}")
@@ -321,10 +379,12 @@ class Scenario(_Strict):
                 raise ValueError(f"approvals.gates: {gate} names no target of this scenario")
         return self
 
-    def targets(self) -> dict[str, AutoScalingGroupSpec | StandaloneSpec | NodegroupSpec | SelfManagedSpec]:
+    def targets(self) -> dict[str, AutoScalingGroupSpec | StandaloneSpec | NodegroupSpec | SelfManagedSpec
+                              | KarpenterPoolSpec]:
         specs = {spec.target: spec for spec in [*self.auto_scaling_groups, *self.standalone]}
         for cluster in self.eks_clusters:
-            specs |= {cluster.target(group): group for group in [*cluster.nodegroups, *cluster.self_managed]}
+            specs |= {cluster.target(group): group
+                      for group in [*cluster.nodegroups, *cluster.self_managed, *cluster.karpenter]}
         return specs
 
     def expected_outcome(self, target: str, gates: tuple[str, ...], wave: int | None = None) -> str:
@@ -339,6 +399,8 @@ class Scenario(_Strict):
             if any(cluster.target(g) == target and _preflight_refuses(cluster, g) for g in cluster.nodegroups):
                 return "failed"
             if any(cluster.target(g) == target and _self_managed_refused(cluster, g) for g in cluster.self_managed):
+                return "failed"
+            if any(cluster.target(p) == target and _karpenter_preflight_refuses(cluster, p) for p in cluster.karpenter):
                 return "failed"
         faulted = any(f.target == target and f.kind != "throttle" for f in self.faults)
         # An unanswered standalone `decommission` keeps the replacement serving: migrated.
@@ -362,18 +424,23 @@ def _preflight_refuses(cluster: EksClusterSpec, group: NodegroupSpec) -> bool:
     if group.os == "al2023":
         return False
     pods = [w for w in cluster.workloads if not w.daemonset and w.replicas > 0]
+    blue_green = group.ami != "custom"  # an update in place keeps the group: no new name, pinned pods follow
     return (group.container_runtime == "docker"
             or _cluster_refused(cluster, group.input)
-            or group.input.get("new_nodegroup_name") in {g.name for g in cluster.nodegroups}
-            or any(w.node_selector.get("eks.amazonaws.com/nodegroup") == group.name for w in pods))
+            or blue_green and group.input.get("new_nodegroup_name") in {g.name for g in cluster.nodegroups}
+            or blue_green and any(w.node_selector.get("eks.amazonaws.com/nodegroup") == group.name for w in pods))
 
 
 def _cluster_refused(cluster: EksClusterSpec, consent: dict) -> bool:
     """What any drain of the cluster's nodes must refuse: a VPC CNI below 1.16.2, two budgets
     over a pod, bare or emptyDir pods without the input's consent."""
     pods = [w for w in cluster.workloads if not w.daemonset and w.replicas > 0]
-    return (_version(cluster.addons.get("vpc-cni", "v1.18.3")) < (1, 16, 2)
-            or any(w.extra_pdb for w in pods)
+    return _version(cluster.addons.get("vpc-cni", "v1.18.3")) < (1, 16, 2) or _pods_refused(pods, consent)
+
+
+def _pods_refused(pods: list[WorkloadSpec], consent: dict) -> bool:
+    """Two budgets over a pod, bare or emptyDir pods without the input's consent."""
+    return (any(w.extra_pdb for w in pods)
             or any(w.controller == "none" for w in pods) and not consent.get("delete_bare_pods")
             or any(w.empty_dir for w in pods) and not consent.get("delete_empty_dir_data"))
 
@@ -382,6 +449,15 @@ def _self_managed_refused(cluster: EksClusterSpec, group: SelfManagedSpec) -> bo
     """The self-managed pre-flight refuses what the node group one does (but Docker: the
     scenario's self-managed nodes run containerd), and a group without the opt-in tag."""
     return not group.opt_in or _cluster_refused(cluster, group.input)
+
+
+def _karpenter_preflight_refuses(cluster: EksClusterSpec, pool: KarpenterPoolSpec) -> bool:
+    """What the Karpenter pool pre-flight must refuse: a Karpenter that knows no AL2023, a budget of 0 %
+    (drift could never progress), or pods a drift would destroy without consent."""
+    consent = pool.input
+    pods = [w for w in cluster.workloads if not w.daemonset and w.replicas > 0
+            and w.node_selector.get("karpenter.sh/nodepool") == pool.nodepool]
+    return cluster.karpenter_api == "v1beta1-no-al2023" or pool.budget_percent == 0 or _pods_refused(pods, consent)
 
 
 def _unanswered_ok(target: str, gate: str) -> tuple[str, ...]:

@@ -6,16 +6,12 @@ from __future__ import annotations
 import datetime as dt
 
 from migrator.audit import read_trail
-from migrator.config import EXECUTION_TAG, GROUP_TAG, PURPOSE_TAG, SOURCE_INSTANCE_TAG
+from migrator.config import CANARY_TAG, EXECUTION_TAG, GROUP_TAG, PURPOSE_TAG, SOURCE_INSTANCE_TAG
+from migrator.eks.self_managed import CORDONED_BY
 from migrator.failures import error_message
 from migrator.workstation.local.fleet import BuiltGroup, BuiltInstance
 from migrator.workstation.local.runtime import ACCOUNT, AUDIT_TABLE, LocalRuntime, Run
-from migrator.eks.self_managed import CORDONED_BY
-from migrator.workflows import EKS_SELF_MANAGED, FLEET
-
-# A target's kind in the summary, where its name's first part does not tell it (eks/CLUSTER/NAME)
-KIND_OF_WORKFLOW = {EKS_SELF_MANAGED.name: "eks-self-managed"}
-
+from migrator.workflows import FLEET
 
 
 def _seconds(timestamp) -> float:
@@ -40,7 +36,7 @@ def outcome_of(described: dict, history: list[dict]) -> str:
 
 
 def target_summary(runtime: LocalRuntime, run: Run, described: dict | None) -> dict:
-    kind = KIND_OF_WORKFLOW.get(run.workflow.name, run.target.split("/", 1)[0])
+    kind = run.workflow.kind or run.target.split("/", 1)[0]
     expected = runtime.scenario.expected_outcome(run.target, run.workflow.gates, run.wave)
     if described is None:  # its wave was never approved: nothing touched it
         return {"target": run.target, "kind": kind, "instances": runtime.fleet.instance_count(run.target),
@@ -87,6 +83,8 @@ def summarize(runtime: LocalRuntime, results: dict[str, dict], wall_seconds: flo
         if target["kind"] == "standalone":  # how long its address answered no writes, by design
             freezes = runtime.fidelity.observations.write_freezes.get(target["target"], [])
             target["write_freeze_seconds"] = round(sum(freezes), 1)
+        if target["kind"] in ("standalone", "asg"):
+            target.update(_host_checks(runtime, target["execution_arn"]))
     instances = {"total": 0, "migrated": 0, "rolled_back": 0, "failed": 0}
     for target in targets:
         instances["total"] += target["instances"]
@@ -110,6 +108,19 @@ def summarize(runtime: LocalRuntime, results: dict[str, dict], wall_seconds: flo
         "expectations": {"ok": not mismatches, "mismatches": mismatches},
         "invariants": {"ok": not violations, "violations": violations},
     }
+
+
+def _host_checks(runtime: LocalRuntime, execution_arn: str) -> dict:
+    """`compatibility` {blockers, warnings} once the scan read the old host, and `parity` {missing}
+    once a replacement was compared with it, as the workflow recorded them in the audit trail."""
+    found = {}
+    for record in read_trail(runtime.client("dynamodb"), AUDIT_TABLE, execution_arn):
+        detail = record["detail"]
+        if record["action"] == "compatibility-checked":
+            found["compatibility"] = {"blockers": detail["blockers"], "warnings": detail["warnings"]}
+        elif record["action"] == "parity-checked":
+            found["parity"] = {"missing": detail["missing"]}
+    return found
 
 
 def _desired(runtime: LocalRuntime, target: str) -> dict:
@@ -136,13 +147,19 @@ def check_invariants(runtime: LocalRuntime, targets: list[dict]) -> list[str]:
     for built in runtime.fleet.nodegroups.values():
         summary = outcomes.get(built.target)
         if summary is not None:
-            violations += _check_nodegroup(runtime, built, summary)
+            check = _check_in_place if built.spec.ami == "custom" else _check_nodegroup
+            violations += check(runtime, built, summary)
+    for built in runtime.fleet.karpenter.values():
+        summary = outcomes.get(built.target)
+        if summary is not None:
+            violations += _check_karpenter(built, summary)
     for built in runtime.fleet.self_managed.values():
         summary = outcomes.get(built.target)
         if summary is not None:
             violations += _check_self_managed(runtime, built, summary)
     for sim in (runtime.kubernetes.clusters.values() if runtime.kubernetes else []):
-        consent = [b.spec.input for b in [*runtime.fleet.nodegroups.values(), *runtime.fleet.self_managed.values()]
+        consent = [b.spec.input for b in [*runtime.fleet.nodegroups.values(), *runtime.fleet.karpenter.values(),
+                                          *runtime.fleet.self_managed.values()]
                    if b.cluster.name == sim.name]
         violations += _check_workloads(sim, bare_pods=any(i.get("delete_bare_pods") for i in consent),
                                        empty_dir=any(i.get("delete_empty_dir_data") for i in consent))
@@ -339,7 +356,7 @@ def _check_self_managed(runtime: LocalRuntime, built, summary: dict) -> list[str
     if (group["DesiredCapacity"], group["MinSize"], group["MaxSize"]) != (spec.size, spec.size, spec.size):
         problems.append(f"{target}: desired/min/max {group['DesiredCapacity']}/{group['MinSize']}/{group['MaxSize']}, "
                         f"originally {spec.size}")
-    if any(t["Key"] == "al2023-migration:canary" for t in group.get("Tags", [])):
+    if any(t["Key"] == CANARY_TAG for t in group.get("Tags", [])):
         problems.append(f"{target}: the canary's capacity mark is left on the group")
     migrated = summary["outcome"] == "migrated" and spec.opt_in
     want = runtime.fleet.al2023_image if migrated else built.original_image
@@ -353,13 +370,63 @@ def _check_self_managed(runtime: LocalRuntime, built, summary: dict) -> list[str
         problems.append(f"{target}: {summary['outcome']} but the template's default version is {default}")
     with built.sim.lock:
         built.sim.reconcile()
-        now = built.sim.clock.now()
         nodes = [n for n in built.sim.nodes.values() if n.instance_id in members]
-        stuck = sorted(n.name for n in nodes if not n.ready(now) or n.unschedulable or CORDONED_BY in n.annotations)
+        stuck = sorted(n.name for n in nodes if not n.ready or n.unschedulable or CORDONED_BY in n.annotations)
     if len(nodes) != len(members):
         problems.append(f"{target}: {len(nodes)} of {len(members)} instances joined the cluster")
     if stuck:
         problems.append(f"{target}: nodes not Ready, cordoned or marked after {summary['outcome']}: {stuck}")
+def _check_in_place(runtime: LocalRuntime, built, summary: dict) -> list[str]:
+    """A group updated in place keeps its name: migrated, every node on AL2023 from a new launch-template
+    version; otherwise on its original version, every node AL2; either way its size and nothing cordoned."""
+    target, spec = built.target, built.spec
+    if not spec.opt_in:
+        return _check_untouched(runtime, built)
+    group = runtime.client("eks").describe_nodegroup(clusterName=built.cluster.name,
+                                                     nodegroupName=spec.name)["nodegroup"]
+    migrated = summary["outcome"] == "migrated" and spec.os == "al2"
+    with built.sim.lock:
+        built.sim.reconcile()
+        nodes = [n for n in built.sim.nodes.values() if n.nodegroup == spec.name]
+        wrong_os = sorted(n.name for n in nodes if n.os_image.startswith("Amazon Linux 2023") != (
+            migrated or spec.os == "al2023"))
+        cordoned = sorted(n.name for n in nodes if n.unschedulable or not n.ready)
+    problems = []
+    version = str(group["launchTemplate"]["version"])
+    if (version != "1") != migrated:
+        problems.append(f"{target}: {summary['outcome']} but the group runs launch-template version {version}")
+    if group["status"] != "ACTIVE" or len(nodes) != spec.size:
+        problems.append(f"{target}: {group['status']} with {len(nodes)} nodes, expected ACTIVE with {spec.size}")
+    if wrong_os:
+        problems.append(f"{target}: {summary['outcome']} but nodes run the other Amazon Linux: {wrong_os[:5]}")
+    if cordoned:
+        problems.append(f"{target}: nodes left cordoned or not Ready after {summary['outcome']}: {cordoned[:5]}")
+    return problems
+
+
+def _check_karpenter(built, summary: dict) -> list[str]:
+    """Migrated: the EC2NodeClass selects AL2023 and every node of the pool runs it. Otherwise: the
+    EC2NodeClass selects AL2 as before and Karpenter has drifted the pool back. Either way `size` nodes,
+    every one Ready, none tainted by a disruption or cordoned."""
+    from migrator.workstation.local.karpenter import SimKarpenter
+
+    sim, target, pool = built.sim, built.target, built.spec.nodepool
+    karpenter = next(c for c in sim.controllers if isinstance(c, SimKarpenter))
+    wanted = "AL2023" if summary["outcome"] == "migrated" else "AL2"
+    problems = []
+    with sim.lock:
+        sim.reconcile()
+        if karpenter.wanted_family(pool) != wanted:
+            problems.append(f"{target}: {summary['outcome']} but its EC2NodeClass selects {karpenter.wanted_family(pool)}")
+        nodes = [n for n in sim.nodes.values() if n.labels.get("karpenter.sh/nodepool") == pool]
+        wrong = sorted(n.name for n in nodes if n.os_image.startswith("Amazon Linux 2023") != (wanted == "AL2023"))
+        if wrong:
+            problems.append(f"{target}: {summary['outcome']} but nodes are not on {wanted}: {wrong[:5]}")
+        if len(nodes) != built.spec.size:
+            problems.append(f"{target}: {len(nodes)} nodes at the end, {built.spec.size} at the start")
+        stuck = sorted(n.name for n in nodes if n.unschedulable or n.taints or not n.ready)
+        if stuck:
+            problems.append(f"{target}: nodes left tainted, cordoned or not Ready after {summary['outcome']}: {stuck}")
     return problems
 
 

@@ -12,6 +12,7 @@ from moto.eks.responses import EKSResponse
 
 from migrator.eks.nodegroup import SOURCE_NODEGROUP_TAG
 from migrator.workstation.local.fidelity.context import Context
+from migrator.workstation.local.fidelity.eks_update import EksUpdates
 from migrator.workstation.local.fidelity.ssm import SSM
 from migrator.workstation.local.kubernetes import NodegroupNodes
 
@@ -24,6 +25,7 @@ class EKS:
         self.ssm = ssm
         self.addons: dict[str, dict[str, str]] = {}  # cluster -> add-on -> version
         self.nodegroup_runtime: dict[tuple[str, str], str] = {}  # (cluster, group) -> containerRuntimeVersion
+        self.updates = EksUpdates(ctx)  # UpdateNodegroupVersion and the update behind it
 
     def install(self) -> None:
         eks, ctx, patches = self, self.ctx, self.ctx.patches
@@ -39,6 +41,8 @@ class EKS:
         def group_status(group):
             if getattr(group, "sim_deleting_at", None) is not None:
                 return "DELETING"
+            if eks.updates.updating(group.cluster_name, group.nodegroup_name):
+                return "UPDATING"
             if ctx.clock.now() < getattr(group, "sim_created_at", 0) + ctx.timings.nodegroup_create:
                 return "CREATING"
             return "CREATE_FAILED" if eks.nodegroup_failed(group) else "ACTIVE"
@@ -95,6 +99,7 @@ class EKS:
 
         patches.patch(EKSResponse, "list_addons", list_addons)
         patches.patch(EKSResponse, "describe_addon", describe_addon)
+        self.updates.install()
 
     def launch_node_instances(self, group) -> None:
         """AWS: a managed node group launches its instances, tagged as EKS tags them,
@@ -104,6 +109,9 @@ class EKS:
             return
         ec2 = ec2_backends[self.ctx.account][self.ctx.region]
         image = self.ssm.latest_image(al2023=group.ami_type.startswith("AL2023"))
+        if group.ami_type == "CUSTOM":  # the AMI its launch template names
+            template = ec2.describe_launch_templates(template_ids=[group.launch_template["id"]])[0]
+            image = template.get_version(group.launch_template["version"]).data.get("ImageId") or image
         tags = {"eks:cluster-name": group.cluster_name, "eks:nodegroup-name": group.nodegroup_name,
                 f"kubernetes.io/cluster/{group.cluster_name}": "owned",
                 "Name": f"{group.cluster_name}-{group.nodegroup_name}-node"}
@@ -141,17 +149,24 @@ class EKS:
         timings = self.ctx.timings
         groups = []
         for group in list(cluster.nodegroups.values()):
+            labels = dict(group.labels or {})
+            taints = [{"key": t["key"], "value": t.get("value"), "effect": TAINT_EFFECTS[t["effect"]]}
+                      for t in (group.taints or [])]
+            runtime = self.nodegroup_runtime.get((cluster_name, group.nodegroup_name), "containerd://1.7.22")
+            replaced = self.updates.nodegroup_nodes(cluster_name, group, labels, taints, runtime)
+            if replaced:  # an update took the group's nodes over, one by one
+                groups += replaced
+                continue
             failed = self.nodegroup_failed(group)
             created = getattr(group, "sim_created_at", 0)
             deleting = getattr(group, "sim_deleting_at", None)
             groups.append(NodegroupNodes(
                 name=group.nodegroup_name,
                 size=group.scaling_config.get("desiredSize", 0),
-                labels=dict(group.labels or {}),
-                taints=[{"key": t["key"], "value": t.get("value"), "effect": TAINT_EFFECTS[t["effect"]]}
-                        for t in (group.taints or [])],
+                labels=labels,
+                taints=taints,
                 os_image="Amazon Linux 2023.6.20241010" if group.ami_type.startswith("AL2023") else "Amazon Linux 2",
-                runtime=self.nodegroup_runtime.get((cluster_name, group.nodegroup_name), "containerd://1.7.22"),
+                runtime=runtime,
                 registered_at=None if failed else created + timings.nodegroup_create + timings.instance_boot,
                 removed_at=None if deleting is None else deleting + min(60.0, timings.nodegroup_delete / 2),
             ))
@@ -159,7 +174,11 @@ class EKS:
 
     def blocked_pdbs(self, sim) -> set[str]:
         """Under a `pdb-blocked` fault every budget of the cluster allows no
-        disruption while that node group is being drained (cordoned and tainted)."""
+        disruption while that node group is being drained (cordoned and tainted),
+        or while EKS's own update of it drains (eks_update.py)."""
+        in_update = self.updates.blocked_pdbs(sim)
+        if in_update:
+            return in_update
         for fault in self.ctx.faults:
             if fault.kind != "pdb-blocked" or not fault.target.startswith(f"eks/{sim.name}/"):
                 continue

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 from moto.ec2.models import ec2_backends
 from moto.ssm import models as ssm_models
+from moto.ssm.exceptions import SSMException
 
 from migrator.compat.host import SCAN_MARKER
-from migrator.config import SOURCE_INSTANCE_TAG
+from migrator.config import GROUP_TAG, SOURCE_INSTANCE_TAG
 from migrator.workstation.local.fidelity.context import Context
 from migrator.workstation.local.fidelity.ec2 import EC2
 from migrator.workstation.local.hosts import SimulatedHost, scan_output
@@ -28,10 +29,12 @@ class SSM:
     group_hosts: dict[str, SimulatedHost] = field(default_factory=dict)  # by Auto Scaling group name
 
     def host_of(self, instance) -> SimulatedHost | None:
-        """The scenario's host an instance runs: its own, its source's (a replacement), its group's."""
+        """The scenario's host an instance runs: its own, its source's (a replacement), its group's
+        (a member, or the rollout's canary, which carries the group's name in the migration's tag)."""
         tags = instance.ec2_backend.tags.get(instance.id, {})
         return (self.hosts.get(instance.id) or self.hosts.get(tags.get(SOURCE_INSTANCE_TAG, ""))
-                or self.group_hosts.get(tags.get("aws:autoscaling:groupName", "")))
+                or self.group_hosts.get(tags.get("aws:autoscaling:groupName", ""))
+                or self.group_hosts.get(tags.get(GROUP_TAG, "")))
 
     def scan_answer(self, instance) -> str:
         """What the scan script prints there: the AL2 host, or what AL2023 makes of it."""
@@ -81,6 +84,20 @@ class SSM:
             if not ctx.clock.in_simulation():  # asked from outside (the CLI on local serve): the
                 ctx.clock.call_later(SSM_COMMAND_SECONDS, lambda: None)  # clock must reach the answer
 
+        original_send = ssm_models.SimpleSystemManagerBackend.send_command
+
+        # AWS: Run Command refuses an instance that is not a managed node (no SSM agent, or no
+        # instance profile that lets it register) with InvalidInstanceId; moto accepted any id.
+        def send_command(backend, *args, **kwargs):
+            ec2_backend = ec2_backends[backend.account_id][backend.region_name]
+            for instance_id in kwargs.get("instance_ids") or []:
+                host = self.host_of(ec2_backend.get_instance_by_id(instance_id))
+                if host and not host.spec.ssm:
+                    raise SSMException("InvalidInstanceId",
+                                       f"Instances [[{instance_id}]] not in a valid state for account {backend.account_id}")
+            return original_send(backend, *args, **kwargs)
+
+        ctx.patches.patch(ssm_models.SimpleSystemManagerBackend, "send_command", send_command)
         ctx.patches.after_init(ssm_models.Command, requested)
         ctx.patches.patch(ssm_models.Command, "get_invocation", get_invocation)
 
