@@ -376,6 +376,9 @@ def _check_self_managed(runtime: LocalRuntime, built, summary: dict) -> list[str
         problems.append(f"{target}: {len(nodes)} of {len(members)} instances joined the cluster")
     if stuck:
         problems.append(f"{target}: nodes not Ready, cordoned or marked after {summary['outcome']}: {stuck}")
+    return problems
+
+
 def _check_in_place(runtime: LocalRuntime, built, summary: dict) -> list[str]:
     """A group updated in place keeps its name: migrated, every node on AL2023 from a new launch-template
     version; otherwise on its original version, every node AL2; either way its size and nothing cordoned."""
