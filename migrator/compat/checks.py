@@ -17,8 +17,14 @@ from migrator.compat.scan import decode_user_data, imds_v1_calls, instance_user_
 from migrator.errors import CompatibilityBlocked, NotReadyYet, ParityMissing
 from migrator.fields import CompatibilityMode, ParityAccept
 
-# SSM answers these when it cannot run a command on the instance (no agent, no instance profile, not managed).
-SSM_UNREACHABLE = {"InvalidInstanceId", "UnsupportedPlatformType"}
+# What SSM answers when it cannot run a command on the instance, and what to do about it. The scan then
+# checks the user data only (statically) and the parity check says it could not compare.
+SSM_UNREACHABLE = {
+    "InvalidInstanceId": "not a managed node (no SSM agent, or no instance profile that lets it register)",
+    "UnsupportedPlatformType": "not a Linux managed node",
+    # SendCommand is allowed only on instances carrying the opt-in tag: a group's must propagate it at launch
+    "AccessDeniedException": "not permitted: the instance lacks the opt-in tag (propagate the group's tag at launch)",
+}
 
 
 @dataclass
@@ -106,8 +112,9 @@ def start(c: Clients, request: ScanRequest) -> ScanStarted:
     except ClientError as error:
         if error.response["Error"]["Code"] not in SSM_UNREACHABLE:
             raise
+        code = error.response["Error"]["Code"]
         return ScanStarted(instance_id=instance_id, command_id=None, started_at=clock.now(),
-                           unreachable=f"SSM Run Command cannot reach {instance_id}: {error.response['Error']['Code']}")
+                           unreachable=f"SSM Run Command cannot reach {instance_id}: {code}, {SSM_UNREACHABLE[code]}")
     return ScanStarted(instance_id=instance_id, command_id=command_id, started_at=clock.now())
 
 
@@ -158,9 +165,10 @@ def parity(c: Clients, request: ParityRequest) -> Parity:
     """What the old host had that the new one lacks; the caller records it, then `refuse_missing` decides."""
     old, new = request.old.facts, _read(c, request.scan)
     if old is None or new is None:
-        which = request.old.instance_id if old is None else request.scan.instance_id
+        why = (f"{request.old.instance_id} was not read through SSM" if old is None
+               else request.scan.unreachable or f"{request.scan.instance_id} was not read through SSM")
         return Parity(old_instance=request.old.instance_id, new_instance=request.scan.instance_id, checked=False,
-                      missing=[], accepted=[], note=f"{which} could not be read through SSM: parity not checked")
+                      missing=[], accepted=[], note=f"parity not checked: {why}")
     every = missing_on_replacement(old, new)
     missing = missing_on_replacement(old, new, request.accept)
     return Parity(old_instance=request.old.instance_id, new_instance=request.scan.instance_id, checked=True,

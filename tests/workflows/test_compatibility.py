@@ -243,3 +243,16 @@ def test_eks_pods_without_irsa_or_pod_identity_are_warnings_in_the_evidence():
                                     "workloads": workloads}]) as rt:
         run, result = migrate_nodegroup(rt, imds_hop_limit=2)  # pods still reach IMDS: nothing to warn of
         assert result["status"] == "SUCCEEDED" and "compatibility-checked" not in trail(rt, run)
+
+
+def test_a_clean_host_ssm_cannot_reach_migrates_and_says_parity_was_not_checked():
+    with server({"user_data": "#!/bin/bash\ndnf install -y nginx\n", "ssm": False}) as rt:
+        run, result = migrate(rt)
+        assert result["status"] == "SUCCEEDED", result
+        records = trail(rt, run)
+        assert records["host-scan-sent"]["unreachable"].endswith("InvalidInstanceId, not a managed node "
+                                                                 "(no SSM agent, or no instance profile that lets it register)")
+        assert records["compatibility-checked"]["scanned"] is False
+        parity = records["parity-checked"]
+        assert parity["checked"] is False and parity["note"].startswith("parity not checked: i-")
+        assert approval_evidence(rt, run)["parity"]["note"] == parity["note"]
