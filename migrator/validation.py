@@ -1,6 +1,7 @@
 """Turning an execution input into a typed model, or one clear error naming the field."""
 
 import json
+import re
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -10,11 +11,21 @@ from migrator.errors import InvalidInput
 Model = TypeVar("Model", bound=BaseModel)
 
 
+# A model validator's message that names the field it is about ("nodegroups: a cluster needs ..."): the field is
+# joined to where the model sits, so the line names eks_clusters.0.nodegroups, not eks_clusters.0.
+_NAMED_FIELD = re.compile(r"^Value error, ([A-Za-z_][\w.]*): (.*)$", re.S)
+
+
 def describe_validation_error(error: ValidationError) -> str:
     problems = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "(input)"
-        problems.append(f"{field}: {item['msg']}")
+        loc = [str(part) for part in item["loc"]]
+        message = item["msg"]
+        named = _NAMED_FIELD.match(message) if item["type"] == "value_error" else None
+        if named:
+            loc.append(named.group(1))
+            message = named.group(2)
+        problems.append(f"{'.'.join(loc) or '(input)'}: {message}")
     return "; ".join(problems)
 
 
