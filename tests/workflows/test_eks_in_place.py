@@ -5,6 +5,7 @@ and cluster are checked."""
 from __future__ import annotations
 
 import base64
+import json
 
 from migrator.audit import read_trail
 from migrator.eks.userdata import parse_node_config
@@ -88,6 +89,13 @@ def test_success_updates_every_node_to_al2023_in_place_within_the_budget():
         assert _check_workloads(cluster) == []
         assert trail(rt, run) == ["preflight-passed", "launch-template-version-created", "approval-requested",
                                   "approval-approved", "update-started", "update-ended", "migrated"]
+        items = rt.client("dynamodb").scan(TableName=AUDIT_TABLE)["Items"]
+        (gate,) = [i for i in items if i.get("gate", {}).get("S") == "before-update"]
+        evidence = json.loads(gate["evidence"]["S"])  # what the approver reads before EKS replaces anything
+        assert evidence["path"] == "in-place" and "custom AMI" in evidence["why"]
+        assert (evidence["from_version"], evidence["to_version"]) == ("1", "2")
+        assert evidence["ami"] == data["ImageId"] and len(evidence["nodes"]) == 3
+        assert all(check["ok"] for check in evidence["checks"].values())
 
 
 def test_new_nodes_that_never_turn_ready_fail_the_update_and_it_is_rolled_back():
