@@ -5,6 +5,7 @@ and cluster are checked."""
 from __future__ import annotations
 
 import base64
+import json
 
 from migrator.audit import read_trail
 from migrator.eks.userdata import parse_node_config
@@ -88,6 +89,13 @@ def test_success_updates_every_node_to_al2023_in_place_within_the_budget():
         assert _check_workloads(cluster) == []
         assert trail(rt, run) == ["preflight-passed", "launch-template-version-created", "approval-requested",
                                   "approval-approved", "update-started", "update-ended", "migrated"]
+        items = rt.client("dynamodb").scan(TableName=AUDIT_TABLE)["Items"]
+        (gate,) = [i for i in items if i.get("gate", {}).get("S") == "before-update"]
+        evidence = json.loads(gate["evidence"]["S"])  # what the approver reads before EKS replaces anything
+        assert evidence["path"] == "in-place" and "custom AMI" in evidence["why"]
+        assert (evidence["from_version"], evidence["to_version"]) == ("1", "2")
+        assert evidence["ami"] == data["ImageId"] and len(evidence["nodes"]) == 3
+        assert all(check["ok"] for check in evidence["checks"].values())
 
 
 def test_new_nodes_that_never_turn_ready_fail_the_update_and_it_is_rolled_back():
@@ -202,3 +210,44 @@ def test_plan_routes_custom_ami_groups_in_place_and_a_wave_starts_them_as_childr
     assert {t["target"]: (t["kind"], t["outcome"]) for t in summary["targets"]} == {
         TARGET: ("eks-in-place", "migrated"), "eks/prod/ng-general": ("eks", "migrated")}
     assert summary["invariants"]["ok"], summary["invariants"]
+
+
+def test_each_mutating_step_twice_makes_nothing_twice():
+    """A retried task (after a timeout, say) finds what the first attempt made: one version, one update, and
+    the rollback asked again starts no second update back."""
+    from migrator.eks import in_place
+    from migrator.eks.events import clients
+    from migrator.eks.in_place_models import InPlaceInput
+    from migrator.errors import NotReadyYet
+
+    execution = "arn:aws:states:us-east-1:123456789012:execution:eks-in-place:retried"
+    with eks(clock={"speed": 0.001}) as rt:
+        c = clients("prod")
+        request = InPlaceInput(cluster_name="prod", nodegroup_name="ng-custom")
+        pre = in_place.preflight(c, request, execution, "al2023-migration", "enabled")
+        assert pre.path == "in-place" and pre.checks["path"].ok and pre.launch_template.version == "1"
+        first = in_place.create_version(c, request, pre, execution)
+        again = in_place.create_version(c, request, pre, execution)
+        assert (first.created, again.created, again.version) == (True, False, first.version)
+        template = group(rt)["launchTemplate"]["id"]
+        versions = rt.client("ec2").describe_launch_template_versions(LaunchTemplateId=template)
+        assert len(versions["LaunchTemplateVersions"]) == 2
+
+        started = in_place.start_update(c, request, first, execution)
+        retried = in_place.start_update(c, request, first, execution)
+        assert (started.started, retried.started, retried.update_id) == (True, False, started.update_id)
+        updates = rt.client("eks").list_updates(name="prod", nodegroupName="ng-custom")["updateIds"]
+        assert updates == [started.update_id]
+
+        eks_api = rt.client("eks")
+        for _ in range(200):  # EKS's update moves as it is looked at
+            if eks_api.describe_update(name="prod", updateId=started.update_id,
+                                       nodegroupName="ng-custom")["update"]["status"] != "InProgress":
+                break
+            rt.clock.advance(30)
+        for _ in range(2):  # rolled back twice: one update back
+            try:
+                in_place.rollback(c, request, pre, first, execution, None, None)
+            except NotReadyYet:
+                pass
+        assert len(rt.client("eks").list_updates(name="prod", nodegroupName="ng-custom")["updateIds"]) == 2

@@ -25,6 +25,13 @@ def al2023_version(rt) -> tuple[str, str]:
     return template["id"], str(created["LaunchTemplateVersion"]["VersionNumber"])
 
 
+def start(rt, **extra) -> dict:
+    """UpdateNodegroupVersion to a new version naming the AL2023 AMI."""
+    template_id, version = al2023_version(rt)
+    return rt.client("eks").update_nodegroup_version(clusterName="prod", nodegroupName="ng", **extra,
+                                                     launchTemplate={"id": template_id, "version": version})["update"]
+
+
 def update(rt, update_id):
     return rt.client("eks").describe_update(name="prod", updateId=update_id, nodegroupName="ng")["update"]
 
@@ -39,12 +46,10 @@ def test_the_update_surges_cordons_drains_within_budgets_and_scales_back():
     """EKS: the group moves to the version and is UPDATING; twice the AZs (2) new nodes first; once they are
     Ready every outdated node is cordoned; drains respect budgets; the group ends at its size, all new."""
     with custom() as rt:
-        eks = rt.client("eks")
-        template_id, version = al2023_version(rt)
-        started = eks.update_nodegroup_version(clusterName="prod", nodegroupName="ng",
-                                               launchTemplate={"id": template_id, "version": version})["update"]
+        eks, started = rt.client("eks"), start(rt)
         assert started["status"] == "InProgress" and started["type"] == "VersionUpdate"
-        assert {"type": "LaunchTemplateVersion", "value": version} in started["params"]
+        assert {"type": "LaunchTemplateVersion", "value": "2"} in started["params"]
+        version = "2"
         group = eks.describe_nodegroup(clusterName="prod", nodegroupName="ng")["nodegroup"]
         assert group["status"] == "UPDATING" and group["launchTemplate"]["version"] == version
         rt.clock.advance(41)
@@ -85,10 +90,7 @@ def test_a_budget_that_blocks_fails_the_update_after_15_minutes_with_pod_evictio
     """EKS: pods that do not leave within 15 minutes fail the update (PodEvictionFailure), not before; the
     cordoned nodes stay cordoned (only another update moves the group)."""
     with custom(faults=[{"target": "eks/prod/ng", "at": "update", "kind": "pdb-blocked"}]) as rt:
-        eks = rt.client("eks")
-        template_id, version = al2023_version(rt)
-        started = eks.update_nodegroup_version(clusterName="prod", nodegroupName="ng",
-                                               launchTemplate={"id": template_id, "version": version})["update"]
+        started = start(rt)
         rt.clock.advance(41)
         update(rt, started["id"])  # surged nodes Ready: the drain starts
         rt.clock.advance(880)
@@ -101,10 +103,7 @@ def test_a_budget_that_blocks_fails_the_update_after_15_minutes_with_pod_evictio
 
 def test_new_nodes_that_never_turn_ready_fail_the_update_with_node_creation_failure():
     with custom(faults=[{"target": "eks/prod/ng", "at": "update", "kind": "unhealthy"}]) as rt:
-        eks = rt.client("eks")
-        template_id, version = al2023_version(rt)
-        started = eks.update_nodegroup_version(clusterName="prod", nodegroupName="ng",
-                                               launchTemplate={"id": template_id, "version": version})["update"]
+        started = start(rt)
         rt.clock.advance(300)
         assert update(rt, started["id"])["status"] == "InProgress"
         assert not any(n.unschedulable for n in nodes(rt))  # nothing cordoned before new nodes are Ready
