@@ -18,12 +18,12 @@ def _kube(cluster: str) -> Kube:
 
 @task(KarpenterTask)
 def preflight(event: KarpenterTask, context):
-    """Karpenter's version supports AL2023, the pool's budgets allow progress, no budget or pod blocks the
-    drift: every check, before any change."""
+    """Karpenter's version supports AL2023, the pool's budgets allow progress, VPC CNI and container runtime,
+    no PDB or pod blocks the drift: every check, before any change."""
     request = event.state.input
     preflight_checks.require_cluster(client("eks"), request.cluster_name)
-    result = karpenter.preflight(_kube(request.cluster_name), request, event.execution, settings().tag_key,
-                                 settings().tag_value)
+    result = karpenter.preflight(client("eks"), _kube(request.cluster_name), request, event.execution,
+                                 settings().tag_key, settings().tag_value)
     audit_log(event.execution, event.target).record(
         "already-migrated" if result.already_migrated else "preflight-passed",
         checks=result.model_dump(mode="json")["checks"])

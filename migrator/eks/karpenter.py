@@ -10,6 +10,7 @@ while they still hold what we wrote.
 
 from __future__ import annotations
 
+import email
 import json
 import math
 from email.mime.multipart import MIMEMultipart
@@ -21,6 +22,7 @@ from kubernetes import client as k8s
 from migrator import clock
 from migrator.aws import execution_name
 from migrator.eks import drain as draining
+from migrator.eks.checks import node_checks, ready
 from migrator.eks.karpenter_models import (
     AmiSelection,
     Changed,
@@ -85,10 +87,6 @@ def on_al2023(node) -> bool:
     return (node.status.node_info.os_image or "").startswith("Amazon Linux 2023")
 
 
-def _ready(node) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
-
-
 def _disrupting(node) -> bool:
     return bool(node.spec.unschedulable) or any(t.key in DISRUPTED_TAINTS for t in (node.spec.taints or []))
 
@@ -111,8 +109,9 @@ def al2023_user_data(old: str | None) -> str | None:
     /etc/eks/bootstrap.sh, so lines calling it are dropped."""
     if not old or not old.strip():
         return old
-    kubelet = kubelet_settings(old)
-    script = "\n".join(line for line in old.splitlines() if "bootstrap.sh" not in line).strip()
+    scripts = _scripts(old)
+    kubelet = kubelet_settings("\n".join(scripts))
+    script = "\n".join(line for text in scripts for line in text.splitlines() if "bootstrap.sh" not in line).strip()
     document = MIMEMultipart(boundary=BOUNDARY)
     if kubelet:
         config = {"apiVersion": "node.eks.aws/v1alpha1", "kind": "NodeConfig", "spec": {"kubelet": kubelet}}
@@ -124,6 +123,16 @@ def al2023_user_data(old: str | None) -> str | None:
         part.replace_header("Content-Type", 'text/x-shellscript; charset="us-ascii"')
         document.attach(part)
     return document.as_string() if document.get_payload() else None
+
+
+def _scripts(user_data: str) -> list[str]:
+    """The shell scripts of AL2 user data: the text itself, or each shell part of a MIME multipart document
+    (Karpenter accepts both for AL2)."""
+    if not user_data.lstrip().lower().startswith(("mime-version", "content-type")):
+        return [user_data]
+    message = email.message_from_string(user_data)
+    return [part.get_payload(decode=True).decode(errors="replace") for part in message.walk()
+            if part.get_content_type() == "text/x-shellscript"]
 
 
 def _wanted(version: str, current: AmiSelection) -> AmiSelection:
@@ -158,7 +167,8 @@ def allowed_disruptions(nodepool: dict, nodes: int) -> tuple[int, list[str]]:
     return (nodes if allowed is None else allowed), scheduled
 
 
-def preflight(kube: Kube, request: KarpenterInput, execution: str, tag_key: str, tag_value: str) -> KarpenterPreflight:
+def preflight(eks, kube: Kube, request: KarpenterInput, execution: str, tag_key: str,
+              tag_value: str) -> KarpenterPreflight:
     """Only a pool whose EC2NodeClass tags its instances with the opt-in tag (`spec.tags`, so discovery sees
     them opted in) is ours to change. Every other check runs; all failures are reported together, before
     any change."""
@@ -204,19 +214,15 @@ def preflight(kube: Kube, request: KarpenterInput, execution: str, tag_key: str,
     check("nodeclass_shared", not sharing,
           f"EC2NodeClass {nodeclass_name} is also used by NodePools {sharing}: changing it drifts them too"
           if sharing else f"EC2NodeClass {nodeclass_name} is used by {request.nodepool_name} only")
+    node_checks(eks, kube, request.cluster_name, nodes, request.pdb_blocks, check)  # VPC CNI, Docker, PDBs
     allowed, scheduled = allowed_disruptions(nodepool, len(nodes))
-    check("disruption_budgets", allowed > 0,
+    check("nodepool_budgets", allowed > 0,
           (f"Karpenter may replace {allowed} of {len(nodes)} nodes at a time" if allowed > 0 else
            f"the NodePool's budgets allow no drift ({len(nodes)} nodes): drift would never progress")
           + (f"; scheduled budgets {scheduled}" if scheduled else ""))
     names = {n.metadata.name for n in nodes}
     pods = [p for p in kube.core.list_pod_for_all_namespaces().items if p.spec.node_name in names]
     budgets = kube.policy.list_pod_disruption_budget_for_all_namespaces().items
-    zero = sorted(f"{b.metadata.namespace}/{b.metadata.name}" for b in budgets
-                  if b.status and b.status.disruptions_allowed == 0
-                  and any(draining.covering_budgets(p, [b]) for p in pods if draining.evictable(p)))
-    check("pod_disruption_budgets", not (zero and request.pdb_blocks),
-          f"allow no disruption: {zero}" if zero else "every budget over the pool's pods allows a disruption")
     for line in draining.describe_refusals(draining.refusals(pods, budgets, _drain_policy(request, execution))):
         name, _, detail = line.partition(": ")
         check(name, False, detail)
@@ -278,7 +284,7 @@ def _progress(kube: Kube, pool: str, stale) -> tuple[list, str]:
     them, and new nodes not Ready: a line an operator reads."""
     nodes = nodes_of(kube, pool)
     left = sorted(n.metadata.name for n in nodes if stale(n))
-    not_ready = sorted(n.metadata.name for n in nodes if not _ready(n))
+    not_ready = sorted(n.metadata.name for n in nodes if not ready(n))
     parts = [f"{len(left)} of {len(nodes)} nodes of {pool} still to replace" + (f": {left[:10]}" if left else "")]
     blocked = []
     budgets = None

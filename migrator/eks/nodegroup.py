@@ -8,18 +8,21 @@ reads the current state first, so a retry changes nothing twice.
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
+from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
 from migrator import clock
 from migrator.aws import client_token, error_code, execution_name
 from migrator.config import EXECUTION_TAG
 from migrator.eks import drain as draining
+from migrator.eks.checks import AL2023_AMI_PARAMETER, node_checks, require_daemonsets
+from migrator.eks.checks import ready as is_ready
 from migrator.eks.kube import Kube
 from migrator.eks.models import NodegroupInput
+from migrator.eks.paths import BLUE_GREEN, update_path
 from migrator.eks.results import (
     Check,
     Created,
@@ -33,15 +36,16 @@ from migrator.eks.results import (
     Tainted,
     Validated,
 )
-from migrator.eks.userdata import kubelet_settings, nodeadm_user_data
+from migrator.compat.checks import Compatibility
+from migrator.compat.host import HostFacts
+from migrator.compat.rules import evaluate
+from migrator.eks.userdata import carried_scripts, kubelet_settings, nodeadm_user_data
 from migrator.errors import DeadlineExceeded, NodegroupFailed, NotOurs, NotReadyYet, PreflightFailed
 from migrator.failures import CaughtError, explain_failure
 
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 AL2_TAINT = {"key": "os", "value": "al2", "effect": "NoSchedule"}
-MIN_VPC_CNI = (1, 16, 2)
 SOURCE_NODEGROUP_TAG = "al2023-migration:source-nodegroup"
-AL2023_AMI_PARAMETER = "/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/x86_64/standard/recommended/image_id"
 
 
 @dataclass(frozen=True)
@@ -75,11 +79,6 @@ def nodes_of(kube: Kube, nodegroup: str) -> list:
     return kube.core.list_node(label_selector=f"{NODEGROUP_LABEL}={nodegroup}").items
 
 
-def _version(text: str) -> tuple[int, ...]:
-    found = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text or "")
-    return tuple(int(x) for x in found.groups()) if found else (0, 0, 0)
-
-
 # --- pre-flight ---------------------------------------------------------------------
 
 
@@ -104,12 +103,13 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
         check("kubernetes_version", False, f"no EKS-optimized AL2023 AMI for Kubernetes {cluster['version']}")
     ami_type = old.get("amiType", "")
     check("al2_node_group", ami_type.startswith("AL2_") or ami_type == "CUSTOM", f"amiType {ami_type}")
+    path, reason, _ = update_path(c.ec2, old)  # informs only: a custom-AMI group may also go blue/green
+    check("path", True, reason if path == BLUE_GREEN else f"{reason}; blue/green as asked (eks-in-place would "
+                                                          "keep the group)")
     nodes = nodes_of(c.kube, request.nodegroup_name)
-    node_checks(c, request.cluster_name, nodes, request.pdb_blocks, check)
+    node_checks(c.eks, c.kube, request.cluster_name, nodes, request.pdb_blocks, check)
     _check_new_name(c, request, execution, check)
     _check_pods(c, request, {n.metadata.name for n in nodes}, execution, check)
-    if failures:
-        raise PreflightFailed(f"{request.target} cannot be migrated: " + "; ".join(failures))
     template = old.get("launchTemplate")
     user_data = None
     if template:
@@ -117,6 +117,16 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
             LaunchTemplateId=template["id"], Versions=[str(template["version"])])["LaunchTemplateVersions"][0]
         encoded = data["LaunchTemplateData"].get("UserData")
         user_data = base64.b64decode(encoded).decode(errors="replace") if encoded else None
+    carried = carried_scripts(user_data)
+    if carried:  # never dropped: only our launch template's nodeadm document can carry them
+        check("user_data", request.launch_template == "custom",
+              f"{len(carried)} script(s) besides bootstrap.sh go into the nodeadm document" if request.launch_template
+              == "custom" else "the old user data runs more than bootstrap.sh; launch_template none would drop it: "
+                               "use launch_template custom to carry it")
+    if failures:
+        raise PreflightFailed(f"{request.target} cannot be migrated: " + "; ".join(failures))
+    findings = evaluate(HostFacts(user_data="\n".join(carried)))  # the carried scripts, checked statically
+    pod_warnings = _pods_without_aws_identity(c, request, {n.metadata.name for n in nodes})
     return Preflight(
         **base,
         already_migrated=False,
@@ -134,6 +144,10 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
         ),
         kubelet=kubelet_settings(user_data),
         old_launch_template=template,
+        carried_scripts=carried,
+        compatibility=Compatibility(instance_id=None, scanned=False, blockers=findings.names("blocker"),
+                                    warnings=findings.names("warning") + pod_warnings, mode=request.compatibility)
+        if carried or pod_warnings else None,
     )
 
 
@@ -146,22 +160,6 @@ def opted_in_nodegroup(c: Clients, cluster: str, name: str, tag_key: str, tag_va
         raise PreflightFailed(f"node group {name} is not tagged {tag_key}={tag_value}; "
                               "the migration may only change tagged node groups")
     return group
-
-
-def node_checks(c: Clients, cluster: str, nodes: list, pdb_blocks: bool, check) -> None:
-    """What AL2023 nodes need of the cluster and of the group's nodes, whichever path the group takes: the VPC CNI
-    version, no Docker runtime, disruption budgets that allow progress (unless `pdb_blocks` is off)."""
-    cni = _vpc_cni_version(c, cluster)
-    check("vpc_cni", _version(cni) >= MIN_VPC_CNI,
-          f"VPC CNI {cni or 'unknown'} (needs >= {'.'.join(map(str, MIN_VPC_CNI))})")
-    docker = sorted(n.metadata.name for n in nodes
-                    if (n.status.node_info.container_runtime_version or "").startswith("docker"))
-    check("container_runtime", not docker, f"Docker on {docker}" if docker else "containerd on every node")
-    zero = sorted(f"{p.metadata.namespace}/{p.metadata.name}"
-                  for p in c.kube.policy.list_pod_disruption_budget_for_all_namespaces().items
-                  if p.status and p.status.disruptions_allowed == 0)
-    check("disruption_budgets", not (zero and pdb_blocks),
-          f"allow no disruption: {zero}" if zero else "every budget allows a disruption")
 
 
 def refusal_checks(c: Clients, nodes: set[str], policy: draining.DrainPolicy, check) -> list:
@@ -199,6 +197,40 @@ def _check_pods(c: Clients, request: NodegroupInput, old_nodes: set[str], execut
           f"affinity) and would never schedule on {request.new_name}" if pinned else "no pod is pinned to the old group")
 
 
+IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+
+
+def _pods_without_aws_identity(c: Clients, request: NodegroupInput, old_nodes: set[str]) -> list[str]:
+    """Warnings: service accounts of pods on the old nodes with neither IRSA (the role-arn annotation)
+    nor an EKS Pod Identity association. AL2023 requires IMDSv2 and, with hop limit 1, a pod's
+    containers cannot reach IMDS: such pods lose the node role's credentials. Host-network pods
+    (aws-node, kube-proxy) still reach it, so they are not listed."""
+    if request.launch_template == "custom" and request.imds_hop_limit != 1:
+        return []
+    pods = [p for p in c.kube.core.list_pod_for_all_namespaces().items
+            if p.spec.node_name in old_nodes and not p.spec.host_network]
+    by_account: dict[tuple[str, str], list[str]] = {}
+    for pod in pods:
+        by_account.setdefault((pod.metadata.namespace, pod.spec.service_account_name or "default"), []).append(
+            pod.metadata.name)
+    warnings = []
+    for (namespace, account), names in sorted(by_account.items()):
+        try:
+            annotations = c.kube.core.read_namespaced_service_account(account, namespace).metadata.annotations or {}
+        except k8s.ApiException as error:
+            if error.status != 404:
+                raise
+            annotations = {}
+        if IRSA_ANNOTATION in annotations or c.eks.list_pod_identity_associations(
+                clusterName=request.cluster_name, namespace=namespace, serviceAccount=account)["associations"]:
+            continue
+        names = sorted(names)
+        warnings.append(f"pod-credentials: {namespace}/{account} ({', '.join(names[:3])}"
+                        f"{f' and {len(names) - 3} more' if len(names) > 3 else ''}): neither IRSA nor EKS Pod "
+                        "Identity; with IMDSv2 and hop limit 1 on AL2023 they lose the node role's credentials")
+    return warnings
+
+
 def _pinned_to(pod) -> set[str]:
     """The node groups a pod may only run on, by node selector or required node affinity."""
     groups = set()
@@ -212,20 +244,6 @@ def _pinned_to(pod) -> set[str]:
             if expression.key == NODEGROUP_LABEL and expression.operator == "In":
                 groups.update(expression.values or [])
     return groups
-
-
-def _vpc_cni_version(c: Clients, cluster: str) -> str:
-    """The vpc-cni add-on's version, else the aws-node DaemonSet's image tag."""
-    try:
-        return c.eks.describe_addon(clusterName=cluster, addonName="vpc-cni")["addon"]["addonVersion"]
-    except ClientError as error:
-        if error_code(error) != "ResourceNotFoundException":
-            raise
-    try:
-        daemonset = c.kube.apps.read_namespaced_daemon_set("aws-node", "kube-system")
-        return daemonset.spec.template.spec.containers[0].image.rsplit(":", 1)[-1]
-    except Exception:  # no aws-node: an unusual CNI, reported as unknown
-        return ""
 
 
 # --- the new group --------------------------------------------------------------------
@@ -270,7 +288,7 @@ def _launch_template(c: Clients, request: NodegroupInput, pre: Preflight, execut
     if found["LaunchTemplates"]:
         return {"id": found["LaunchTemplates"][0]["LaunchTemplateId"], "version": "1"}
     cluster = c.eks.describe_cluster(name=request.cluster_name)["cluster"]
-    user_data = nodeadm_user_data(cluster, pre.kubelet)
+    user_data = nodeadm_user_data(cluster, pre.kubelet, pre.carried_scripts)
     created = c.ec2.create_launch_template(
         LaunchTemplateName=name,
         ClientToken=client_token(execution, "launch-template"),
@@ -302,10 +320,6 @@ def wait_nodegroup(c: Clients, request: NodegroupInput, created: Created) -> Rea
     if len(ready) < desired:
         raise NotReadyYet(f"{len(ready)}/{desired} nodes of {request.new_name} Ready")
     return Ready(nodes=sorted(ready))
-
-
-def is_ready(node) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
 
 
 # --- taint, validate, drain, delete -----------------------------------------------------
@@ -353,21 +367,6 @@ def validate_new(c: Clients, request: NodegroupInput, pre: Preflight) -> Validat
             raise NotReadyYet(f"node {node.metadata.name} cannot take workloads yet ({extra or 'not ready'})")
     require_daemonsets(c.kube, names)
     return Validated(nodes=names, daemonsets_everywhere=True)
-
-
-def require_daemonsets(kube: Kube, names: list[str]) -> None:
-    """NotReadyYet until every DaemonSet has a running pod on each of these nodes."""
-    missing = []
-    pods = kube.core.list_pod_for_all_namespaces().items
-    for daemonset in kube.apps.list_daemon_set_for_all_namespaces().items:
-        running = {p.spec.node_name for p in pods if p.status.phase == "Running"
-                   and any(o.kind == "DaemonSet" and o.name == daemonset.metadata.name
-                           for o in (p.metadata.owner_references or []))}
-        missing += [f"{daemonset.metadata.name} on {n}" for n in names if n not in running]
-    if missing:
-        raise NotReadyYet("DaemonSet pods not running yet: " + ", ".join(missing[:5]))
-
-
 def drain_old(c: Clients, request: NodegroupInput, execution: str) -> Drained:
     nodes = [n.metadata.name for n in nodes_of(c.kube, request.nodegroup_name)]
     return draining.drain(c.kube, nodes, request.drain_batch_size, request.drain_deadline_seconds,

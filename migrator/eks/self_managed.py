@@ -29,9 +29,16 @@ from migrator.asg.rollout import describe_group, instance_version, resolve_versi
 from migrator.aws import execution_digest, execution_name
 from migrator.config import CANARY_TAG
 from migrator.eks import drain as draining
+from migrator.eks.checks import (
+    AL2023_AMI_PARAMETER,
+    daemonsets_missing,
+    docker_nodes,
+    ready,
+    vpc_cni_ok,
+    vpc_cni_version,
+    zero_budgets,
+)
 from migrator.eks.kube import Kube
-from migrator.eks.nodegroup import AL2023_AMI_PARAMETER, node_checks, refusal_checks, require_daemonsets
-from migrator.eks.nodegroup import is_ready as ready
 from migrator.eks.results import Check
 from migrator.eks.self_managed_models import (
     Canary,
@@ -45,7 +52,7 @@ from migrator.eks.self_managed_models import (
     SelfManagedInput,
     Settled,
 )
-from migrator.eks.userdata import kubelet_settings, nodeadm_user_data, script_without_bootstrap
+from migrator.eks.userdata import carried_scripts, kubelet_settings, nodeadm_user_data
 from migrator.errors import CanaryUnhealthy, DeadlineExceeded, NotReadyYet, PreflightFailed
 from migrator.failures import CaughtError, explain_failure
 
@@ -111,10 +118,9 @@ def _settled(c: Clients, group: dict, pre: Preflight) -> tuple[list[str], str | 
     if not_ready:
         return [], f"nodes {not_ready} are not Ready"
     names = sorted(n.metadata.name for n in nodes.values())
-    try:
-        require_daemonsets(c.kube, names)
-    except NotReadyYet as missing:
-        return [], str(missing)
+    missing = daemonsets_missing(c.kube, names)
+    if missing:
+        return [], "DaemonSet pods not running yet: " + ", ".join(missing[:5])
     return names, None
 
 
@@ -161,10 +167,19 @@ def preflight(c: Clients, request: SelfManagedInput, execution: str, tag_key: st
     check("bootstrap", "bootstrap.sh" in user_data,
           "the user data calls bootstrap.sh" if "bootstrap.sh" in user_data else
           "the user data does not call /etc/eks/bootstrap.sh: its kubelet settings cannot be carried over")
+    check("vpc_cni", *vpc_cni_ok(vpc_cni_version(c.eks, c.kube, request.cluster_name)))
     nodes = group_nodes(c.kube, group)
-    node_checks(c, request.cluster_name, list(nodes.values()), request.pdb_blocks, check)
+    docker = docker_nodes(list(nodes.values()))
+    check("container_runtime", not docker, f"Docker on {docker}" if docker else "containerd on every node")
+    zero = zero_budgets(c.kube)
+    check("disruption_budgets", not (zero and request.pdb_blocks),
+          f"allow no disruption: {zero}" if zero else "every budget allows a disruption")
     names = {n.metadata.name for n in nodes.values()}
-    refusal_checks(c, names, drain_policy(request, execution), check)
+    pods = [p for p in c.kube.core.list_pod_for_all_namespaces().items if p.spec.node_name in names]
+    budgets = c.kube.policy.list_pod_disruption_budget_for_all_namespaces().items
+    for line in draining.describe_refusals(draining.refusals(pods, budgets, drain_policy(request, execution))):
+        name, _, detail = line.partition(": ")
+        check(name, False, detail)
     if failures:
         raise PreflightFailed(f"{request.target} cannot be migrated: " + "; ".join(failures))
     return Preflight(**base, already_migrated=False, checks=checks, old_nodes=sorted(names),
@@ -188,7 +203,7 @@ def create_version(c: Clients, request: SelfManagedInput, pre: Preflight, execut
     data = source["LaunchTemplateData"]
     cluster = c.eks.describe_cluster(name=request.cluster_name)["cluster"]
     old_script = base64.b64decode(data.get("UserData") or "").decode(errors="replace")
-    user_data = nodeadm_user_data(cluster, pre.kubelet, script_without_bootstrap(old_script))
+    user_data = nodeadm_user_data(cluster, pre.kubelet, carried_scripts(old_script))
     # LaunchTemplateData replaces whole top-level keys of the source version: the metadata options are merged
     created = c.ec2.create_launch_template_version(
         LaunchTemplateId=pre.template_id,
@@ -256,13 +271,13 @@ def check_canary(c: Clients, request: SelfManagedInput, pre: Preflight, ver: Lau
         elif not ready(node):
             problem = f"canary node {node.metadata.name} ({instance['InstanceId']}) joined but is not Ready"
         else:
-            try:
-                require_daemonsets(c.kube, [node.metadata.name])
+            missing = daemonsets_missing(c.kube, [node.metadata.name])
+            if missing:
+                problem = "DaemonSet pods not running on the canary: " + ", ".join(missing[:5])
+            else:
                 names = sorted(d.metadata.name for d in c.kube.apps.list_daemon_set_for_all_namespaces().items)
                 return CanaryNode(instance_id=instance["InstanceId"], node=node.metadata.name, ready=True,
                                   daemonsets=names, seconds_since_start=round(waited))
-            except NotReadyYet as missing:
-                problem = f"on the canary: {missing}"
     if waited > request.canary_deadline_seconds:
         raise CanaryUnhealthy(f"{problem} after {request.canary_deadline_seconds}s (canary_deadline_seconds)")
     raise NotReadyYet(problem)

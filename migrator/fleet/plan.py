@@ -17,14 +17,7 @@ from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family
 from migrator.config import AL2023_AMI_PARAMETER, DEFAULT_MIGRATION_TAG
 from migrator.tables import format_table
-from migrator.workflows import (
-    ASG_ROLLOUT,
-    EKS_IN_PLACE,
-    EKS_KARPENTER,
-    EKS_NODEGROUP,
-    EKS_SELF_MANAGED,
-    STANDALONE_EC2,
-)
+from migrator.workflows import ASG_ROLLOUT, EKS_IN_PLACE, EKS_KARPENTER, EKS_NODEGROUP, EKS_SELF_MANAGED, STANDALONE_EC2
 
 WAVE_TAG = "al2023-migration:wave"  # an explicit wave number (0 is the canary wave)
 CRITICALITY_TAG = "al2023-migration:criticality"  # low | medium | high
@@ -128,7 +121,7 @@ def discover(ec2, eks=None, tag_key: str = DEFAULT_MIGRATION_TAG["key"]) -> Inve
 def _route_nodegroups(ec2, eks, inventory: Inventory) -> None:
     """A managed node group whose launch template names a custom AMI is updated in place (eks-in-place);
     any other takes the blue/green workflow. Each target says why."""
-    from migrator.eks.in_place import IN_PLACE, update_path
+    from migrator.eks.paths import IN_PLACE, update_path
 
     for target in inventory.targets.values():
         if target.kind != "eks":
@@ -196,8 +189,8 @@ def _classify(instance: dict, images: dict, addresses: dict, inventory: Inventor
                                                  "instances) and the eks-self-managed workflow migrates it"})
         return
     if group and cluster:  # a self-managed node group: its own workflow
-        _add(inventory, f"eks/{cluster}/{group}", EKS_SELF_MANAGED.kind,
-             {"cluster_name": cluster, "group_name": group}, criticality, wave, seen, tagged)
+        _add(inventory, f"eks/{cluster}/{group}", "eks-self-managed", {"cluster_name": cluster, "group_name": group},
+             criticality, wave, seen, tagged)
         return
     if group:
         _add(inventory, f"asg/{group}", "asg", {"group_name": group, **alarms}, criticality, wave, seen, tagged)
@@ -348,9 +341,8 @@ def plan_table(plan: dict) -> str:
             current = ", ".join(f"{a['name'] or '?'} ({a['id']})" for a in target.get("current_ami", []))
             new = target.get("target_ami")
             new = f"{new['name']} ({new['id']})" if isinstance(new, dict) else {
-                "eks": "EKS AL2023 AMI type", EKS_IN_PLACE.kind: "EKS AL2023 AMI",
-                EKS_KARPENTER.kind: "EC2NodeClass AL2023", EKS_SELF_MANAGED.kind: "EKS AL2023 AMI"}.get(
-                target["kind"], "at start (SSM)")
+                "eks": "EKS AL2023 AMI type", EKS_IN_PLACE.kind: "EKS AL2023 AMI", EKS_SELF_MANAGED.kind: "EKS AL2023 AMI",
+                EKS_KARPENTER.kind: "EC2NodeClass AL2023"}.get(target["kind"], "at start (SSM)")
             ids = target.get("instance_ids", [])
             rows.append((wave["name"], target["target"], target.get("name") or "-",
                          ", ".join(ids) if len(ids) <= 2 else f"{len(ids)} ({ids[0]}, ...)", current, new,

@@ -497,7 +497,8 @@ def eks_statements(statements: list[dict]) -> dict[str, list[dict]]:
     return found
 
 
-EKS_RESOURCE_KINDS = {"eks:DescribeCluster": {"cluster"}, "eks:DescribeNodegroup": {"nodegroup"},
+EKS_RESOURCE_KINDS = {"eks:DescribeCluster": {"cluster"}, "eks:ListPodIdentityAssociations": {"cluster"},
+                      "eks:DescribeNodegroup": {"nodegroup"},
                       "eks:DescribeAddon": {"addon"}, "eks:CreateNodegroup": {"cluster", "nodegroup"},
                       "eks:DeleteNodegroup": {"nodegroup"}, "eks:TagResource": {"nodegroup"},
                       "eks:UpdateNodegroupVersion": {"nodegroup"}, "eks:DescribeUpdate": {"cluster", "nodegroup"},
@@ -582,7 +583,8 @@ def test_one_access_entry_per_cluster_and_kubernetes_task_role_in_the_groups_of_
     assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_EVICT] in g} == {
         "eks_drain", *self_managed_drains}
     assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_NODE_PATCH] in g} == {
-        "eks_taint_old", "eks_drain", "eks_rollback", "eks_in_place_rollback", *self_managed_drains}
+        "eks_taint_old", "eks_drain", "eks_rollback", "eks_in_place_rollback",
+        *self_managed_drains}
     # Karpenter: every task reads its objects, only the change and its rollback patch the EC2NodeClass
     assert {n for n, g in groups.items() if KUBERNETES_GROUPS[Access.KUBERNETES_KARPENTER_READ] in g} == {
         "eks_karpenter_preflight", "eks_karpenter_change_nodeclass", "eks_karpenter_check_drift",
@@ -608,6 +610,7 @@ def test_rbac_manifest_binds_each_group_to_exactly_what_its_tasks_call():
         KUBERNETES_GROUPS[Access.KUBERNETES]: {
             ("", "nodes"): ["get", "list"],
             ("", "pods"): ["get", "list"],
+            ("", "serviceaccounts"): ["get"],
             ("policy", "poddisruptionbudgets"): ["list"],
             ("apps", "daemonsets"): ["get", "list"],
         },

@@ -58,7 +58,7 @@ def assert_restored(rt, size: int = 3):
     assert group(rt)["launchTemplate"]["version"] == "1" and group(rt)["status"] == "ACTIVE"
     serving = nodes(rt)
     assert len(serving) == size
-    assert all(n.os_image == "Amazon Linux 2" and n.ready and not n.unschedulable for n in serving)
+    assert all(n.os_image == "Amazon Linux 2" and n.ready(rt.clock.now()) and not n.unschedulable for n in serving)
     assert _check_workloads(sim(rt)) == []
 
 

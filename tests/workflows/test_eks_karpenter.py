@@ -29,10 +29,10 @@ def pool(**extra) -> dict:
     return {"nodepool": "default", "size": 4, "budget_percent": 50, "user_data": AL2_SCRIPT, **extra}
 
 
-def karpenter(*pools, workloads=WORKLOADS, api="v1", **extra):
+def karpenter(*pools, workloads=WORKLOADS, api="v1", cluster_extra=None, **extra):
     # Karpenter itself runs on a small managed group already on AL2023 (not a target of these tests)
     spec = {"name": "prod", "nodegroups": [{"name": "system", "size": 1, "os": "al2023"}],
-            "karpenter": list(pools or [pool()]), "karpenter_api": api, "workloads": workloads}
+            "karpenter": list(pools or [pool()]), "karpenter_api": api, "workloads": workloads, **(cluster_extra or {})}
     return running([], eks_clusters=[spec], **extra)
 
 
@@ -75,7 +75,8 @@ def assert_restored(rt, size: int = 4):
     assert nodeclass(rt)["spec"]["userData"] == AL2_SCRIPT
     nodes = pool_nodes(rt)
     assert len(nodes) == size
-    assert all(n.os_image == "Amazon Linux 2" and n.ready and not n.taints and not n.unschedulable for n in nodes)
+    now = rt.clock.now()
+    assert all(n.os_image == "Amazon Linux 2" and n.ready(now) and not n.taints and not n.unschedulable for n in nodes)
     assert len(pool_instances(rt)) == size
     assert _check_workloads(rt.kubernetes.clusters["prod"]) == []
     assert _check_karpenter(rt.fleet.karpenter[TARGET], {"outcome": "rolled_back"}) == []
@@ -157,18 +158,42 @@ def test_a_rejected_gate_changes_nothing():
 def test_someone_elses_change_during_the_drift_is_never_overwritten_by_the_rollback():
     with karpenter(faults=[{"target": TARGET, "at": "drift", "kind": "unhealthy"}]) as rt:
         body = {**karpenter_input(rt.fleet.karpenter[TARGET], rt.scenario), "drift_deadline_seconds": 900}
-        with rt.clock.busy():
-            run = rt.start_execution(EKS_KARPENTER, TARGET, body)
-        eventually(lambda: CHANGED in nodeclass(rt)["metadata"]["annotations"], "the EC2NodeClass changed")
         theirs = [{"alias": "al2023@v20241011"}]
-        code, _ = controller(rt).serve("PATCH", "/apis/karpenter.k8s.aws/v1/ec2nodeclasses/default",
-                                       {"spec": {"amiSelectorTerms": theirs}},
-                                       {"Content-Type": "application/merge-patch+json"})
-        assert code == 200
-        result = rt.wait([run], timeout=300)[run.execution_arn]
+        served, edits = controller(rt)._patch, []
+
+        def patch_then_theirs(plural, name, body, content_type):
+            answer = served(plural, name, body, content_type)
+            if CHANGED in ((body.get("metadata") or {}).get("annotations") or {}):  # right after our change
+                edits.append(served(plural, name, {"spec": {"amiSelectorTerms": theirs}}, content_type)[0])
+            return answer
+
+        controller(rt)._patch = patch_then_theirs
+        run, result = execute(rt, body)
+        assert edits == [200]
         assert result["status"] == "FAILED" and result["error"] == "ConcurrentChange"
         assert "changed by someone else" in result["cause"]
         assert nodeclass(rt)["spec"]["amiSelectorTerms"] == theirs  # theirs stands
+
+
+def test_a_change_made_while_the_gate_waits_is_never_overwritten():
+    """The change carries the resourceVersion pre-flight read: someone else's edit in between answers 409, the
+    run changes nothing and says so."""
+    with karpenter() as rt:
+        with rt.clock.busy():  # the gate is answered 300 simulated seconds after it asks: not before the edit
+            run = rt.start_execution(EKS_KARPENTER, TARGET, karpenter_input(rt.fleet.karpenter[TARGET], rt.scenario))
+            eventually(lambda: "approval-requested" in [
+                r["action"] for r in read_trail(rt.client("dynamodb"), AUDIT_TABLE, run.execution_arn)],
+                "the before-change gate")
+            code, _ = controller(rt).serve("PATCH", "/apis/karpenter.k8s.aws/v1/ec2nodeclasses/default",
+                                           {"spec": {"userData": "#!/bin/bash\necho theirs\n"}},
+                                           {"Content-Type": "application/merge-patch+json"})
+        assert code == 200
+        result = rt.wait([run], timeout=300)[run.execution_arn]
+        assert result["status"] == "FAILED" and result["error"] == "ConcurrentChange"
+        assert "nothing was changed" in result["cause"]
+        spec = nodeclass(rt)["spec"]
+        assert spec["userData"] == "#!/bin/bash\necho theirs\n" and spec["amiSelectorTerms"] == [{"alias": "al2@latest"}]
+        assert CHANGED not in nodeclass(rt)["metadata"]["annotations"]
 
 
 def test_a_stale_resource_version_is_refused_with_409():
@@ -185,11 +210,12 @@ def test_a_stale_resource_version_is_refused_with_409():
         assert controller(rt).serve("GET", "/apis/karpenter.k8s.aws/v1beta1/ec2nodeclasses/default", None, {})[0] == 404
 
 
-def test_a_karpenter_without_al2023_is_refused_before_any_change():
-    with karpenter(api="v1beta1-no-al2023") as rt:
+def test_a_karpenter_without_al2023_and_an_old_vpc_cni_are_refused_before_any_change():
+    with karpenter(api="v1beta1-no-al2023", cluster_extra={"addons": {"vpc-cni": "v1.15.1-eksbuild.1"}}) as rt:
         run, result = execute(rt)
         assert result["status"] == "FAILED" and result["error"] == "PreflightFailed"
         assert "karpenter_version" in result["cause"] and "upgrade Karpenter first" in result["cause"]
+        assert "vpc_cni: VPC CNI v1.15.1" in result["cause"]  # the node checks every AL2023 path shares
         assert "Rollback" not in entered(rt, run) and nodeclass(rt)["spec"]["amiFamily"] == "AL2"
 
 
@@ -197,7 +223,7 @@ def test_a_budget_of_zero_nodes_is_refused_before_any_change():
     with karpenter(pool(budget_percent=0)) as rt:
         run, result = execute(rt)
         assert result["status"] == "FAILED" and result["error"] == "PreflightFailed"
-        assert "disruption_budgets: the NodePool's budgets allow no drift" in result["cause"]
+        assert "nodepool_budgets: the NodePool's budgets allow no drift" in result["cause"]
         assert "ApproveChange" not in entered(rt, run)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 from migrator.audit import read_trail
-from migrator.eks.userdata import parse_node_config, shell_parts
+from migrator.eks.userdata import parse_node_config, shell_scripts
 from migrator.workstation.local.demo import plan_fleet, run_waves, self_managed_input
 from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime
 from migrator.workstation.local.summary import _check_self_managed, _check_workloads
@@ -57,7 +57,8 @@ def assert_serving_on(rt, image: str, size: int):
     assert current["DesiredCapacity"] == size and current["MaxSize"] == size
     assert images(rt) == {image}
     joined = nodes(rt)
-    assert len(joined) == size and all(n.ready and not n.unschedulable for n in joined)
+    now = rt.clock.now()
+    assert len(joined) == size and all(n.ready(now) and not n.unschedulable for n in joined)
     assert not any(t["Key"] == "al2023-migration:canary" for t in current.get("Tags", []))
     assert _check_workloads(rt.kubernetes.clusters["prod"]) == []
 
@@ -79,7 +80,7 @@ def test_success_replaces_every_node_after_draining_it():
         assert config["spec"]["cluster"]["cidr"] == "172.20.0.0/16"
         assert config["spec"]["kubelet"] == {"config": {"maxPods": 29},
                                              "flags": ["--node-labels=workload=sm-ingress,team=edge"]}
-        assert "sysctl --system" in shell_parts(user_data)[0] and "bootstrap.sh" not in shell_parts(user_data)[0]
+        assert "sysctl --system" in shell_scripts(user_data)[0] and "bootstrap.sh" not in shell_scripts(user_data)[0]
         assert {n.labels["team"] for n in nodes(rt)} == {"edge"}  # the kubelet settings carried over
         sim = rt.kubernetes.clusters["prod"]
         assert sim.min_available["api"] >= 3 and not sim.lost_pods

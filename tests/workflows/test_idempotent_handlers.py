@@ -205,7 +205,7 @@ def test_karpenter_change_and_rollback_twice_change_the_nodeclass_once():
         kube = connect(client("eks"), client("sts"), "prod")
         stored = lambda: rt.kubernetes.clusters["prod"].controllers[0].objects[("ec2nodeclasses", "default")]
         request = KarpenterInput(cluster_name="prod", nodepool_name="default")
-        pre = karpenter.preflight(kube, request, EXECUTION, **OPT_IN)
+        pre = karpenter.preflight(client("eks"), kube, request, EXECUTION, **OPT_IN)
         first = karpenter.change_nodeclass(kube, request, pre, EXECUTION)
         version = stored()["metadata"]["resourceVersion"]
         again = karpenter.change_nodeclass(kube, request, pre, EXECUTION)  # a retry: the change is made

@@ -43,41 +43,30 @@ def rollout_input(spec: AutoScalingGroupSpec, scenario: Scenario) -> dict:
     }
 
 
+def _eks_input(built, scenario: Scenario, **names) -> dict:
+    """An EKS target's execution input: its cluster, the names its workflow takes, the scenario's choices."""
+    return {
+        "cluster_name": built.cluster.name,
+        **names,
+        "approval_timeout_seconds": int(scenario.approvals.timeout),
+        **built.spec.input,  # the scenario's rehearsal of operator choices
+    }
+
+
 def nodegroup_input(built: BuiltNodegroup, scenario: Scenario) -> dict:
-    return {
-        "cluster_name": built.cluster.name,
-        "nodegroup_name": built.spec.name,
-        "launch_template": built.spec.launch_template,
-        "approval_timeout_seconds": int(scenario.approvals.timeout),
-        **built.spec.input,  # the scenario's rehearsal of operator choices
-    }
-
-
-def self_managed_input(built: BuiltSelfManaged, scenario: Scenario) -> dict:
-    return {
-        "cluster_name": built.cluster.name,
-        "group_name": built.spec.name,
-        "approval_timeout_seconds": int(scenario.approvals.timeout),
-        **built.spec.input,  # the scenario's rehearsal of operator choices
-    }
+    return _eks_input(built, scenario, nodegroup_name=built.spec.name, launch_template=built.spec.launch_template)
 
 
 def in_place_input(built: BuiltNodegroup, scenario: Scenario) -> dict:
-    return {
-        "cluster_name": built.cluster.name,
-        "nodegroup_name": built.spec.name,
-        "approval_timeout_seconds": int(scenario.approvals.timeout),
-        **built.spec.input,  # the scenario's rehearsal of operator choices
-    }
+    return _eks_input(built, scenario, nodegroup_name=built.spec.name)
+
+
+def self_managed_input(built: BuiltSelfManaged, scenario: Scenario) -> dict:
+    return _eks_input(built, scenario, group_name=built.spec.name)
 
 
 def karpenter_input(built: BuiltPool, scenario: Scenario) -> dict:
-    return {
-        "cluster_name": built.cluster.name,
-        "nodepool_name": built.spec.nodepool,
-        "approval_timeout_seconds": int(scenario.approvals.timeout),
-        **built.spec.input,  # the scenario's rehearsal of operator choices
-    }
+    return _eks_input(built, scenario, nodepool_name=built.spec.nodepool)
 
 
 def nodegroup_run(built: BuiltNodegroup, scenario: Scenario) -> tuple:

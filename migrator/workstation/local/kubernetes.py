@@ -38,8 +38,11 @@ class Node:
     created_at: float
     unschedulable: bool = False
     annotations: dict = field(default_factory=dict)
-    ready: bool = True  # the kubelet reports Ready
     instance_id: str | None = None  # a self-managed node names its instance in providerID
+    ready_at: float | None = 0.0  # None: the kubelet never reports Ready
+
+    def ready(self, now: float) -> bool:
+        return self.ready_at is not None and now >= self.ready_at
 
 
 @dataclass
@@ -54,6 +57,8 @@ class Workload:
     empty_dir: bool = False  # pods with an emptyDir volume
     extra_pdb: bool = False  # a second budget `<name>-extra` selects the same pods
     node_selector: dict = field(default_factory=dict)
+    service_account: str = "default"
+    host_network: bool = False  # as aws-node and kube-proxy run: IMDS's hop limit does not apply to them
 
     def budgets(self) -> list[str]:
         if self.pdb_min_available is None:
@@ -135,6 +140,7 @@ class SimCluster:
         self.evicted_bare: list[str] = []  # pods no controller recreates, evicted: gone for good
         self.evicted_empty_dir: list[str] = []  # pods whose emptyDir data went with their eviction
         self._created_bare: set[str] = set()
+        self.service_account_annotations: dict[tuple[str, str], dict] = {}  # (namespace, name) -> annotations
         self.daemonset_images = {"aws-node": "602401143452.dkr.ecr.us-east-1.amazonaws.com/amazon-k8s-cni:v1.18.3"}
         self._sequence = 0
         self.lock = threading.RLock()
@@ -199,14 +205,14 @@ class SimCluster:
                 labels = {**instance.labels, "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
                 self.nodes[name] = Node(name, instance.group, labels, [], instance.os_image, instance.runtime,
                                         instance.registered_at, instance_id=instance.instance_id)
-            self.nodes[name].ready = instance.ready_at is not None and now >= instance.ready_at
+            self.nodes[name].ready_at = instance.ready_at
         for name, (group, _) in wanted.items():
             if group is not None and name not in self.nodes:
                 labels = {**group.labels, "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
                 if group.nodegroup_label:
                     labels["eks.amazonaws.com/nodegroup"] = group.name
                 self.nodes[name] = Node(name, group.name, labels, [dict(t) for t in group.taints],
-                                        group.os_image, group.runtime, now, ready=group.ready)
+                                        group.os_image, group.runtime, now, ready_at=0.0 if group.ready else None)
 
     def _new_pod(self, workload: Workload, now: float, node: str | None = None) -> Pod:
         self._sequence += 1
@@ -219,7 +225,7 @@ class SimCluster:
     def _sync_daemonset(self, workload: Workload, now: float) -> None:
         covered = {p.node for p in self.pods.values() if p.workload == workload.name}
         for name, node in self.nodes.items():
-            if name not in covered and node.ready:
+            if name not in covered and node.ready(now):  # a NotReady kubelet starts no pod
                 self._new_pod(workload, now, node=name)  # DaemonSet pods tolerate every taint
 
     def _sync_deployment(self, workload: Workload, now: float) -> None:
@@ -237,7 +243,7 @@ class SimCluster:
         return all(node.labels.get(k) == v for k, v in wanted.items())
 
     def schedulable(self, node: Node) -> bool:
-        return node.ready and not node.unschedulable and not any(
+        return node.ready(self.clock.now()) and not node.unschedulable and not any(
             t.get("effect") in ("NoSchedule", "NoExecute") for t in node.taints)
 
     def _schedule(self, now: float) -> None:
@@ -334,8 +340,9 @@ class SimCluster:
             "spec": {"taints": node.taints or None, "unschedulable": node.unschedulable or None,
                      "providerID": f"aws:///us-east-1a/{node.instance_id or 'i-' + uid(node.name)[:17]}"},
             "status": {
-                "conditions": [{"type": "Ready", "status": "True" if node.ready else "False",
-                                "reason": "KubeletReady" if node.ready else "KubeletNotReady",
+                "conditions": [{"type": "Ready", **({"status": "True", "reason": "KubeletReady"}
+                                                   if node.ready(self.clock.now()) else
+                                                   {"status": "False", "reason": "KubeletNotReady"}),
                                 "lastHeartbeatTime": iso(self.clock.now()), "lastTransitionTime": iso(node.created_at)}],
                 "nodeInfo": {"osImage": node.os_image, "containerRuntimeVersion": node.runtime,
                              "kubeletVersion": f"v{self.version}.0-eks", "kubeProxyVersion": f"v{self.version}.0-eks",
@@ -367,6 +374,9 @@ class SimCluster:
             spec["volumes"] = [{"name": "scratch", "emptyDir": {}}]
         if workload.node_selector:
             spec["nodeSelector"] = dict(workload.node_selector)
+        spec["serviceAccountName"] = workload.service_account
+        if workload.host_network:
+            spec["hostNetwork"] = True
         return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec,
                 "status": {"phase": pod.phase(self.clock.now())}}
 
@@ -535,6 +545,7 @@ class KubernetesApi:
         ("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods", "list_pods"),
         ("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)", "get_pod"),
         ("POST", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/eviction", "evict"),
+        ("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/serviceaccounts/(?P<name>[^/]+)", "get_service_account"),
         ("GET", r"/apis/policy/v1/poddisruptionbudgets", "list_pdbs"),
         ("GET", r"/apis/policy/v1/namespaces/(?P<ns>[^/]+)/poddisruptionbudgets", "list_pdbs"),
         ("GET", r"/apis/apps/v1/daemonsets", "list_daemonsets"),
@@ -623,6 +634,18 @@ class KubernetesApi:
         if pod is None:
             return 404, status_body(404, "NotFound", f'pods "{name}" not found')
         return 200, cluster.pod_object(pod)
+
+    def _get_service_account(self, cluster, ns, name, **_):
+        """Every namespace has `default`; the others exist when a workload uses them. IRSA is the
+        `eks.amazonaws.com/role-arn` annotation on the account."""
+        used = {(w.namespace, w.service_account) for w in cluster.workloads.values()}
+        if name != "default" and (ns, name) not in used:
+            return 404, status_body(404, "NotFound", f'serviceaccounts "{name}" not found')
+        metadata = {"name": name, "namespace": ns, "uid": uid(f"{ns}/{name}")}
+        annotations = cluster.service_account_annotations.get((ns, name))
+        if annotations:
+            metadata["annotations"] = dict(annotations)
+        return 200, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata}
 
     def _evict(self, cluster, ns, name, **_):
         return cluster.evict(ns, name)

@@ -17,13 +17,13 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 ASG_STEPS = {"canary": {"unhealthy", "alarm"}, "refresh": {"unhealthy", "alarm", "error"}}
 ASG_EVENT_POINTS = ("canary", "before-refresh", "refresh")  # a group's steps and its gate
 EKS_STEPS = {"create": {"error"}, "drain": {"pdb-blocked"}}
-# a self-managed group: its canary node never turns Ready; a PDB blocks the drain of its old nodes
-SELF_MANAGED_STEPS = {"canary": {"unhealthy"}, "drain": {"pdb-blocked"}}
 # a group updated in place (`ami: custom`): EKS's own update (new nodes never Ready, a budget blocks its drain,
 # the update fails at once)
 IN_PLACE_STEPS = {"update": {"unhealthy", "pdb-blocked", "error"}}
 # a Karpenter pool's drift: budgets allow no eviction while it runs, or the replacement nodes never turn Ready
 KARPENTER_STEPS = {"drift": {"pdb-blocked", "unhealthy"}}
+# a self-managed group: its canary node never turns Ready; a PDB blocks the drain of its old nodes
+SELF_MANAGED_STEPS = {"canary": {"unhealthy"}, "drain": {"pdb-blocked"}}
 STANDALONE_STEPS = {"snapshot": {"error"}, "validate": {"unhealthy", "alarm"}, "cutover": {"error", "unhealthy", "alarm"},
                     # the final sync at the cutover: quiesce commands fail, moving the data volumes
                     # fails, the verification on the replacement fails
@@ -182,6 +182,8 @@ class NodegroupSpec(_Strict):
     expect: Outcome | None = None  # overrides the default rule of expected_outcome
     opt_in: bool = True  # false: no opt-in tag (someone else's group); it must end exactly as it began
     input: dict[str, Any] = Field(default_factory=dict)  # merged into the execution input the runtime sends
+    # with launch_template custom: what the old user data runs after bootstrap.sh (agents, sysctl, mounts)
+    user_data: str = Field(default="", max_length=16_384)
 
     @model_validator(mode="after")
     def _input_fields_exist(self):
@@ -246,6 +248,10 @@ class WorkloadSpec(_Strict):
     empty_dir: bool = False  # the pods have an emptyDir volume
     extra_pdb: bool = False  # a second PodDisruptionBudget selects the same pods
     node_selector: dict[str, str] = Field(default_factory=dict)  # e.g. pins pods to one node group
+    service_account: str = Field(default="default", pattern=NAME)
+    # how its service account gets AWS credentials: IRSA (the role-arn annotation), an EKS Pod Identity
+    # association, or neither (it would use the node role's through IMDS)
+    aws_identity: Literal["irsa", "pod_identity", "none"] = "none"
 
     @model_validator(mode="after")
     def _budget_fits(self):
@@ -359,9 +365,9 @@ class Scenario(_Strict):
             if spec is None:
                 raise ValueError(f"{where}.target: {fault.target} is not a target of this scenario")
             steps = {StandaloneSpec: STANDALONE_STEPS, NodegroupSpec: EKS_STEPS,
-                     SelfManagedSpec: SELF_MANAGED_STEPS, KarpenterPoolSpec: KARPENTER_STEPS}.get(type(spec), ASG_STEPS)
-            if isinstance(spec, NodegroupSpec) and spec.ami == "custom":  # EKS's own update, in place
-                steps = IN_PLACE_STEPS
+                     KarpenterPoolSpec: KARPENTER_STEPS, SelfManagedSpec: SELF_MANAGED_STEPS}.get(type(spec), ASG_STEPS)
+            if isinstance(spec, NodegroupSpec) and spec.ami == "custom":
+                steps = IN_PLACE_STEPS  # EKS's own update, not our drain
             allowed = steps.get(fault.at or "")
             if allowed is None:
                 raise ValueError(f"{where}.at: a fault of {fault.target} is at one of {sorted(steps)}")
@@ -384,12 +390,12 @@ class Scenario(_Strict):
                 raise ValueError(f"approvals.gates: {gate} names no target of this scenario")
         return self
 
-    def targets(self) -> dict[str, AutoScalingGroupSpec | StandaloneSpec | NodegroupSpec | SelfManagedSpec
-                              | KarpenterPoolSpec]:
+    def targets(self) -> dict[str, AutoScalingGroupSpec | StandaloneSpec | NodegroupSpec | KarpenterPoolSpec
+                                  | SelfManagedSpec]:
         specs = {spec.target: spec for spec in [*self.auto_scaling_groups, *self.standalone]}
         for cluster in self.eks_clusters:
             specs |= {cluster.target(group): group
-                      for group in [*cluster.nodegroups, *cluster.self_managed, *cluster.karpenter]}
+                      for group in [*cluster.nodegroups, *cluster.karpenter, *cluster.self_managed]}
         return specs
 
     def expected_outcome(self, target: str, gates: tuple[str, ...], wave: int | None = None) -> str:
@@ -403,9 +409,9 @@ class Scenario(_Strict):
         for cluster in self.eks_clusters:
             if any(cluster.target(g) == target and _preflight_refuses(cluster, g) for g in cluster.nodegroups):
                 return "failed"
-            if any(cluster.target(g) == target and _self_managed_refused(cluster, g) for g in cluster.self_managed):
-                return "failed"
             if any(cluster.target(p) == target and _karpenter_preflight_refuses(cluster, p) for p in cluster.karpenter):
+                return "failed"
+            if any(cluster.target(g) == target and _self_managed_refused(cluster, g) for g in cluster.self_managed):
                 return "failed"
         faulted = any(f.target == target and f.kind != "throttle" for f in self.faults)
         # An unanswered standalone `decommission` keeps the replacement serving: migrated.
@@ -436,33 +442,33 @@ def _preflight_refuses(cluster: EksClusterSpec, group: NodegroupSpec) -> bool:
             or blue_green and any(w.node_selector.get("eks.amazonaws.com/nodegroup") == group.name for w in pods))
 
 
-def _cluster_refused(cluster: EksClusterSpec, consent: dict) -> bool:
-    """What any drain of the cluster's nodes must refuse: a VPC CNI below 1.16.2, two budgets
-    over a pod, bare or emptyDir pods without the input's consent."""
-    pods = [w for w in cluster.workloads if not w.daemonset and w.replicas > 0]
-    return _version(cluster.addons.get("vpc-cni", "v1.18.3")) < (1, 16, 2) or _pods_refused(pods, consent)
-
-
-def _pods_refused(pods: list[WorkloadSpec], consent: dict) -> bool:
-    """Two budgets over a pod, bare or emptyDir pods without the input's consent."""
+def _drain_refused(pods: list, consent: dict) -> bool:
+    """What any drain of these pods must refuse: two budgets over a pod, bare or emptyDir pods without the
+    input's consent."""
     return (any(w.extra_pdb for w in pods)
             or any(w.controller == "none" for w in pods) and not consent.get("delete_bare_pods")
             or any(w.empty_dir for w in pods) and not consent.get("delete_empty_dir_data"))
+
+
+def _cluster_refused(cluster: EksClusterSpec, consent: dict) -> bool:
+    """What any drain of the cluster's nodes must refuse: a VPC CNI below 1.16.2, and `_drain_refused`."""
+    pods = [w for w in cluster.workloads if not w.daemonset and w.replicas > 0]
+    return _version(cluster.addons.get("vpc-cni", "v1.18.3")) < (1, 16, 2) or _drain_refused(pods, consent)
+
+
+def _karpenter_preflight_refuses(cluster: EksClusterSpec, pool: KarpenterPoolSpec) -> bool:
+    """What the Karpenter pool pre-flight must refuse: a Karpenter that knows no AL2023, a budget of 0 %
+    (drift could never progress), a VPC CNI below 1.16.2, or pods a drift would destroy without consent."""
+    pods = [w for w in cluster.workloads if not w.daemonset and w.replicas > 0
+            and w.node_selector.get("karpenter.sh/nodepool") == pool.nodepool]
+    return (cluster.karpenter_api == "v1beta1-no-al2023" or pool.budget_percent == 0
+            or _version(cluster.addons.get("vpc-cni", "v1.18.3")) < (1, 16, 2) or _drain_refused(pods, pool.input))
 
 
 def _self_managed_refused(cluster: EksClusterSpec, group: SelfManagedSpec) -> bool:
     """The self-managed pre-flight refuses what the node group one does (but Docker: the
     scenario's self-managed nodes run containerd), and a group without the opt-in tag."""
     return not group.opt_in or _cluster_refused(cluster, group.input)
-
-
-def _karpenter_preflight_refuses(cluster: EksClusterSpec, pool: KarpenterPoolSpec) -> bool:
-    """What the Karpenter pool pre-flight must refuse: a Karpenter that knows no AL2023, a budget of 0 %
-    (drift could never progress), or pods a drift would destroy without consent."""
-    consent = pool.input
-    pods = [w for w in cluster.workloads if not w.daemonset and w.replicas > 0
-            and w.node_selector.get("karpenter.sh/nodepool") == pool.nodepool]
-    return cluster.karpenter_api == "v1beta1-no-al2023" or pool.budget_percent == 0 or _pods_refused(pods, consent)
 
 
 def _unanswered_ok(target: str, gate: str) -> tuple[str, ...]:

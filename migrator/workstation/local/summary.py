@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 from migrator.audit import read_trail
-from migrator.config import CANARY_TAG, EXECUTION_TAG, GROUP_TAG, PURPOSE_TAG, SOURCE_INSTANCE_TAG
-from migrator.eks.self_managed import CORDONED_BY
+from migrator.config import EXECUTION_TAG, GROUP_TAG, PURPOSE_TAG, SOURCE_INSTANCE_TAG
 from migrator.failures import error_message
+from migrator.eks.self_managed import CORDONED_BY
 from migrator.workstation.local.fleet import BuiltGroup, BuiltInstance
 from migrator.workstation.local.runtime import ACCOUNT, AUDIT_TABLE, LocalRuntime, Run
 from migrator.workflows import FLEET
@@ -83,8 +83,7 @@ def summarize(runtime: LocalRuntime, results: dict[str, dict], wall_seconds: flo
         if target["kind"] == "standalone":  # how long its address answered no writes, by design
             freezes = runtime.fidelity.observations.write_freezes.get(target["target"], [])
             target["write_freeze_seconds"] = round(sum(freezes), 1)
-        if target["kind"] in ("standalone", "asg"):
-            target.update(_host_checks(runtime, target["execution_arn"]))
+        target.update(_host_checks(runtime, target["execution_arn"]))
     instances = {"total": 0, "migrated": 0, "rolled_back": 0, "failed": 0}
     for target in targets:
         instances["total"] += target["instances"]
@@ -345,40 +344,6 @@ def _check_nodegroup(runtime: LocalRuntime, built, summary: dict) -> list[str]:
     return problems
 
 
-def _check_self_managed(runtime: LocalRuntime, built, summary: dict) -> list[str]:
-    """The group at its size and bounds with no canary mark; every instance on AL2023 after success (the
-    template's default moved), on its AL2 image otherwise (the default unmoved); each joined as a Ready,
-    schedulable node that carries none of our marks."""
-    target, spec = built.target, built.spec
-    autoscaling, ec2 = runtime.client("autoscaling"), runtime.client("ec2")
-    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[spec.name])["AutoScalingGroups"][0]
-    problems = []
-    if (group["DesiredCapacity"], group["MinSize"], group["MaxSize"]) != (spec.size, spec.size, spec.size):
-        problems.append(f"{target}: desired/min/max {group['DesiredCapacity']}/{group['MinSize']}/{group['MaxSize']}, "
-                        f"originally {spec.size}")
-    if any(t["Key"] == CANARY_TAG for t in group.get("Tags", [])):
-        problems.append(f"{target}: the canary's capacity mark is left on the group")
-    migrated = summary["outcome"] == "migrated" and spec.opt_in
-    want = runtime.fleet.al2023_image if migrated else built.original_image
-    members = sorted(i["InstanceId"] for i in group["Instances"])
-    wrong = sorted(i for i, image in _images_of(ec2, members).items() if image != want)
-    if wrong or len(members) != spec.size:
-        problems.append(f"{target}: {len(members)} instances, {wrong or 'none'} not on {want} after {summary['outcome']}")
-    default = str(ec2.describe_launch_templates(LaunchTemplateIds=[built.template_id])["LaunchTemplates"][0][
-        "DefaultVersionNumber"])
-    if (default != "1") != migrated:
-        problems.append(f"{target}: {summary['outcome']} but the template's default version is {default}")
-    with built.sim.lock:
-        built.sim.reconcile()
-        nodes = [n for n in built.sim.nodes.values() if n.instance_id in members]
-        stuck = sorted(n.name for n in nodes if not n.ready or n.unschedulable or CORDONED_BY in n.annotations)
-    if len(nodes) != len(members):
-        problems.append(f"{target}: {len(nodes)} of {len(members)} instances joined the cluster")
-    if stuck:
-        problems.append(f"{target}: nodes not Ready, cordoned or marked after {summary['outcome']}: {stuck}")
-    return problems
-
-
 def _check_in_place(runtime: LocalRuntime, built, summary: dict) -> list[str]:
     """A group updated in place keeps its name: migrated, every node on AL2023 from a new launch-template
     version; otherwise on its original version, every node AL2; either way its size and nothing cordoned."""
@@ -393,7 +358,7 @@ def _check_in_place(runtime: LocalRuntime, built, summary: dict) -> list[str]:
         nodes = [n for n in built.sim.nodes.values() if n.nodegroup == spec.name]
         wrong_os = sorted(n.name for n in nodes if n.os_image.startswith("Amazon Linux 2023") != (
             migrated or spec.os == "al2023"))
-        cordoned = sorted(n.name for n in nodes if n.unschedulable or not n.ready)
+        cordoned = sorted(n.name for n in nodes if n.unschedulable or not n.ready(built.sim.clock.now()))
     problems = []
     version = str(group["launchTemplate"]["version"])
     if (version != "1") != migrated:
@@ -427,9 +392,44 @@ def _check_karpenter(built, summary: dict) -> list[str]:
             problems.append(f"{target}: {summary['outcome']} but nodes are not on {wanted}: {wrong[:5]}")
         if len(nodes) != built.spec.size:
             problems.append(f"{target}: {len(nodes)} nodes at the end, {built.spec.size} at the start")
-        stuck = sorted(n.name for n in nodes if n.unschedulable or n.taints or not n.ready)
+        stuck = sorted(n.name for n in nodes if n.unschedulable or n.taints or not n.ready(sim.clock.now()))
         if stuck:
             problems.append(f"{target}: nodes left tainted, cordoned or not Ready after {summary['outcome']}: {stuck}")
+    return problems
+
+
+def _check_self_managed(runtime: LocalRuntime, built, summary: dict) -> list[str]:
+    """The group at its size and bounds with no canary mark; every instance on AL2023 after success (the
+    template's default moved), on its AL2 image otherwise (the default unmoved); each joined as a Ready,
+    schedulable node that carries none of our marks."""
+    target, spec = built.target, built.spec
+    autoscaling, ec2 = runtime.client("autoscaling"), runtime.client("ec2")
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[spec.name])["AutoScalingGroups"][0]
+    problems = []
+    if (group["DesiredCapacity"], group["MinSize"], group["MaxSize"]) != (spec.size, spec.size, spec.size):
+        problems.append(f"{target}: desired/min/max {group['DesiredCapacity']}/{group['MinSize']}/{group['MaxSize']}, "
+                        f"originally {spec.size}")
+    if any(t["Key"] == "al2023-migration:canary" for t in group.get("Tags", [])):
+        problems.append(f"{target}: the canary's capacity mark is left on the group")
+    migrated = summary["outcome"] == "migrated" and spec.opt_in
+    want = runtime.fleet.al2023_image if migrated else built.original_image
+    members = sorted(i["InstanceId"] for i in group["Instances"])
+    wrong = sorted(i for i, image in _images_of(ec2, members).items() if image != want)
+    if wrong or len(members) != spec.size:
+        problems.append(f"{target}: {len(members)} instances, {wrong or 'none'} not on {want} after {summary['outcome']}")
+    default = str(ec2.describe_launch_templates(LaunchTemplateIds=[built.template_id])["LaunchTemplates"][0][
+        "DefaultVersionNumber"])
+    if (default != "1") != migrated:
+        problems.append(f"{target}: {summary['outcome']} but the template's default version is {default}")
+    with built.sim.lock:
+        built.sim.reconcile()
+        now = built.sim.clock.now()
+        nodes = [n for n in built.sim.nodes.values() if n.instance_id in members]
+        stuck = sorted(n.name for n in nodes if not n.ready(now) or n.unschedulable or CORDONED_BY in n.annotations)
+    if len(nodes) != len(members):
+        problems.append(f"{target}: {len(nodes)} of {len(members)} instances joined the cluster")
+    if stuck:
+        problems.append(f"{target}: nodes not Ready, cordoned or marked after {summary['outcome']}: {stuck}")
     return problems
 
 

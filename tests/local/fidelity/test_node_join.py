@@ -37,9 +37,9 @@ def test_an_al2_instance_joins_through_bootstrap_sh_and_turns_ready_after_node_r
         assert node_of(rt, instance) is None  # still booting
         rt.clock.advance(41)
         node = node_of(rt, instance)
-        assert node is not None and node.labels["role"] == "edge" and not node.ready
+        assert node is not None and node.labels["role"] == "edge" and not node.ready(rt.clock.now())
         rt.clock.advance(20)
-        assert node_of(rt, instance).ready
+        assert node_of(rt, instance).ready(rt.clock.now())
         rt.client("ec2").terminate_instances(InstanceIds=[instance])
         assert node_of(rt, instance) is None  # the cloud controller deletes the Node of a gone instance
 
@@ -65,7 +65,7 @@ def test_an_al2023_instance_joins_only_with_the_clusters_endpoint_ca_and_service
         }
         bad = {what: launch(rt, rt.fleet.al2023_image, nodeadm_user_data(c, {})) for what, c in wrong.items()}
         rt.clock.advance(61)
-        assert node_of(rt, good).ready
+        assert node_of(rt, good).ready(rt.clock.now())
         assert {what: node_of(rt, i) for what, i in bad.items()} == {"endpoint": None, "ca": None, "cidr": None}
 
 
@@ -76,6 +76,6 @@ def test_under_a_canary_fault_the_groups_al2023_nodes_never_turn_ready_and_run_n
         rt.client("ec2").create_tags(Resources=[instance], Tags=[{"Key": "aws:autoscaling:groupName", "Value": "sm"}])
         rt.clock.advance(600)
         node = node_of(rt, instance)
-        assert node is not None and not node.ready
+        assert node is not None and not node.ready(rt.clock.now())
         sim = rt.kubernetes.clusters["prod"]
         assert not any(p.node == node.name for p in sim.pods.values())
