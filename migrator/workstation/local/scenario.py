@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from migrator.fields import ApprovalTimeout, MaxConcurrency, ToleratedFailurePercentage
 from migrator.fleet.plan import DEFAULT_MAX_INSTANCES_PER_WAVE
@@ -268,8 +268,8 @@ class EksClusterSpec(_Strict):
     name: str = Field(pattern=NAME)
     version: str = Field(default="1.30", pattern=r"^1\.\d{2}$")
     addons: dict[str, str] = Field(default_factory=lambda: {"vpc-cni": "v1.18.3-eksbuild.1"})
-    nodegroups: list[NodegroupSpec] = Field(default_factory=list)
-    self_managed: list[SelfManagedSpec] = Field(default_factory=list)
+    self_managed: list[SelfManagedSpec] = Field(default_factory=list)  # before nodegroups: its check reads it
+    nodegroups: list[NodegroupSpec] = Field(default_factory=list, validate_default=True)
     workloads: list[WorkloadSpec] = Field(default_factory=list)
     karpenter: list[KarpenterPoolSpec] = Field(default_factory=list)
     # the Karpenter API the cluster serves: v1 (amiSelectorTerms alias al2023@latest), v1beta1 (amiFamily AL2023),
@@ -284,14 +284,20 @@ class EksClusterSpec(_Strict):
             raise ValueError(f"karpenter: {duplicates[0]} names a node group or another pool of the cluster")
         return self
 
+    @field_validator("nodegroups")
+    @classmethod
+    def _has_nodes(cls, value: list, info: ValidationInfo) -> list:
+        if not value and not info.data.get("self_managed"):
+            raise ValueError("a cluster needs nodegroups or self_managed groups")
+        return value
+
     @model_validator(mode="after")
-    def _has_nodes(self):
-        if not self.nodegroups and not self.self_managed:
-            raise ValueError("nodegroups: a cluster needs nodegroups or self_managed groups")
-        names = [g.name for g in [*self.nodegroups, *self.self_managed]]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+    def _self_managed_names(self):
+        others = {g.name for g in self.nodegroups} | {p.nodepool for p in self.karpenter}
+        names = [g.name for g in self.self_managed]
+        duplicates = sorted({n for n in names if names.count(n) > 1 or n in others})
         if duplicates:
-            raise ValueError(f"self_managed: {duplicates[0]} names a node group of the cluster too")
+            raise ValueError(f"self_managed: {duplicates[0]} names another group or pool of the cluster")
         return self
 
     def target(self, nodegroup: NodegroupSpec | SelfManagedSpec) -> str:
