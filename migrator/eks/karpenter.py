@@ -136,6 +136,8 @@ def _scripts(user_data: str) -> list[str]:
 
 
 def _wanted(version: str, current: AmiSelection) -> AmiSelection:
+    if family_of(current.model_dump()) == "AL2023":  # changed already (AL2 nodes still drifting): keep it
+        return current
     user_data = al2023_user_data(current.userData)
     if version == "v1":  # the alias names the family; another amiFamily (AL2) would contradict it
         family = current.amiFamily if current.amiFamily not in (None, "AL2") else None
@@ -216,8 +218,9 @@ def preflight(eks, kube: Kube, request: KarpenterInput, execution: str, tag_key:
           if sharing else f"EC2NodeClass {nodeclass_name} is used by {request.nodepool_name} only")
     node_checks(eks, kube, request.cluster_name, nodes, request.pdb_blocks, check)  # VPC CNI, Docker, PDBs
     allowed, scheduled = allowed_disruptions(nodepool, len(nodes))
-    check("nodepool_budgets", allowed > 0,
+    check("nodepool_budgets", allowed > 0 or not nodes,
           (f"Karpenter may replace {allowed} of {len(nodes)} nodes at a time" if allowed > 0 else
+           "no nodes now: the pool's next nodes launch on AL2023" if not nodes else
            f"the NodePool's budgets allow no drift ({len(nodes)} nodes): drift would never progress")
           + (f"; scheduled budgets {scheduled}" if scheduled else ""))
     names = {n.metadata.name for n in nodes}
@@ -349,8 +352,9 @@ def rollback(kube: Kube, request: KarpenterInput, pre: KarpenterPreflight | None
                 raise ConcurrentChange(f"EC2NodeClass {pre.nodeclass} changed while the rollback restored it; "
                                        "it is left as it is") from None
             raise
-    nodes, progress = _progress(kube, request.nodepool_name, on_al2023)
+    back_to = family_of(previous.model_dump()) or "AL2"
+    nodes, progress = _progress(kube, request.nodepool_name, lambda n: on_al2023(n) != (back_to == "AL2023"))
     if not nodes:
-        raise NotReadyYet("Karpenter drifts back to AL2: " + progress)
+        raise NotReadyYet(f"Karpenter drifts back to {back_to}: " + progress)
     return KarpenterRollback(error=name, cause=f"{request.target} rolled back: EC2NodeClass {pre.nodeclass} "
-                                               f"restored, {len(nodes)} nodes on AL2 again: {message}")
+                                               f"restored, {len(nodes)} nodes on {back_to} again: {message}")
