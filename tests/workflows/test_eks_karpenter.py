@@ -117,13 +117,17 @@ def test_success_drifts_every_node_to_al2023_within_the_budgets():
                            "drifted"]
 
 
-def test_v1beta1_changes_the_ami_family():
+def test_v1beta1_changes_the_ami_family_and_a_second_run_finds_it_migrated():
     with karpenter(api="v1beta1") as rt:
         assert nodeclass(rt)["apiVersion"] == "karpenter.k8s.aws/v1beta1"
         _, result = execute(rt)
         assert result["status"] == "SUCCEEDED"
         assert nodeclass(rt)["spec"]["amiFamily"] == "AL2023" and "amiSelectorTerms" not in nodeclass(rt)["spec"]
         assert all(n.os_image.startswith("Amazon Linux 2023") for n in pool_nodes(rt))
+        version = nodeclass(rt)["metadata"]["resourceVersion"]
+        again, result = execute(rt)
+        assert result["status"] == "SUCCEEDED" and entered(rt, again)[-1] == "AlreadyMigrated"
+        assert nodeclass(rt)["metadata"]["resourceVersion"] == version
 
 
 def test_replacements_that_never_turn_ready_roll_back_past_the_deadline():
