@@ -3,6 +3,7 @@
 
 from migrator import preflight_checks
 from migrator.aws import client
+from migrator.compat import checks
 from migrator.eks import nodegroup
 from migrator.eks.events import NodegroupTask, clients
 from migrator.eks.models import NodegroupInput
@@ -20,9 +21,12 @@ def preflight(event: NodegroupTask, context):
     preflight_checks.require_cluster(client("eks"), request.cluster_name)
     result = nodegroup.preflight(clients(request.cluster_name), request, event.execution,
                                  settings().tag_key, settings().tag_value)
-    audit_log(event.execution, event.target).record(
-        "already-migrated" if result.already_migrated else "preflight-passed",
-        checks=result.model_dump(mode="json")["checks"])
+    log = audit_log(event.execution, event.target)
+    if result.compatibility:  # the old user data's own scripts, carried into the nodeadm document
+        log.record("compatibility-checked", **result.compatibility.model_dump(mode="json", exclude={"facts"}))
+        checks.refuse_blockers(event.target, result.compatibility)
+    log.record("already-migrated" if result.already_migrated else "preflight-passed",
+               checks=result.model_dump(mode="json")["checks"])
     return result
 
 

@@ -316,7 +316,7 @@ class TaskPermissions:
         eks_why = "clusters and node groups are named in the execution input; node group ARNs end in an ID"
         if access is Access.EKS_READ:
             return [
-                _stmt(["eks:DescribeCluster"], clusters, why=eks_why),
+                _stmt(["eks:DescribeCluster", "eks:ListPodIdentityAssociations"], clusters, why=eks_why),
                 _stmt(["eks:DescribeNodegroup"], nodegroups, why=eks_why),
                 _stmt(["eks:DescribeAddon"], [eks_addons(c) for c in self._clusters],
                       why="the vpc-cni add-on of the cluster in the execution input; add-on ARNs end in an ID"),

@@ -39,12 +39,12 @@ from migrator.eks.nodegroup import (
     refusal_checks,
     set_node,
 )
+from migrator.eks.paths import IN_PLACE, template_version, update_path
 from migrator.eks.results import Check, Rollback
-from migrator.eks.userdata import kubelet_settings, nodeadm_user_data
+from migrator.eks.userdata import carried_scripts, kubelet_settings, nodeadm_user_data
 from migrator.errors import DeadlineExceeded, NotReadyYet, PreflightFailed, RollbackFailed, UpdateFailed
 from migrator.failures import CaughtError, explain_failure
 
-IN_PLACE, BLUE_GREEN = "in-place", "blue-green"
 AL2023_OS_IMAGE = "Amazon Linux 2023"  # how a node's status.nodeInfo.osImage starts on AL2023
 ENDED = ("Successful", "Failed", "Cancelled")
 
@@ -52,26 +52,6 @@ ENDED = ("Successful", "Failed", "Cancelled")
 def version_description(execution: str) -> str:
     """What marks the launch-template version this execution created, so a retry finds it."""
     return f"al2023-migration {execution_name(execution)}"[:255]
-
-
-def template_version(ec2, template: dict, version: str) -> dict:
-    return ec2.describe_launch_template_versions(
-        LaunchTemplateId=template["id"], Versions=[str(version)])["LaunchTemplateVersions"][0]
-
-
-def update_path(ec2, group: dict) -> tuple[str, str, dict | None]:
-    """Which path a managed node group takes, why, and its launch-template version's data when it names an AMI:
-    a launch template naming a custom AMI can swap it in place; anything else (EKS's AMI types, a template
-    without an AMI) cannot change the AMI family in place: a new node group (blue/green)."""
-    template = group.get("launchTemplate")
-    if not template:
-        return BLUE_GREEN, f"no launch template (AMI type {group.get('amiType', '?')}): blue/green", None
-    data = template_version(ec2, template, template["version"])["LaunchTemplateData"]
-    if not data.get("ImageId"):
-        return BLUE_GREEN, (f"launch template {template.get('name') or template['id']} version {template['version']} "
-                            f"names no AMI (AMI type {group.get('amiType', '?')}): blue/green"), None
-    return IN_PLACE, (f"launch template {template.get('name') or template['id']} version {template['version']} names "
-                      f"the custom AMI {data['ImageId']}: the AMI is swapped in place"), data
 
 
 # --- pre-flight ---------------------------------------------------------------------
@@ -149,7 +129,8 @@ def create_version(c: Clients, request: InPlaceInput, pre: InPlacePreflight, exe
         LaunchTemplateId=template.id, SourceVersion=template.version, VersionDescription=description,
         ClientToken=client_token(execution, "launch-template-version"),
         LaunchTemplateData={**data, "ImageId": pre.image_id, "MetadataOptions": metadata,
-                            "UserData": base64.b64encode(nodeadm_user_data(cluster, pre.kubelet).encode()).decode()},
+                            "UserData": base64.b64encode(nodeadm_user_data(cluster, pre.kubelet, carried_scripts(
+                                base64.b64decode(data.get("UserData") or "").decode(errors="replace"))).encode()).decode()},
     )["LaunchTemplateVersion"]
     return Versioned(launch_template_id=template.id, version=str(created["VersionNumber"]),
                      previous_version=template.version, image_id=pre.image_id, created=True)

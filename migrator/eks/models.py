@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from migrator.fields import ApprovalTimeout, DeleteBarePods, DeleteEmptyDirData, PdbBlocks
+from migrator.fields import ApprovalTimeout, CompatibilityMode, DeleteBarePods, DeleteEmptyDirData, PdbBlocks
 
 AmiType = Literal["AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD", "AL2023_x86_64_NVIDIA",
                   "AL2023_x86_64_NEURON", "AL2023_ARM_64_NVIDIA"]
@@ -37,6 +37,7 @@ class NodegroupInput(BaseModel):
         default="custom", description="`custom`: a launch template of ours (IMDSv2, hop limit, nodeadm `NodeConfig` "
                                       "with the kubelet settings the old template set); `none`: EKS's default "
                                       "template (no IMDS hop limit control)")
+    compatibility: CompatibilityMode
     imds_hop_limit: ImdsHopLimit
     drain_batch_size: int = Field(default=1, ge=1, le=100, description="nodes drained at a time")
     drain_deadline_seconds: int = Field(default=900, ge=60, le=86_400,

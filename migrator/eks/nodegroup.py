@@ -11,6 +11,7 @@ import base64
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
+from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
 from migrator import clock
@@ -21,6 +22,7 @@ from migrator.eks.checks import AL2023_AMI_PARAMETER, node_checks, require_daemo
 from migrator.eks.checks import ready as is_ready
 from migrator.eks.kube import Kube
 from migrator.eks.models import NodegroupInput
+from migrator.eks.paths import BLUE_GREEN, update_path
 from migrator.eks.results import (
     Check,
     Created,
@@ -34,7 +36,10 @@ from migrator.eks.results import (
     Tainted,
     Validated,
 )
-from migrator.eks.userdata import kubelet_settings, nodeadm_user_data
+from migrator.compat.checks import Compatibility
+from migrator.compat.host import HostFacts
+from migrator.compat.rules import evaluate
+from migrator.eks.userdata import carried_scripts, kubelet_settings, nodeadm_user_data
 from migrator.errors import DeadlineExceeded, NodegroupFailed, NotOurs, NotReadyYet, PreflightFailed
 from migrator.failures import CaughtError, explain_failure
 
@@ -98,12 +103,13 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
         check("kubernetes_version", False, f"no EKS-optimized AL2023 AMI for Kubernetes {cluster['version']}")
     ami_type = old.get("amiType", "")
     check("al2_node_group", ami_type.startswith("AL2_") or ami_type == "CUSTOM", f"amiType {ami_type}")
+    path, reason, _ = update_path(c.ec2, old)  # informs only: a custom-AMI group may also go blue/green
+    check("path", True, reason if path == BLUE_GREEN else f"{reason}; blue/green as asked (eks-in-place would "
+                                                          "keep the group)")
     nodes = nodes_of(c.kube, request.nodegroup_name)
     node_checks(c.eks, c.kube, request.cluster_name, nodes, request.pdb_blocks, check)
     _check_new_name(c, request, execution, check)
     _check_pods(c, request, {n.metadata.name for n in nodes}, execution, check)
-    if failures:
-        raise PreflightFailed(f"{request.target} cannot be migrated: " + "; ".join(failures))
     template = old.get("launchTemplate")
     user_data = None
     if template:
@@ -111,6 +117,16 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
             LaunchTemplateId=template["id"], Versions=[str(template["version"])])["LaunchTemplateVersions"][0]
         encoded = data["LaunchTemplateData"].get("UserData")
         user_data = base64.b64decode(encoded).decode(errors="replace") if encoded else None
+    carried = carried_scripts(user_data)
+    if carried:  # never dropped: only our launch template's nodeadm document can carry them
+        check("user_data", request.launch_template == "custom",
+              f"{len(carried)} script(s) besides bootstrap.sh go into the nodeadm document" if request.launch_template
+              == "custom" else "the old user data runs more than bootstrap.sh; launch_template none would drop it: "
+                               "use launch_template custom to carry it")
+    if failures:
+        raise PreflightFailed(f"{request.target} cannot be migrated: " + "; ".join(failures))
+    findings = evaluate(HostFacts(user_data="\n".join(carried)))  # the carried scripts, checked statically
+    pod_warnings = _pods_without_aws_identity(c, request, {n.metadata.name for n in nodes})
     return Preflight(
         **base,
         already_migrated=False,
@@ -128,6 +144,10 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
         ),
         kubelet=kubelet_settings(user_data),
         old_launch_template=template,
+        carried_scripts=carried,
+        compatibility=Compatibility(instance_id=None, scanned=False, blockers=findings.names("blocker"),
+                                    warnings=findings.names("warning") + pod_warnings, mode=request.compatibility)
+        if carried or pod_warnings else None,
     )
 
 
@@ -175,6 +195,40 @@ def _check_pods(c: Clients, request: NodegroupInput, old_nodes: set[str], execut
     check("pinned_pods", not pinned,
           f"{', '.join(pinned[:10])} select {NODEGROUP_LABEL}={request.nodegroup_name} (node selector or required "
           f"affinity) and would never schedule on {request.new_name}" if pinned else "no pod is pinned to the old group")
+
+
+IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+
+
+def _pods_without_aws_identity(c: Clients, request: NodegroupInput, old_nodes: set[str]) -> list[str]:
+    """Warnings: service accounts of pods on the old nodes with neither IRSA (the role-arn annotation)
+    nor an EKS Pod Identity association. AL2023 requires IMDSv2 and, with hop limit 1, a pod's
+    containers cannot reach IMDS: such pods lose the node role's credentials. Host-network pods
+    (aws-node, kube-proxy) still reach it, so they are not listed."""
+    if request.launch_template == "custom" and request.imds_hop_limit != 1:
+        return []
+    pods = [p for p in c.kube.core.list_pod_for_all_namespaces().items
+            if p.spec.node_name in old_nodes and not p.spec.host_network]
+    by_account: dict[tuple[str, str], list[str]] = {}
+    for pod in pods:
+        by_account.setdefault((pod.metadata.namespace, pod.spec.service_account_name or "default"), []).append(
+            pod.metadata.name)
+    warnings = []
+    for (namespace, account), names in sorted(by_account.items()):
+        try:
+            annotations = c.kube.core.read_namespaced_service_account(account, namespace).metadata.annotations or {}
+        except k8s.ApiException as error:
+            if error.status != 404:
+                raise
+            annotations = {}
+        if IRSA_ANNOTATION in annotations or c.eks.list_pod_identity_associations(
+                clusterName=request.cluster_name, namespace=namespace, serviceAccount=account)["associations"]:
+            continue
+        names = sorted(names)
+        warnings.append(f"pod-credentials: {namespace}/{account} ({', '.join(names[:3])}"
+                        f"{f' and {len(names) - 3} more' if len(names) > 3 else ''}): neither IRSA nor EKS Pod "
+                        "Identity; with IMDSv2 and hop limit 1 on AL2023 they lose the node role's credentials")
+    return warnings
 
 
 def _pinned_to(pod) -> set[str]:
@@ -234,7 +288,7 @@ def _launch_template(c: Clients, request: NodegroupInput, pre: Preflight, execut
     if found["LaunchTemplates"]:
         return {"id": found["LaunchTemplates"][0]["LaunchTemplateId"], "version": "1"}
     cluster = c.eks.describe_cluster(name=request.cluster_name)["cluster"]
-    user_data = nodeadm_user_data(cluster, pre.kubelet)
+    user_data = nodeadm_user_data(cluster, pre.kubelet, pre.carried_scripts)
     created = c.ec2.create_launch_template(
         LaunchTemplateName=name,
         ClientToken=client_token(execution, "launch-template"),

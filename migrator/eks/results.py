@@ -2,6 +2,8 @@
 
 from pydantic import BaseModel
 
+from migrator.compat.checks import Compatibility
+
 from migrator.eks.models import NodegroupInput
 from migrator.failures import Caught, CaughtError
 
@@ -36,6 +38,8 @@ class Preflight(BaseModel):
     config: SourceConfig | None = None
     kubelet: dict = {}  # NodeConfig kubelet settings from the old user data
     old_launch_template: dict | None = None
+    carried_scripts: list[str] = []  # the old user data's own commands, text/x-shellscript parts of the new one
+    compatibility: Compatibility | None = None  # the carried scripts against the AL2023 rules (if any)
 
 
 class Created(BaseModel):

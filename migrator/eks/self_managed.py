@@ -52,7 +52,7 @@ from migrator.eks.self_managed_models import (
     SelfManagedInput,
     Settled,
 )
-from migrator.eks.userdata import kubelet_settings, nodeadm_user_data, script_without_bootstrap
+from migrator.eks.userdata import carried_scripts, kubelet_settings, nodeadm_user_data
 from migrator.errors import CanaryUnhealthy, DeadlineExceeded, NotReadyYet, PreflightFailed
 from migrator.failures import CaughtError, explain_failure
 
@@ -203,7 +203,7 @@ def create_version(c: Clients, request: SelfManagedInput, pre: Preflight, execut
     data = source["LaunchTemplateData"]
     cluster = c.eks.describe_cluster(name=request.cluster_name)["cluster"]
     old_script = base64.b64decode(data.get("UserData") or "").decode(errors="replace")
-    user_data = nodeadm_user_data(cluster, pre.kubelet, script_without_bootstrap(old_script))
+    user_data = nodeadm_user_data(cluster, pre.kubelet, carried_scripts(old_script))
     # LaunchTemplateData replaces whole top-level keys of the source version: the metadata options are merged
     created = c.ec2.create_launch_template_version(
         LaunchTemplateId=pre.template_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import re
 import shlex
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -37,6 +38,31 @@ def kubelet_settings(old_user_data: str | None) -> dict:
     return settings
 
 
+def _scripts_of(user_data: str) -> list[str]:
+    """The shell scripts of a user data: its text/x-shellscript parts if it is MIME multipart (as EKS
+    managed node group templates often are), else the whole text."""
+    message = email.message_from_string(user_data)
+    if not message.is_multipart():
+        return [user_data]
+    return [part.get_payload(decode=True).decode(errors="replace") for part in message.walk()
+            if part.get_content_type() == "text/x-shellscript"]
+
+
+def carried_scripts(old_user_data: str | None) -> list[str]:
+    """What the old user data did besides calling bootstrap.sh (agents, sysctl, mounts...): each of its
+    scripts without the bootstrap.sh call (nodeadm joins the node on AL2023), when anything else is left.
+    Nothing is dropped without a word: these go into the nodeadm document as text/x-shellscript parts."""
+    carried = []
+    for script in _scripts_of(old_user_data or ""):
+        logical = re.sub(r"\\\n", " ", script).splitlines()  # a bootstrap.sh call continued over lines is one
+        kept = [line for line in logical if "bootstrap.sh" not in line]
+        commands = [line.strip() for line in kept if line.strip() and not line.strip().startswith("#")
+                    and not re.fullmatch(r"set\s+[-+][a-z]+( [-+][a-z]+)*", line.strip())]
+        if commands:
+            carried.append("\n".join(kept).strip() + "\n")
+    return carried
+
+
 def node_config(cluster: dict, kubelet: dict) -> dict:
     network = cluster.get("kubernetesNetworkConfig") or {}
     spec = {"cluster": {
@@ -50,40 +76,23 @@ def node_config(cluster: dict, kubelet: dict) -> dict:
     return {"apiVersion": "node.eks.aws/v1alpha1", "kind": "NodeConfig", "spec": spec}
 
 
-def nodeadm_user_data(cluster: dict, kubelet: dict, script: str | None = None) -> str:
-    """MIME multipart: what nodeadm reads on AL2023, no DescribeCluster at boot; with `script`, a
-    text/x-shellscript part that cloud-init runs after nodeadm's configuration (the rest of an old script)."""
+def nodeadm_user_data(cluster: dict, kubelet: dict, scripts: list[str] = ()) -> str:
+    """MIME multipart: what nodeadm reads on AL2023, no DescribeCluster at boot; then the old user
+    data's own scripts (`carried_scripts`), which cloud-init runs as text/x-shellscript parts."""
     document = MIMEMultipart(boundary=BOUNDARY)
     part = MIMEText(yaml.safe_dump(node_config(cluster, kubelet), sort_keys=False))
     part.replace_header("Content-Type", "application/node.eks.aws")
     document.attach(part)
-    if script:
-        shell = MIMEText(script)
-        shell.replace_header("Content-Type", 'text/x-shellscript; charset="us-ascii"')
-        document.attach(shell)
+    for script in scripts:
+        document.attach(MIMEText(script, "x-shellscript"))
     return document.as_string()
 
 
-def script_without_bootstrap(old_user_data: str | None) -> str | None:
-    """An AL2 node's script without its bootstrap.sh call (continuation lines included): what else it
-    does, for the AL2023 user data's shell part. None when nothing but the shebang and `set` lines remain."""
-    if not old_user_data:
-        return None
-    kept, continued = [], False
-    for line in old_user_data.splitlines():
-        if continued or "bootstrap.sh" in line:
-            continued = line.rstrip().endswith("\\")
-            continue
-        kept.append(line)
-    meaningful = [line for line in kept if line.strip() and not line.startswith("#!")
-                  and not line.strip().startswith("set ")]
-    return "\n".join(kept).rstrip() + "\n" if meaningful else None
-
-
-def shell_parts(user_data: str) -> list[str]:
+def shell_scripts(user_data: str) -> list[str]:
     """The text/x-shellscript parts of a MIME document (for checks and tests)."""
     message = email.message_from_string(user_data)
-    return [part.get_payload() for part in message.walk() if part.get_content_type() == "text/x-shellscript"]
+    return [part.get_payload(decode=True).decode() for part in message.walk()
+            if part.get_content_type() == "text/x-shellscript"]
 
 
 def parse_node_config(user_data: str) -> dict:

@@ -121,7 +121,7 @@ def discover(ec2, eks=None, tag_key: str = DEFAULT_MIGRATION_TAG["key"]) -> Inve
 def _route_nodegroups(ec2, eks, inventory: Inventory) -> None:
     """A managed node group whose launch template names a custom AMI is updated in place (eks-in-place);
     any other takes the blue/green workflow. Each target says why."""
-    from migrator.eks.in_place import IN_PLACE, update_path
+    from migrator.eks.paths import IN_PLACE, update_path
 
     for target in inventory.targets.values():
         if target.kind != "eks":

@@ -497,7 +497,8 @@ def eks_statements(statements: list[dict]) -> dict[str, list[dict]]:
     return found
 
 
-EKS_RESOURCE_KINDS = {"eks:DescribeCluster": {"cluster"}, "eks:DescribeNodegroup": {"nodegroup"},
+EKS_RESOURCE_KINDS = {"eks:DescribeCluster": {"cluster"}, "eks:ListPodIdentityAssociations": {"cluster"},
+                      "eks:DescribeNodegroup": {"nodegroup"},
                       "eks:DescribeAddon": {"addon"}, "eks:CreateNodegroup": {"cluster", "nodegroup"},
                       "eks:DeleteNodegroup": {"nodegroup"}, "eks:TagResource": {"nodegroup"},
                       "eks:UpdateNodegroupVersion": {"nodegroup"}, "eks:DescribeUpdate": {"cluster", "nodegroup"},
@@ -609,6 +610,7 @@ def test_rbac_manifest_binds_each_group_to_exactly_what_its_tasks_call():
         KUBERNETES_GROUPS[Access.KUBERNETES]: {
             ("", "nodes"): ["get", "list"],
             ("", "pods"): ["get", "list"],
+            ("", "serviceaccounts"): ["get"],
             ("policy", "poddisruptionbudgets"): ["list"],
             ("apps", "daemonsets"): ["get", "list"],
         },

@@ -200,3 +200,20 @@ def test_unknown_taint_fields_are_dropped_and_time_added_kept(world):
     assert [(t.key, t.time_added) for t in taints][0] == ("a", None)
     assert taints[1].time_added.isoformat() == "2026-01-01T00:00:00+00:00"
     assert cluster.nodes[node].taints[1] == {"key": "b", "effect": "NoSchedule", "timeAdded": "2026-01-01T00:00:00Z"}
+
+
+def test_service_accounts_carry_their_irsa_annotation_and_unknown_ones_answer_404(world):
+    """A pod names its service account (spec.serviceAccountName; host-network pods say so); every namespace has
+    `default`; IRSA is the account's eks.amazonaws.com/role-arn annotation."""
+    _, cluster, kube, _ = world
+    cluster.add_workload(Workload("s3-sync", "default", replicas=1, service_account="s3-sync"))
+    cluster.service_account_annotations[("default", "s3-sync")] = {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"}
+    cluster.settle()
+    pods = {p.metadata.name.rsplit("-", 1)[0]: p for p in kube.core.list_pod_for_all_namespaces().items}
+    assert pods["s3-sync"].spec.service_account_name == "s3-sync" and not pods["s3-sync"].spec.host_network
+    annotated = kube.core.read_namespaced_service_account("s3-sync", "default")
+    assert annotated.metadata.annotations == {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"}
+    assert kube.core.read_namespaced_service_account("default", "default").metadata.annotations is None
+    with pytest.raises(k8s.ApiException) as missing:
+        kube.core.read_namespaced_service_account("nobody", "default")
+    assert missing.value.status == 404

@@ -174,3 +174,72 @@ def test_the_summary_reports_compatibility_and_parity_per_target():
         assert target["compatibility"]["blockers"] == []
         assert [w.split(":")[0] for w in target["compatibility"]["warnings"]] == ["cron"]
         assert target["parity"]["missing"] == ["service crond", "cron */5 * * * * /opt/app/rotate.sh"]
+
+
+def nodegroup(user_data: str, **spec):
+    return running([], eks_clusters=[{"name": "prod", "nodegroups": [
+        {"name": "ng", "size": 2, "launch_template": "custom", "user_data": user_data, **spec}],
+        "workloads": [{"name": "api", "replicas": 2, "service_account": "api", "aws_identity": "irsa"}]}])
+
+
+def migrate_nodegroup(rt: LocalRuntime, **overrides):
+    from migrator.workstation.local.demo import nodegroup_input
+    from migrator.workflows import EKS_NODEGROUP
+
+    built = rt.fleet.nodegroups["eks/prod/ng"]
+    run = rt.start_execution(EKS_NODEGROUP, "eks/prod/ng", {**nodegroup_input(built, rt.scenario), **overrides})
+    return run, rt.wait([run], timeout=300)[run.execution_arn]
+
+
+def test_eks_user_data_beyond_bootstrap_is_carried_into_the_nodeadm_document_and_scanned():
+    import base64
+
+    from migrator.eks.userdata import parse_node_config, shell_scripts
+
+    agent = "yum install -y amazon-cloudwatch-agent\nsysctl -w vm.max_map_count=262144\n"
+    with nodegroup(agent) as rt:
+        run, result = migrate_nodegroup(rt)
+        assert result["status"] == "SUCCEEDED", result
+        new = rt.client("eks").describe_nodegroup(clusterName="prod", nodegroupName="ng-al2023")["nodegroup"]
+        data = rt.client("ec2").describe_launch_template_versions(LaunchTemplateId=new["launchTemplate"]["id"])[
+            "LaunchTemplateVersions"][0]["LaunchTemplateData"]
+        document = base64.b64decode(data["UserData"]).decode()
+        assert parse_node_config(document)["kind"] == "NodeConfig"
+        [script] = shell_scripts(document)
+        assert "sysctl -w vm.max_map_count=262144" in script and "amazon-cloudwatch-agent" in script
+        assert "bootstrap.sh" not in script
+        checked = trail(rt, run)["compatibility-checked"]
+        assert checked["blockers"] == [] and [w.split(":")[0] for w in checked["warnings"]] == ["yum-install"]
+        evidence = approval_evidence(rt, run)
+        assert evidence["carried_user_data"] == [script]
+        assert evidence["compatibility"]["warnings"] == checked["warnings"]
+
+
+def test_eks_carried_user_data_with_a_blocker_refuses_the_node_group_before_any_change():
+    with nodegroup("amazon-linux-extras install -y epel\n") as rt:
+        run, result = migrate_nodegroup(rt)
+        assert result["error"] == "CompatibilityBlocked" and "amazon-linux-extras" in result["cause"]
+        assert set(rt.client("eks").list_nodegroups(clusterName="prod")["nodegroups"]) == {"ng"}
+    with nodegroup("amazon-linux-extras install -y epel\n") as rt:  # and with the default template it is refused
+        run, result = migrate_nodegroup(rt, launch_template="none", compatibility="warn")
+        assert result["error"] == "PreflightFailed" and "user_data" in result["cause"]
+
+
+def test_eks_pods_without_irsa_or_pod_identity_are_warnings_in_the_evidence():
+    workloads = [{"name": "api", "replicas": 2},  # the default service account: the node role's credentials
+                 {"name": "s3-sync", "replicas": 1, "service_account": "s3-sync", "aws_identity": "irsa"},
+                 {"name": "queue", "replicas": 1, "service_account": "queue", "aws_identity": "pod_identity"},
+                 {"name": "agent", "daemonset": True, "service_account": "agent"}]
+    with running([], eks_clusters=[{"name": "prod", "nodegroups": [{"name": "ng", "size": 2}],
+                                    "workloads": workloads}]) as rt:
+        run, result = migrate_nodegroup(rt)
+        assert result["status"] == "SUCCEEDED", result
+        warnings = trail(rt, run)["compatibility-checked"]["warnings"]
+        assert [w.split(" (")[0] for w in warnings] == ["pod-credentials: default/agent",
+                                                        "pod-credentials: default/default"]
+        assert "lose the node role's credentials" in warnings[0]
+        assert approval_evidence(rt, run)["compatibility"]["warnings"] == warnings
+    with running([], eks_clusters=[{"name": "prod", "nodegroups": [{"name": "ng", "size": 2, "launch_template": "custom"}],
+                                    "workloads": workloads}]) as rt:
+        run, result = migrate_nodegroup(rt, imds_hop_limit=2)  # pods still reach IMDS: nothing to warn of
+        assert result["status"] == "SUCCEEDED" and "compatibility-checked" not in trail(rt, run)

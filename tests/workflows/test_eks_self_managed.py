@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 from migrator.audit import read_trail
-from migrator.eks.userdata import parse_node_config, shell_parts
+from migrator.eks.userdata import parse_node_config, shell_scripts
 from migrator.workstation.local.demo import plan_fleet, run_waves, self_managed_input
 from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime
 from migrator.workstation.local.summary import _check_self_managed, _check_workloads
@@ -80,7 +80,7 @@ def test_success_replaces_every_node_after_draining_it():
         assert config["spec"]["cluster"]["cidr"] == "172.20.0.0/16"
         assert config["spec"]["kubelet"] == {"config": {"maxPods": 29},
                                              "flags": ["--node-labels=workload=sm-ingress,team=edge"]}
-        assert "sysctl --system" in shell_parts(user_data)[0] and "bootstrap.sh" not in shell_parts(user_data)[0]
+        assert "sysctl --system" in shell_scripts(user_data)[0] and "bootstrap.sh" not in shell_scripts(user_data)[0]
         assert {n.labels["team"] for n in nodes(rt)} == {"edge"}  # the kubelet settings carried over
         sim = rt.kubernetes.clusters["prod"]
         assert sim.min_available["api"] >= 3 and not sim.lost_pods

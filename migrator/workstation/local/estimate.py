@@ -28,6 +28,10 @@ def target_lower_bound(scenario: Scenario, target: str) -> float:
     if isinstance(spec, SelfManagedSpec):  # a canary, then each node drained and replaced, one at a time
         join = t.instance_boot + t.node_ready + t.pod_start
         return join + approve + spec.size * (t.pod_termination + join) + t.pod_termination
+    if getattr(spec, "ami", None) == "custom":  # in place: one gate, then EKS replaces the nodes (surge first)
+        from migrator.workstation.local.fidelity.eks_update import TERMINATE_AFTER_DRAIN_SECONDS
+
+        return approve + t.instance_boot + spec.size * (t.pod_termination + TERMINATE_AFTER_DRAIN_SECONDS)
     return t.nodegroup_create + t.instance_boot + 2 * approve + t.pod_termination + t.nodegroup_delete
 
 

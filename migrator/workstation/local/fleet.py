@@ -7,6 +7,8 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 
+from moto.core import DEFAULT_ACCOUNT_ID as ACCOUNT_ID
+
 from migrator import clock as domain_clock
 from migrator.config import AL2_AMI_PARAMETER, AL2023_AMI_PARAMETER
 from migrator.fleet.plan import ALARMS_TAG, DNS_TAG
@@ -324,7 +326,8 @@ def _build_cluster(spec: EksClusterSpec, clients, fleet: Fleet, roles: dict, tag
         options = {}
         ami_type = "AL2023_x86_64_STANDARD" if group.os == "al2023" else "AL2_x86_64"
         if group.launch_template == "custom" or group.ami == "custom":
-            data = {"UserData": base64.b64encode(AL2_BOOTSTRAP.format(cluster=spec.name).encode()).decode(),
+            data = {"UserData": base64.b64encode(
+                        (AL2_BOOTSTRAP.format(cluster=spec.name) + group.user_data).encode()).decode(),
                     "MetadataOptions": {"HttpTokens": "optional", "HttpPutResponseHopLimit": 2},
                     "InstanceType": group.instance_type}
             extra = {}
@@ -346,13 +349,17 @@ def _build_cluster(spec: EksClusterSpec, clients, fleet: Fleet, roles: dict, tag
             labels={"workload": "general"}, tags={tag["key"]: tag["value"]} if group.opt_in else {"team": "others"},
             capacityType="ON_DEMAND", **options)
         built.append(BuiltNodegroup(spec, group, sim))
-    sim.add_workload(Workload("aws-node", "kube-system", daemonset=True))
-    sim.add_workload(Workload("kube-proxy", "kube-system", daemonset=True))
+    sim.add_workload(Workload("aws-node", "kube-system", daemonset=True, service_account="aws-node", host_network=True))
+    sim.add_workload(Workload("kube-proxy", "kube-system", daemonset=True, service_account="kube-proxy",
+                              host_network=True))
     for workload in spec.workloads:
         sim.add_workload(Workload(workload.name, workload.namespace, workload.replicas, workload.daemonset,
                                   workload.pdb_min_available, bare=workload.controller == "none",
                                   empty_dir=workload.empty_dir, extra_pdb=workload.extra_pdb,
-                                  node_selector=dict(workload.node_selector)))
+                                  node_selector=dict(workload.node_selector), service_account=workload.service_account))
+        if workload.aws_identity == "irsa":
+            sim.service_account_annotations[(workload.namespace, workload.service_account)] = {
+                "eks.amazonaws.com/role-arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{workload.service_account}"}
     return built
 
 

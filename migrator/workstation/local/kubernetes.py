@@ -57,6 +57,8 @@ class Workload:
     empty_dir: bool = False  # pods with an emptyDir volume
     extra_pdb: bool = False  # a second budget `<name>-extra` selects the same pods
     node_selector: dict = field(default_factory=dict)
+    service_account: str = "default"
+    host_network: bool = False  # as aws-node and kube-proxy run: IMDS's hop limit does not apply to them
 
     def budgets(self) -> list[str]:
         if self.pdb_min_available is None:
@@ -138,6 +140,7 @@ class SimCluster:
         self.evicted_bare: list[str] = []  # pods no controller recreates, evicted: gone for good
         self.evicted_empty_dir: list[str] = []  # pods whose emptyDir data went with their eviction
         self._created_bare: set[str] = set()
+        self.service_account_annotations: dict[tuple[str, str], dict] = {}  # (namespace, name) -> annotations
         self.daemonset_images = {"aws-node": "602401143452.dkr.ecr.us-east-1.amazonaws.com/amazon-k8s-cni:v1.18.3"}
         self._sequence = 0
         self.lock = threading.RLock()
@@ -371,6 +374,9 @@ class SimCluster:
             spec["volumes"] = [{"name": "scratch", "emptyDir": {}}]
         if workload.node_selector:
             spec["nodeSelector"] = dict(workload.node_selector)
+        spec["serviceAccountName"] = workload.service_account
+        if workload.host_network:
+            spec["hostNetwork"] = True
         return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec,
                 "status": {"phase": pod.phase(self.clock.now())}}
 
@@ -539,6 +545,7 @@ class KubernetesApi:
         ("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods", "list_pods"),
         ("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)", "get_pod"),
         ("POST", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/eviction", "evict"),
+        ("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/serviceaccounts/(?P<name>[^/]+)", "get_service_account"),
         ("GET", r"/apis/policy/v1/poddisruptionbudgets", "list_pdbs"),
         ("GET", r"/apis/policy/v1/namespaces/(?P<ns>[^/]+)/poddisruptionbudgets", "list_pdbs"),
         ("GET", r"/apis/apps/v1/daemonsets", "list_daemonsets"),
@@ -627,6 +634,18 @@ class KubernetesApi:
         if pod is None:
             return 404, status_body(404, "NotFound", f'pods "{name}" not found')
         return 200, cluster.pod_object(pod)
+
+    def _get_service_account(self, cluster, ns, name, **_):
+        """Every namespace has `default`; the others exist when a workload uses them. IRSA is the
+        `eks.amazonaws.com/role-arn` annotation on the account."""
+        used = {(w.namespace, w.service_account) for w in cluster.workloads.values()}
+        if name != "default" and (ns, name) not in used:
+            return 404, status_body(404, "NotFound", f'serviceaccounts "{name}" not found')
+        metadata = {"name": name, "namespace": ns, "uid": uid(f"{ns}/{name}")}
+        annotations = cluster.service_account_annotations.get((ns, name))
+        if annotations:
+            metadata["annotations"] = dict(annotations)
+        return 200, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata}
 
     def _evict(self, cluster, ns, name, **_):
         return cluster.evict(ns, name)

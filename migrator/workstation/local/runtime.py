@@ -244,6 +244,8 @@ class LocalRuntime:
             cluster.endpoint = self.kubernetes.endpoint(spec.name)
             cluster.certificate_authority = {"data": FAKE_CA}
             self.fidelity.eks.addons[spec.name] = dict(spec.addons)
+            self.fidelity.eks.pod_identities[spec.name] = {
+                (w.namespace, w.service_account) for w in spec.workloads if w.aws_identity == "pod_identity"}
             for group in spec.nodegroups:
                 cluster.nodegroups[group.name].sim_created_at = self.clock.now() - PRE_EXISTING_AGE
                 runtime = "docker://20.10.25" if group.container_runtime == "docker" else "containerd://1.7.22"

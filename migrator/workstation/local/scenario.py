@@ -182,6 +182,8 @@ class NodegroupSpec(_Strict):
     expect: Outcome | None = None  # overrides the default rule of expected_outcome
     opt_in: bool = True  # false: no opt-in tag (someone else's group); it must end exactly as it began
     input: dict[str, Any] = Field(default_factory=dict)  # merged into the execution input the runtime sends
+    # with launch_template custom: what the old user data runs after bootstrap.sh (agents, sysctl, mounts)
+    user_data: str = Field(default="", max_length=16_384)
 
     @model_validator(mode="after")
     def _input_fields_exist(self):
@@ -246,6 +248,10 @@ class WorkloadSpec(_Strict):
     empty_dir: bool = False  # the pods have an emptyDir volume
     extra_pdb: bool = False  # a second PodDisruptionBudget selects the same pods
     node_selector: dict[str, str] = Field(default_factory=dict)  # e.g. pins pods to one node group
+    service_account: str = Field(default="default", pattern=NAME)
+    # how its service account gets AWS credentials: IRSA (the role-arn annotation), an EKS Pod Identity
+    # association, or neither (it would use the node role's through IMDS)
+    aws_identity: Literal["irsa", "pod_identity", "none"] = "none"
 
     @model_validator(mode="after")
     def _budget_fits(self):
@@ -355,7 +361,7 @@ class Scenario(_Strict):
             steps = {StandaloneSpec: STANDALONE_STEPS, NodegroupSpec: EKS_STEPS,
                      KarpenterPoolSpec: KARPENTER_STEPS, SelfManagedSpec: SELF_MANAGED_STEPS}.get(type(spec), ASG_STEPS)
             if isinstance(spec, NodegroupSpec) and spec.ami == "custom":
-                steps = IN_PLACE_STEPS
+                steps = IN_PLACE_STEPS  # EKS's own update, not our drain
             allowed = steps.get(fault.at or "")
             if allowed is None:
                 raise ValueError(f"{where}.at: a fault of {fault.target} is at one of {sorted(steps)}")

@@ -83,8 +83,7 @@ def summarize(runtime: LocalRuntime, results: dict[str, dict], wall_seconds: flo
         if target["kind"] == "standalone":  # how long its address answered no writes, by design
             freezes = runtime.fidelity.observations.write_freezes.get(target["target"], [])
             target["write_freeze_seconds"] = round(sum(freezes), 1)
-        if target["kind"] in ("standalone", "asg"):
-            target.update(_host_checks(runtime, target["execution_arn"]))
+        target.update(_host_checks(runtime, target["execution_arn"]))
     instances = {"total": 0, "migrated": 0, "rolled_back": 0, "failed": 0}
     for target in targets:
         instances["total"] += target["instances"]

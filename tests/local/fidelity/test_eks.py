@@ -61,3 +61,17 @@ def test_nodes_register_when_the_group_has_booted():
         cluster.reconcile()
         new = [n for n in cluster.nodes.values() if n.nodegroup == "ng-new"]
         assert len(new) == 3 and all(n.os_image.startswith("Amazon Linux 2023") for n in new)
+
+
+def test_pod_identity_associations_are_listed_by_namespace_and_service_account():
+    """AWS: ListPodIdentityAssociations (GET /clusters/NAME/pod-identity-associations) filtered by namespace and
+    serviceAccount; moto has no such API. A workload's `aws_identity: pod_identity` makes one."""
+    workloads = [{"name": "queue", "service_account": "queue", "aws_identity": "pod_identity"},
+                 {"name": "api", "service_account": "api"}]
+    with running([], **{**STILL, "eks_clusters": [{**EKS["eks_clusters"][0], "workloads": workloads}]}) as rt:
+        eks = rt.client("eks")
+        [association] = eks.list_pod_identity_associations(clusterName="prod", namespace="default",
+                                                           serviceAccount="queue")["associations"]
+        assert (association["namespace"], association["serviceAccount"]) == ("default", "queue")
+        assert eks.list_pod_identity_associations(clusterName="prod", namespace="default",
+                                                  serviceAccount="api")["associations"] == []

@@ -3,6 +3,8 @@ simulated API server, add-ons, and the `pdb-blocked` fault."""
 
 from __future__ import annotations
 
+import hashlib
+
 from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 from moto.eks import exceptions as eks_exceptions
@@ -25,6 +27,7 @@ class EKS:
         self.ssm = ssm
         self.addons: dict[str, dict[str, str]] = {}  # cluster -> add-on -> version
         self.nodegroup_runtime: dict[tuple[str, str], str] = {}  # (cluster, group) -> containerRuntimeVersion
+        self.pod_identities: dict[str, set[tuple[str, str]]] = {}  # cluster -> {(namespace, service account)}
         self.updates = EksUpdates(ctx)  # UpdateNodegroupVersion and the update behind it
 
     def install(self) -> None:
@@ -100,6 +103,25 @@ class EKS:
         patches.patch(EKSResponse, "list_addons", list_addons)
         patches.patch(EKSResponse, "describe_addon", describe_addon)
         self.updates.install()
+
+        # AWS: ListPodIdentityAssociations, filtered by namespace and service account (moto has none).
+        patches.patch_item(eks_urls.url_paths, "{0}/clusters/(?P<name>[^/]+)/pod-identity-associations$",
+                           eks_urls.response.dispatch)
+
+        def list_pod_identity_associations(response):
+            cluster = response._get_param("name")
+            namespace, account = response._get_param("namespace"), response._get_param("serviceAccount")
+            found = []
+            for ns, sa in sorted(eks.pod_identities.get(cluster, set())):
+                if (namespace is None or ns == namespace) and (account is None or sa == account):
+                    association = "a-" + hashlib.sha256(f"{cluster}/{ns}/{sa}".encode()).hexdigest()[:17]
+                    found.append({"clusterName": cluster, "namespace": ns, "serviceAccount": sa,
+                                  "associationId": association,
+                                  "associationArn": f"arn:aws:eks:{ctx.region}:{ctx.account}:podidentityassociation/"
+                                                    f"{cluster}/{association}"})
+            return ActionResult({"associations": found})
+
+        patches.patch(EKSResponse, "list_pod_identity_associations", list_pod_identity_associations)
 
     def launch_node_instances(self, group) -> None:
         """AWS: a managed node group launches its instances, tagged as EKS tags them,
