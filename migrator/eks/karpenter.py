@@ -10,7 +10,6 @@ while they still hold what we wrote.
 
 from __future__ import annotations
 
-import email
 import json
 import math
 from email.mime.multipart import MIMEMultipart
@@ -33,7 +32,7 @@ from migrator.eks.karpenter_models import (
 )
 from migrator.eks.kube import Kube
 from migrator.eks.results import Check
-from migrator.eks.userdata import BOUNDARY, kubelet_settings
+from migrator.eks.userdata import BOUNDARY, carried_scripts, kubelet_settings
 from migrator.errors import ConcurrentChange, DeadlineExceeded, NotReadyYet, PreflightFailed
 from migrator.failures import CaughtError, explain_failure
 
@@ -105,34 +104,22 @@ def family_of(spec: dict) -> str | None:
 def al2023_user_data(old: str | None) -> str | None:
     """The AL2 user data in the form Karpenter merges for AL2023: a MIME multipart document with a nodeadm
     `NodeConfig` carrying the kubelet settings the script gave bootstrap.sh (Karpenter adds the cluster's
-    endpoint, CA and CIDR itself), and the rest of the script as a shell-script part. AL2023 has no
-    /etc/eks/bootstrap.sh, so lines calling it are dropped."""
+    endpoint, CA and CIDR itself), then the old scripts without their bootstrap.sh call (AL2023 has none)
+    as shell-script parts (`carried_scripts`, as every AL2023 path carries them)."""
     if not old or not old.strip():
         return old
-    scripts = _scripts(old)
-    kubelet = kubelet_settings("\n".join(scripts))
-    script = "\n".join(line for text in scripts for line in text.splitlines() if "bootstrap.sh" not in line).strip()
+    kubelet, scripts = kubelet_settings(old), carried_scripts(old)
+    if not kubelet and not scripts:
+        return None
     document = MIMEMultipart(boundary=BOUNDARY)
     if kubelet:
         config = {"apiVersion": "node.eks.aws/v1alpha1", "kind": "NodeConfig", "spec": {"kubelet": kubelet}}
         part = MIMEText(yaml.safe_dump(config, sort_keys=False))
         part.replace_header("Content-Type", "application/node.eks.aws")
         document.attach(part)
-    if script and script != "#!/bin/bash":
-        part = MIMEText(script + "\n")
-        part.replace_header("Content-Type", 'text/x-shellscript; charset="us-ascii"')
-        document.attach(part)
-    return document.as_string() if document.get_payload() else None
-
-
-def _scripts(user_data: str) -> list[str]:
-    """The shell scripts of AL2 user data: the text itself, or each shell part of a MIME multipart document
-    (Karpenter accepts both for AL2)."""
-    if not user_data.lstrip().lower().startswith(("mime-version", "content-type")):
-        return [user_data]
-    message = email.message_from_string(user_data)
-    return [part.get_payload(decode=True).decode(errors="replace") for part in message.walk()
-            if part.get_content_type() == "text/x-shellscript"]
+    for script in scripts:
+        document.attach(MIMEText(script, "x-shellscript"))
+    return document.as_string()
 
 
 def _wanted(version: str, current: AmiSelection) -> AmiSelection:
