@@ -42,6 +42,7 @@ NODEPOOL_LABEL = "karpenter.sh/nodepool"
 DISRUPTED_TAINTS = ("karpenter.sh/disrupted", "karpenter.sh/disruption")  # v1, v1beta1
 CHANGED = "al2023-migration/changed"  # annotation: {"execution", "at", "previous", "applied"}
 AL2023_ALIAS = "al2023@latest"
+DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"  # a pod annotation that keeps its node from drift
 DEFAULT_BUDGET = "10%"  # Karpenter's default when a NodePool sets no budgets
 
 
@@ -213,6 +214,11 @@ def preflight(eks, kube: Kube, request: KarpenterInput, execution: str, tag_key:
     names = {n.metadata.name for n in nodes}
     pods = [p for p in kube.core.list_pod_for_all_namespaces().items if p.spec.node_name in names]
     budgets = kube.policy.list_pod_disruption_budget_for_all_namespaces().items
+    pinned = sorted(draining.name_of(p) for p in pods if draining.evictable(p)
+                    and (p.metadata.annotations or {}).get(DO_NOT_DISRUPT) == "true")
+    check("do_not_disrupt", not pinned,
+          f"{', '.join(pinned[:10])} carry {DO_NOT_DISRUPT}=true: Karpenter never drifts the nodes they run on"
+          if pinned else f"no pod of the pool carries {DO_NOT_DISRUPT}")
     for line in draining.describe_refusals(draining.refusals(pods, budgets, _drain_policy(request, execution))):
         name, _, detail = line.partition(": ")
         check(name, False, detail)
