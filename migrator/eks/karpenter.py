@@ -10,7 +10,6 @@ while they still hold what we wrote.
 
 from __future__ import annotations
 
-import email
 import json
 import math
 from email.mime.multipart import MIMEMultipart
@@ -33,7 +32,7 @@ from migrator.eks.karpenter_models import (
 )
 from migrator.eks.kube import Kube
 from migrator.eks.results import Check
-from migrator.eks.userdata import BOUNDARY, kubelet_settings
+from migrator.eks.userdata import BOUNDARY, carried_scripts, kubelet_settings
 from migrator.errors import ConcurrentChange, DeadlineExceeded, NotReadyYet, PreflightFailed
 from migrator.failures import CaughtError, explain_failure
 
@@ -43,6 +42,7 @@ NODEPOOL_LABEL = "karpenter.sh/nodepool"
 DISRUPTED_TAINTS = ("karpenter.sh/disrupted", "karpenter.sh/disruption")  # v1, v1beta1
 CHANGED = "al2023-migration/changed"  # annotation: {"execution", "at", "previous", "applied"}
 AL2023_ALIAS = "al2023@latest"
+DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"  # a pod annotation that keeps its node from drift
 DEFAULT_BUDGET = "10%"  # Karpenter's default when a NodePool sets no budgets
 
 
@@ -105,37 +105,27 @@ def family_of(spec: dict) -> str | None:
 def al2023_user_data(old: str | None) -> str | None:
     """The AL2 user data in the form Karpenter merges for AL2023: a MIME multipart document with a nodeadm
     `NodeConfig` carrying the kubelet settings the script gave bootstrap.sh (Karpenter adds the cluster's
-    endpoint, CA and CIDR itself), and the rest of the script as a shell-script part. AL2023 has no
-    /etc/eks/bootstrap.sh, so lines calling it are dropped."""
+    endpoint, CA and CIDR itself), then the old scripts without their bootstrap.sh call (AL2023 has none)
+    as shell-script parts (`carried_scripts`, as every AL2023 path carries them)."""
     if not old or not old.strip():
         return old
-    scripts = _scripts(old)
-    kubelet = kubelet_settings("\n".join(scripts))
-    script = "\n".join(line for text in scripts for line in text.splitlines() if "bootstrap.sh" not in line).strip()
+    kubelet, scripts = kubelet_settings(old), carried_scripts(old)
+    if not kubelet and not scripts:
+        return None
     document = MIMEMultipart(boundary=BOUNDARY)
     if kubelet:
         config = {"apiVersion": "node.eks.aws/v1alpha1", "kind": "NodeConfig", "spec": {"kubelet": kubelet}}
         part = MIMEText(yaml.safe_dump(config, sort_keys=False))
         part.replace_header("Content-Type", "application/node.eks.aws")
         document.attach(part)
-    if script and script != "#!/bin/bash":
-        part = MIMEText(script + "\n")
-        part.replace_header("Content-Type", 'text/x-shellscript; charset="us-ascii"')
-        document.attach(part)
-    return document.as_string() if document.get_payload() else None
-
-
-def _scripts(user_data: str) -> list[str]:
-    """The shell scripts of AL2 user data: the text itself, or each shell part of a MIME multipart document
-    (Karpenter accepts both for AL2)."""
-    if not user_data.lstrip().lower().startswith(("mime-version", "content-type")):
-        return [user_data]
-    message = email.message_from_string(user_data)
-    return [part.get_payload(decode=True).decode(errors="replace") for part in message.walk()
-            if part.get_content_type() == "text/x-shellscript"]
+    for script in scripts:
+        document.attach(MIMEText(script, "x-shellscript"))
+    return document.as_string()
 
 
 def _wanted(version: str, current: AmiSelection) -> AmiSelection:
+    if family_of(current.model_dump()) == "AL2023":  # changed already (AL2 nodes still drifting): keep it
+        return current
     user_data = al2023_user_data(current.userData)
     if version == "v1":  # the alias names the family; another amiFamily (AL2) would contradict it
         family = current.amiFamily if current.amiFamily not in (None, "AL2") else None
@@ -216,13 +206,19 @@ def preflight(eks, kube: Kube, request: KarpenterInput, execution: str, tag_key:
           if sharing else f"EC2NodeClass {nodeclass_name} is used by {request.nodepool_name} only")
     node_checks(eks, kube, request.cluster_name, nodes, request.pdb_blocks, check)  # VPC CNI, Docker, PDBs
     allowed, scheduled = allowed_disruptions(nodepool, len(nodes))
-    check("nodepool_budgets", allowed > 0,
+    check("nodepool_budgets", allowed > 0 or not nodes,
           (f"Karpenter may replace {allowed} of {len(nodes)} nodes at a time" if allowed > 0 else
+           "no nodes now: the pool's next nodes launch on AL2023" if not nodes else
            f"the NodePool's budgets allow no drift ({len(nodes)} nodes): drift would never progress")
           + (f"; scheduled budgets {scheduled}" if scheduled else ""))
     names = {n.metadata.name for n in nodes}
     pods = [p for p in kube.core.list_pod_for_all_namespaces().items if p.spec.node_name in names]
     budgets = kube.policy.list_pod_disruption_budget_for_all_namespaces().items
+    pinned = sorted(draining.name_of(p) for p in pods if draining.evictable(p)
+                    and (p.metadata.annotations or {}).get(DO_NOT_DISRUPT) == "true")
+    check("do_not_disrupt", not pinned,
+          f"{', '.join(pinned[:10])} carry {DO_NOT_DISRUPT}=true: Karpenter never drifts the nodes they run on"
+          if pinned else f"no pod of the pool carries {DO_NOT_DISRUPT}")
     for line in draining.describe_refusals(draining.refusals(pods, budgets, _drain_policy(request, execution))):
         name, _, detail = line.partition(": ")
         check(name, False, detail)
@@ -349,8 +345,9 @@ def rollback(kube: Kube, request: KarpenterInput, pre: KarpenterPreflight | None
                 raise ConcurrentChange(f"EC2NodeClass {pre.nodeclass} changed while the rollback restored it; "
                                        "it is left as it is") from None
             raise
-    nodes, progress = _progress(kube, request.nodepool_name, on_al2023)
+    back_to = family_of(previous.model_dump()) or "AL2"
+    nodes, progress = _progress(kube, request.nodepool_name, lambda n: on_al2023(n) != (back_to == "AL2023"))
     if not nodes:
-        raise NotReadyYet("Karpenter drifts back to AL2: " + progress)
+        raise NotReadyYet(f"Karpenter drifts back to {back_to}: " + progress)
     return KarpenterRollback(error=name, cause=f"{request.target} rolled back: EC2NodeClass {pre.nodeclass} "
-                                               f"restored, {len(nodes)} nodes on AL2 again: {message}")
+                                               f"restored, {len(nodes)} nodes on {back_to} again: {message}")

@@ -155,3 +155,17 @@ def test_a_pdb_that_allows_nothing_keeps_the_node_tainted_and_draining():
         node = cluster.nodes[karpenter.node_of(claim)]
         assert {"key": "karpenter.sh/disrupted", "effect": "NoSchedule"} in node.taints
         assert any(p.node == node.name and p.workload == "api" for p in cluster.pods.values())
+
+
+def test_a_pod_that_forbids_disruption_keeps_its_node_from_drift():
+    """karpenter.sh/do-not-disrupt=true on a pod: its node is never a drift candidate; the others drift."""
+    clock, cluster, karpenter = build(size=2, budget=100)
+    cluster.add_workload(Workload("singleton", "default", replicas=1, node_selector={"karpenter.sh/nodepool": "default"},
+                                  annotations={"karpenter.sh/do-not-disrupt": "true"}))
+    cluster.settle()
+    change_to_al2023(karpenter)
+    drift(clock, cluster, karpenter, 900)
+    kept = [c for c in karpenter.claims.values() if c.family == "AL2" and c.removed_at is None]
+    assert len(kept) == 1 and kept[0].disrupting_since is None
+    node = karpenter.node_of(kept[0])
+    assert any(p.node == node and p.workload == "singleton" for p in cluster.pods.values())

@@ -12,6 +12,7 @@ from migrator.audit import read_trail
 from migrator.eks.karpenter import CHANGED
 from migrator.workstation.local.demo import karpenter_input
 from migrator.workstation.local.karpenter import SimKarpenter
+from migrator.workstation.local.kubernetes import Workload
 from migrator.workstation.local.runtime import AUDIT_TABLE, LocalRuntime
 from migrator.workstation.local.summary import _check_karpenter, _check_workloads
 from migrator.workflows import EKS_KARPENTER
@@ -117,13 +118,17 @@ def test_success_drifts_every_node_to_al2023_within_the_budgets():
                            "drifted"]
 
 
-def test_v1beta1_changes_the_ami_family():
+def test_v1beta1_changes_the_ami_family_and_a_second_run_finds_it_migrated():
     with karpenter(api="v1beta1") as rt:
         assert nodeclass(rt)["apiVersion"] == "karpenter.k8s.aws/v1beta1"
         _, result = execute(rt)
         assert result["status"] == "SUCCEEDED"
         assert nodeclass(rt)["spec"]["amiFamily"] == "AL2023" and "amiSelectorTerms" not in nodeclass(rt)["spec"]
         assert all(n.os_image.startswith("Amazon Linux 2023") for n in pool_nodes(rt))
+        version = nodeclass(rt)["metadata"]["resourceVersion"]
+        again, result = execute(rt)
+        assert result["status"] == "SUCCEEDED" and entered(rt, again)[-1] == "AlreadyMigrated"
+        assert nodeclass(rt)["metadata"]["resourceVersion"] == version
 
 
 def test_replacements_that_never_turn_ready_roll_back_past_the_deadline():
@@ -217,6 +222,20 @@ def test_a_karpenter_without_al2023_and_an_old_vpc_cni_are_refused_before_any_ch
         assert "karpenter_version" in result["cause"] and "upgrade Karpenter first" in result["cause"]
         assert "vpc_cni: VPC CNI v1.15.1" in result["cause"]  # the node checks every AL2023 path shares
         assert "Rollback" not in entered(rt, run) and nodeclass(rt)["spec"]["amiFamily"] == "AL2"
+
+
+def test_a_pod_that_forbids_disruption_is_named_before_any_change():
+    """A pod annotated karpenter.sh/do-not-disrupt=true keeps its node from drift: the run would wait forever."""
+    with karpenter() as rt:
+        sim = rt.kubernetes.clusters["prod"]
+        with sim.lock:
+            sim.add_workload(Workload("singleton", "default", replicas=1, node_selector=POOL,
+                                      annotations={"karpenter.sh/do-not-disrupt": "true"}))
+            sim.settle()
+        run, result = execute(rt)
+        assert result["status"] == "FAILED" and result["error"] == "PreflightFailed"
+        assert "do_not_disrupt: default/singleton-" in result["cause"]
+        assert "ApproveChange" not in entered(rt, run)
 
 
 def test_a_budget_of_zero_nodes_is_refused_before_any_change():

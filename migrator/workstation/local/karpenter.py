@@ -21,7 +21,8 @@ What real Karpenter does, and what is reproduced here:
   untainted (the disruption is retried later). Then it deletes the candidate's NodeClaim: the termination
   controller evicts its pods through the Eviction API, honouring PodDisruptionBudgets (a 429 is retried; without
   a `terminationGracePeriod` a budget blocks the node for as long as it allows no disruption), skips DaemonSet
-  and mirror pods, and terminates the instance once no other pod is left.
+  and mirror pods, and terminates the instance once no other pod is left. A node running a pod annotated
+  `karpenter.sh/do-not-disrupt: "true"` is never a drift candidate.
 - **Instances.** Each node is an EC2 instance tagged `karpenter.sh/nodepool`, `karpenter.k8s.aws/ec2nodeclass`,
   `eks:cluster-name` and `kubernetes.io/cluster/<cluster>: owned`, as Karpenter tags them.
 
@@ -56,6 +57,7 @@ CORE = "karpenter.sh"
 AWS = "karpenter.k8s.aws"
 NODEPOOL_LABEL = "karpenter.sh/nodepool"
 NODECLASS_LABEL = "karpenter.k8s.aws/ec2nodeclass"
+DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
 REPLACEMENT_TIMEOUT = 600.0  # seconds a pre-spun replacement may take to initialize
 AMI_FAMILIES = ["AL2", "AL2023", "Bottlerocket", "Ubuntu", "Custom", "Windows2019", "Windows2022"]
 ALIAS_FAMILIES = ["al2", "al2023", "bottlerocket", "windows2019", "windows2022"]
@@ -246,11 +248,18 @@ class SimKarpenter:
         allowed = min((budget_nodes(b.get("nodes", "10%"), len(registered)) for b in self._budgets(pool)),
                       default=0) - len(disrupting)
         drifted = sorted((c for c in registered if c.family != family and c.disrupting_since is None
-                          and c.deleted_at is None), key=lambda c: c.name)
+                          and c.deleted_at is None and not self._do_not_disrupt(c)), key=lambda c: c.name)
         for candidate in drifted[:max(0, allowed)]:
             self._set_taint(candidate, True)
             candidate.disrupting_since = now
             candidate.replacing = self._launch(pool, candidate.nodeclass, family, candidate.instance_type, now).name
+
+    def _do_not_disrupt(self, claim: Claim) -> bool:
+        """A pod annotated karpenter.sh/do-not-disrupt=true keeps its node from voluntary disruption, drift
+        included (v1: until the NodePool's terminationGracePeriod, which this pool does not set)."""
+        name = self.node_of(claim)
+        return any(p.node == name and self.cluster.workloads[p.workload].annotations.get(DO_NOT_DISRUPT) == "true"
+                   for p in self.cluster.pods.values())
 
     def _budgets(self, pool: str) -> list[dict]:
         """The budgets that apply to drift now (no schedule; `reasons`, if any, naming Drifted)."""

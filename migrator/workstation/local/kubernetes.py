@@ -57,6 +57,7 @@ class Workload:
     empty_dir: bool = False  # pods with an emptyDir volume
     extra_pdb: bool = False  # a second budget `<name>-extra` selects the same pods
     node_selector: dict = field(default_factory=dict)
+    annotations: dict = field(default_factory=dict)  # on every pod (e.g. karpenter.sh/do-not-disrupt)
     service_account: str = "default"
     host_network: bool = False  # as aws-node and kube-proxy run: IMDS's hop limit does not apply to them
 
@@ -361,6 +362,8 @@ class SimCluster:
                     "creationTimestamp": iso(pod.created_at)}
         if workload.bare:
             del metadata["ownerReferences"]  # a bare pod has none at all
+        if workload.annotations:
+            metadata["annotations"] = dict(workload.annotations)
         if pod.mirror:
             metadata["annotations"] = {"kubernetes.io/config.mirror": uid(pod.name)}
             metadata["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": pod.node,
