@@ -13,7 +13,7 @@ Model = TypeVar("Model", bound=BaseModel)
 
 # A model validator's message that names the field it is about ("nodegroups: a cluster needs ..."): the field is
 # joined to where the model sits, so the line names eks_clusters.0.nodegroups, not eks_clusters.0.
-_NAMED_FIELD = re.compile(r"^Value error, ([A-Za-z_][\w.]*): (.*)$", re.S)
+_NAMED_FIELD = re.compile(r"^([A-Za-z_][\w.]*): (.*)$", re.S)
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -21,6 +21,8 @@ def describe_validation_error(error: ValidationError) -> str:
     for item in error.errors():
         loc = [str(part) for part in item["loc"]]
         message = item["msg"]
+        if item["type"] == "value_error":  # our own ValueError: its text is the message, without pydantic's prefix
+            message = message.removeprefix("Value error, ")
         named = _NAMED_FIELD.match(message) if item["type"] == "value_error" else None
         if named:
             loc.append(named.group(1))
