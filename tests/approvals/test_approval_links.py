@@ -211,3 +211,14 @@ def test_a_gate_answered_with_its_raw_token_is_not_pending_and_the_terminal_says
         assert approvals().get(approval_id)["status"] == "closed"
     finally:
         server.stop()
+
+
+def test_every_approval_id_is_one_the_terminal_takes_as_an_argument():
+    """An id is typed into `approvals approve ID`: one starting with "-" was read as an option (1 in 32 did)."""
+    from migrator.approvals.core import new_approval_id
+    from migrator.workstation.cli import _parser
+
+    ids = {new_approval_id() for _ in range(2000)}
+    assert len(ids) == 2000 and not any(i.startswith("-") for i in ids)
+    for approval_id in sorted(ids)[:50]:
+        assert _parser().parse_args(["approvals", "approve", approval_id]).approval_id == approval_id
