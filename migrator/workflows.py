@@ -120,7 +120,7 @@ class Workflow:
     tasks: tuple[LambdaTask, ...]
     gates: tuple[str, ...] = ()  # approval gates, named as in the ASL's approval messages
     children: tuple["Workflow", ...] = ()  # state machines it starts, as ${<Name>StateMachineArn}
-    kind: str = ""  # the summary's and the plan's `kind` of its targets, when not the target's first word
+    kind: str = ""  # the plan's and the summary's `kind` of its targets (a fleet wave has none)
 
     @property
     def arn_substitution(self) -> str:
@@ -163,6 +163,7 @@ ASG_ROLLOUT = Workflow(
     name="asg-rollout",
     asl_file="asg_rollout.asl.json",
     gates=(gates.BEFORE_REFRESH,),
+    kind="asg",
     tasks=(
         _validate_input("asg", "rollout"),
         LambdaTask("asg.preflight", "Check the group and record what a rollback restores",
@@ -192,6 +193,7 @@ STANDALONE_EC2 = Workflow(
     name="standalone-ec2",
     asl_file="standalone_ec2.asl.json",
     gates=(gates.CUTOVER, gates.DECOMMISSION),
+    kind="standalone",
     tasks=(
         _validate_input("standalone", "migration"),
         LambdaTask("standalone.preflight", "Check the instance and record what a rebuild and a rollback need",
@@ -232,6 +234,7 @@ EKS_NODEGROUP = Workflow(
     name="eks-nodegroup",
     asl_file="eks_nodegroup.asl.json",
     gates=(gates.BEFORE_DRAIN, gates.BEFORE_DELETE),
+    kind="eks",
     tasks=(
         _validate_input("eks", "node group migration"),
         LambdaTask("eks.preflight", "Version, AL2 group, VPC CNI, container runtime, disruption budgets", _KUBE),

@@ -17,17 +17,16 @@ from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family
 from migrator.config import AL2023_AMI_PARAMETER, DEFAULT_MIGRATION_TAG
 from migrator.tables import format_table
-from migrator.workflows import ASG_ROLLOUT, EKS_IN_PLACE, EKS_KARPENTER, EKS_NODEGROUP, EKS_SELF_MANAGED, STANDALONE_EC2
+from migrator.workflows import EKS_IN_PLACE, EKS_KARPENTER, EKS_NODEGROUP, EKS_SELF_MANAGED, FLEET
 
 WAVE_TAG = "al2023-migration:wave"  # an explicit wave number (0 is the canary wave)
 CRITICALITY_TAG = "al2023-migration:criticality"  # low | medium | high
 DNS_TAG = "al2023-migration:dns"  # "<hosted zone id>/<record name>" for a DNS cutover
 ALARMS_TAG = "al2023-migration:alarms"  # comma-separated CloudWatch alarms that must stay OK
 EXCLUDE_VALUE = "exclude"  # the migration tag's value that keeps an instance out of every plan
-KIND_WORKFLOW = {"asg": ASG_ROLLOUT.name, "standalone": STANDALONE_EC2.name, "eks": EKS_NODEGROUP.name,
-                 EKS_IN_PLACE.kind: EKS_IN_PLACE.name, EKS_KARPENTER.kind: EKS_KARPENTER.name,
-                 EKS_SELF_MANAGED.kind: EKS_SELF_MANAGED.name}
-KIND_ORDER = tuple(KIND_WORKFLOW)  # the canary wave's and the plan table's order
+# Each kind of target and its state machine, in the canary wave's and the plan table's order: the fleet's children.
+KIND_WORKFLOW = {child.kind: child.name for child in FLEET.children}
+KIND_ORDER = tuple(KIND_WORKFLOW)
 CRITICALITY_RANK = {"low": 0, "medium": 1, "high": 2}
 DEFAULT_MAX_INSTANCES_PER_WAVE = 50
 
@@ -341,7 +340,7 @@ def plan_table(plan: dict) -> str:
             current = ", ".join(f"{a['name'] or '?'} ({a['id']})" for a in target.get("current_ami", []))
             new = target.get("target_ami")
             new = f"{new['name']} ({new['id']})" if isinstance(new, dict) else {
-                "eks": "EKS AL2023 AMI type", EKS_IN_PLACE.kind: "EKS AL2023 AMI", EKS_SELF_MANAGED.kind: "EKS AL2023 AMI",
+                EKS_NODEGROUP.kind: "EKS AL2023 AMI type", EKS_IN_PLACE.kind: "EKS AL2023 AMI", EKS_SELF_MANAGED.kind: "EKS AL2023 AMI",
                 EKS_KARPENTER.kind: "EC2NodeClass AL2023"}.get(target["kind"], "at start (SSM)")
             ids = target.get("instance_ids", [])
             rows.append((wave["name"], target["target"], target.get("name") or "-",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import time
 from collections.abc import Callable
 
-from migrator.fleet.plan import build_plan, discover, latest_al2023_images
+from migrator.fleet.plan import KIND_WORKFLOW, build_plan, discover, latest_al2023_images
 from migrator.fleet.waves import store_plan
 from migrator.tables import format_clock
 from migrator.workstation.local.estimate import remaining_lower_bound
@@ -121,14 +121,10 @@ def plan_fleet(runtime: LocalRuntime) -> dict:
     scenario's timings as input defaults; the waves stored for the fleet state machine."""
     scenario = runtime.scenario
     timeout = {"approval_timeout_seconds": int(scenario.approvals.timeout)}
-    defaults = {
-        "asg": {**timeout, "canary_bake_seconds": int(scenario.timings.canary_bake),
-                "instance_warmup_seconds": int(scenario.timings.refresh_warmup)},
-        "standalone": {**timeout, "retention_seconds": int(scenario.timings.retention)},
-        "eks": timeout,
-        EKS_IN_PLACE.kind: timeout,
-        EKS_KARPENTER.kind: timeout,
-        EKS_SELF_MANAGED.kind: timeout,
+    defaults = dict.fromkeys(KIND_WORKFLOW, timeout) | {  # every kind has gates; two have more timings
+        ASG_ROLLOUT.kind: {**timeout, "canary_bake_seconds": int(scenario.timings.canary_bake),
+                           "instance_warmup_seconds": int(scenario.timings.refresh_warmup)},
+        STANDALONE_EC2.kind: {**timeout, "retention_seconds": int(scenario.timings.retention)},
     }
     ec2 = runtime.client("ec2")
     plan = build_plan(discover(ec2, runtime.client("eks")), runtime.region, scenario.waves.max_instances, defaults,
