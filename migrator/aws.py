@@ -27,6 +27,12 @@ def client(service: str, region: str | None = None, endpoint_url: str | None = N
         )
 
 
+def launch_template_data(ec2, template_id: str, version: str) -> dict:
+    """One launch-template version's LaunchTemplateData (`version` a number, `$Default` or `$Latest`)."""
+    return ec2.describe_launch_template_versions(
+        LaunchTemplateId=template_id, Versions=[str(version)])["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+
+
 def error_code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "")
 

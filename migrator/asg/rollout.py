@@ -24,7 +24,7 @@ from migrator.asg.results import (
     Rollback,
     RollbackDone,
 )
-from migrator.aws import client_token, execution_digest
+from migrator.aws import client_token, execution_digest, launch_template_data
 from migrator.config import CANARY_TAG, EXECUTION_TAG, GROUP_TAG
 from migrator.failures import CaughtError, explain_failure
 from migrator.health import alarms_in_alarm
@@ -120,9 +120,7 @@ def preflight(c: Clients, request: RolloutInput, tag_key: str, tag_value: str) -
     template_id = spec["LaunchTemplateId"]
     version_spec = str(spec.get("Version") or "$Default")
     version = resolve_version_number(c.ec2, template_id, version_spec)
-    data = c.ec2.describe_launch_template_versions(LaunchTemplateId=template_id, Versions=[version])[
-        "LaunchTemplateVersions"
-    ][0]["LaunchTemplateData"]
+    data = launch_template_data(c.ec2, template_id, version)
     instances = group.get("Instances", [])
     image_ids = [data["ImageId"], *_instance_images(c.ec2, [i["InstanceId"] for i in instances]).values()]
     images = describe_images(c.ec2, image_ids)
@@ -169,9 +167,7 @@ def create_version(c: Clients, request: RolloutInput, pre: Preflight, execution:
             if existing.get("VersionDescription") == description:
                 return _version_result(existing, ami, created=False)
 
-    source = c.ec2.describe_launch_template_versions(
-        LaunchTemplateId=pre.template_id, Versions=[pre.original_version]
-    )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+    source = launch_template_data(c.ec2, pre.template_id, pre.original_version)
     # LaunchTemplateData replaces whole top-level keys of the source version, so
     # the metadata options are merged, not overwritten: only HttpTokens changes.
     metadata = {**source.get("MetadataOptions", {}), "HttpTokens": "required", "HttpEndpoint": "enabled"}

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from migrator import clock
+from migrator.aws import launch_template_data
 from migrator.compat.host import HostFacts
 from migrator.compat.rules import Findings, evaluate, missing_on_replacement
 from migrator.compat.scan import decode_user_data, imds_v1_calls, instance_user_data, read_scan, start_scan
@@ -129,8 +130,7 @@ def _read(c: Clients, scan: ScanStarted) -> HostFacts | None:
 
 
 def template_user_data(ec2, template: LaunchTemplateRef) -> str:
-    data = ec2.describe_launch_template_versions(LaunchTemplateId=template.id, Versions=[template.version])[
-        "LaunchTemplateVersions"][0]["LaunchTemplateData"]
+    data = launch_template_data(ec2, template.id, template.version)
     return decode_user_data(data.get("UserData", ""))
 
 

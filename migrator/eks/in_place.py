@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family, resolve_al2023_ami
-from migrator.aws import client_token, error_code, execution_name
+from migrator.aws import client_token, error_code, execution_name, launch_template_data
 from migrator.eks.in_place_models import (
     Followed,
     InPlaceInput,
@@ -39,7 +39,7 @@ from migrator.eks.nodegroup import (
     refusal_checks,
     set_node,
 )
-from migrator.eks.paths import IN_PLACE, template_version, update_path
+from migrator.eks.paths import IN_PLACE, update_path
 from migrator.eks.results import Check, Rollback
 from migrator.eks.userdata import carried_scripts, kubelet_settings, nodeadm_user_data
 from migrator.errors import DeadlineExceeded, NotReadyYet, PreflightFailed, RollbackFailed, UpdateFailed
@@ -121,7 +121,7 @@ def create_version(c: Clients, request: InPlaceInput, pre: InPlacePreflight, exe
             if found.get("VersionDescription") == description:
                 return Versioned(launch_template_id=template.id, version=str(found["VersionNumber"]),
                                  previous_version=template.version, image_id=pre.image_id, created=False)
-    data = template_version(c.ec2, {"id": template.id}, template.version)["LaunchTemplateData"]
+    data = launch_template_data(c.ec2, template.id, template.version)
     cluster = c.eks.describe_cluster(name=request.cluster_name)["cluster"]
     metadata = {**data.get("MetadataOptions", {}), "HttpTokens": "required", "HttpEndpoint": "enabled",
                 "HttpPutResponseHopLimit": request.imds_hop_limit}

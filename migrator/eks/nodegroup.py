@@ -15,7 +15,7 @@ from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
 from migrator import clock
-from migrator.aws import client_token, error_code, execution_name
+from migrator.aws import client_token, error_code, execution_name, launch_template_data
 from migrator.config import EXECUTION_TAG
 from migrator.eks import drain as draining
 from migrator.eks.checks import AL2023_AMI_PARAMETER, node_checks, require_daemonsets
@@ -113,9 +113,7 @@ def preflight(c: Clients, request: NodegroupInput, execution: str, tag_key: str,
     template = old.get("launchTemplate")
     user_data = None
     if template:
-        data = c.ec2.describe_launch_template_versions(
-            LaunchTemplateId=template["id"], Versions=[str(template["version"])])["LaunchTemplateVersions"][0]
-        encoded = data["LaunchTemplateData"].get("UserData")
+        encoded = launch_template_data(c.ec2, template["id"], template["version"]).get("UserData")
         user_data = base64.b64decode(encoded).decode(errors="replace") if encoded else None
     carried = carried_scripts(user_data)
     if carried:  # never dropped: only our launch template's nodeadm document can carry them

@@ -2,12 +2,9 @@
 eks_in_place.asl.json swaps) or blue/green (a new node group, eks_nodegroup.asl.json). The pre-flights of
 both workflows and `plan` decide with this one rule."""
 
+from migrator.aws import launch_template_data
+
 IN_PLACE, BLUE_GREEN = "in-place", "blue-green"
-
-
-def template_version(ec2, template: dict, version: str) -> dict:
-    return ec2.describe_launch_template_versions(
-        LaunchTemplateId=template["id"], Versions=[str(version)])["LaunchTemplateVersions"][0]
 
 
 def update_path(ec2, group: dict) -> tuple[str, str, dict | None]:
@@ -17,7 +14,7 @@ def update_path(ec2, group: dict) -> tuple[str, str, dict | None]:
     template = group.get("launchTemplate")
     if not template:
         return BLUE_GREEN, f"no launch template (AMI type {group.get('amiType', '?')}): blue/green", None
-    data = template_version(ec2, template, template["version"])["LaunchTemplateData"]
+    data = launch_template_data(ec2, template["id"], template["version"])
     if not data.get("ImageId"):
         return BLUE_GREEN, (f"launch template {template.get('name') or template['id']} version {template['version']} "
                             f"names no AMI (AMI type {group.get('amiType', '?')}): blue/green"), None

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from migrator import clock
 from migrator.ami import OsFamily, describe_images, os_family
 from migrator.asg.rollout import describe_group, instance_version, resolve_version_number, version_description
-from migrator.aws import execution_digest, execution_name
+from migrator.aws import execution_digest, execution_name, launch_template_data
 from migrator.config import CANARY_TAG
 from migrator.eks import drain as draining
 from migrator.eks.checks import (
@@ -141,8 +141,7 @@ def preflight(c: Clients, request: SelfManagedInput, execution: str, tag_key: st
     spec = group["LaunchTemplate"]
     template_id, restore = spec["LaunchTemplateId"], str(spec.get("Version") or "$Default")
     version = resolve_version_number(c.ec2, template_id, restore)
-    data = c.ec2.describe_launch_template_versions(
-        LaunchTemplateId=template_id, Versions=[version])["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+    data = launch_template_data(c.ec2, template_id, version)
     images = describe_images(c.ec2, [data["ImageId"]])
     base = {"cluster_name": request.cluster_name, "cluster_version": cluster["version"], "template_id": template_id,
             "original_version": version, "restore_version": restore, "original_image_id": data["ImageId"],
@@ -198,9 +197,7 @@ def create_version(c: Clients, request: SelfManagedInput, pre: Preflight, execut
         for existing in page["LaunchTemplateVersions"]:
             if existing.get("VersionDescription") == description:
                 return LaunchVersion(version=str(existing["VersionNumber"]), image_id=image_id, created=False)
-    source = c.ec2.describe_launch_template_versions(
-        LaunchTemplateId=pre.template_id, Versions=[pre.original_version])["LaunchTemplateVersions"][0]
-    data = source["LaunchTemplateData"]
+    data = launch_template_data(c.ec2, pre.template_id, pre.original_version)
     cluster = c.eks.describe_cluster(name=request.cluster_name)["cluster"]
     old_script = base64.b64decode(data.get("UserData") or "").decode(errors="replace")
     user_data = nodeadm_user_data(cluster, pre.kubelet, carried_scripts(old_script))
